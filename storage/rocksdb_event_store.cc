@@ -1,0 +1,931 @@
+// RocksDbEventStore: the EventStore over RocksDB. See event_store.h for the
+// contract and key_format.h for the on-disk format.
+//
+// Commit path: Append validates in the caller's thread and queues the request.
+// One committer thread takes every queued request (bounded by
+// max_group_records/bytes), assigns offsets, runs the prepare hooks, extends
+// the hash chain, and writes the whole group as one WriteBatch with sync=true.
+// A request whose prepare hook fails is rolled back with a WriteBatch save
+// point; the others in the group are unaffected. Only after the write returns
+// is the head published and every caller answered, so a record that is visible
+// or acknowledged is on disk.
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/backup_engine.h"
+#include "rocksdb/write_batch.h"
+#include "storage/event_store.h"
+#include "storage/key_format.h"
+#include "storage/sha256.h"
+#include "storage/status_macros.h"
+
+namespace fieldsync::storage {
+namespace {
+
+// The single border where RocksDB statuses become absl statuses.
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(std::string(what), ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (s.IsNotSupported()) return absl::UnimplementedError(message);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(message);
+  if (s.IsShutdownInProgress()) return absl::UnavailableError(message);
+  return absl::InternalError(message);
+}
+
+const std::string& ZeroHash() {
+  static const std::string* zero = new std::string(keys::kHashSize, '\0');
+  return *zero;
+}
+
+bool IsDigits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+absl::StatusOr<LogRecord> ParseRecord(uint64_t offset, std::string_view value) {
+  if (value.size() < keys::kRecordHeaderSize ||
+      static_cast<uint8_t>(value[0]) != keys::kRecordFormat) {
+    return absl::DataLossError(absl::StrCat("record ", offset, " has a malformed header"));
+  }
+  LogRecord record;
+  record.offset = offset;
+  record.prev_hash = std::string(value.substr(1, keys::kHashSize));
+  record.hash = std::string(value.substr(1 + keys::kHashSize, keys::kHashSize));
+  record.payload = std::string(value.substr(keys::kRecordHeaderSize));
+  return record;
+}
+
+std::string ChainHash(std::string_view prev_hash, uint64_t offset, std::string_view payload) {
+  return DigestBytes(Sha256({prev_hash, keys::LogKey(offset), payload}));
+}
+
+struct PendingAppend {
+  std::vector<AppendEntry> entries;
+  EventStore::AppendCallback done;
+  size_t bytes = 0;
+};
+
+// Projection values written earlier in the group: nullopt marks a delete.
+using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
+
+class RocksDbEventStore;
+
+// The CommitContext of one entry. Writes go to the group's WriteBatch (rolled
+// back with a save point if the request fails) and to the request's overlay.
+class EntryContext final : public CommitContext {
+ public:
+  EntryContext(const RocksDbEventStore* store, rocksdb::WriteBatch* batch,
+               rocksdb::ColumnFamilyHandle* family, Overlay* request_overlay,
+               const Overlay* group_overlay, uint64_t offset, std::string* payload)
+      : store_(store),
+        batch_(batch),
+        family_(family),
+        request_overlay_(request_overlay),
+        group_overlay_(group_overlay),
+        offset_(offset),
+        payload_(payload) {}
+
+  uint64_t offset() const override { return offset_; }
+  std::string& payload() override { return *payload_; }
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  void Put(std::string_view key, std::string_view value) override {
+    batch_->Put(family_, key, value);
+    (*request_overlay_)[std::string(key)] = std::string(value);
+  }
+  void Delete(std::string_view key) override {
+    batch_->Delete(family_, key);
+    (*request_overlay_)[std::string(key)] = std::nullopt;
+  }
+
+ private:
+  const RocksDbEventStore* store_;
+  rocksdb::WriteBatch* batch_;
+  rocksdb::ColumnFamilyHandle* family_;
+  Overlay* request_overlay_;
+  const Overlay* group_overlay_;
+  uint64_t offset_;
+  std::string* payload_;
+};
+
+class RocksDbEventStore final : public EventStore {
+ public:
+  RocksDbEventStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+                    std::vector<rocksdb::ColumnFamilyHandle*> handles, uint64_t head,
+                    std::string last_hash)
+      : options_(std::move(options)),
+        db_(std::move(db)),
+        handles_(std::move(handles)),
+        next_offset_(head + 1),
+        last_hash_(std::move(last_hash)),
+        head_(head),
+        published_head_(head) {
+    for (auto* handle : handles_) {
+      const std::string& name = handle->GetName();
+      if (name == keys::kLogFamily) log_ = handle;
+      if (name == keys::kEventIdFamily) event_ids_ = handle;
+      if (name == keys::kSubjectFamily) subjects_ = handle;
+      if (name == keys::kScopeFamily) scopes_ = handle;
+      if (name == keys::kProjectionFamily) projections_ = handle;
+      if (name == keys::kBlobFamily) blobs_ = handle;
+      if (name == rocksdb::kDefaultColumnFamilyName) meta_ = handle;
+    }
+    committer_ = std::thread([this] { CommitterLoop(); });
+  }
+
+  ~RocksDbEventStore() override {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      stopping_ = true;
+    }
+    committer_.join();  // Drains every queued append first.
+    for (auto* handle : handles_) {
+      // Ignored on purpose: closing cannot be retried and the data is synced.
+      db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    db_->Close().PermitUncheckedError();
+  }
+
+  absl::StatusOr<std::vector<AppendResult>> Append(std::vector<AppendEntry> entries) override {
+    absl::Notification done;
+    absl::StatusOr<std::vector<AppendResult>> result;
+    AppendAsync(std::move(entries), [&](absl::StatusOr<std::vector<AppendResult>> r) {
+      result = std::move(r);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  void AppendAsync(std::vector<AppendEntry> entries, AppendCallback done) override {
+    size_t bytes = 0;
+    if (absl::Status status = Validate(entries, &bytes); !status.ok()) {
+      done(status);
+      return;
+    }
+    auto pending = std::make_unique<PendingAppend>();
+    pending->entries = std::move(entries);
+    pending->done = std::move(done);
+    pending->bytes = bytes;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      if (!stopping_) {
+        queue_.push_back(std::move(pending));
+        return;
+      }
+    }
+    pending->done(absl::UnavailableError("the event store is closing"));
+  }
+
+  uint64_t Head() const override { return published_head_.load(std::memory_order_acquire); }
+
+  uint64_t WaitForHead(uint64_t after, absl::Duration timeout) const override {
+    absl::MutexLock lock(&head_mu_);
+    auto passed = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(head_mu_) {
+      return head_ > after;
+    };
+    head_mu_.AwaitWithTimeout(absl::Condition(&passed), timeout);
+    return head_;
+  }
+
+  uint64_t AddHeadListener(HeadListener listener) override {
+    absl::MutexLock lock(&listener_mu_);
+    uint64_t id = next_listener_id_++;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  void RemoveHeadListener(uint64_t id) override {
+    absl::MutexLock lock(&listener_mu_);
+    listeners_.erase(id);
+  }
+
+  absl::StatusOr<std::vector<LogRecord>> ReadAfter(uint64_t after,
+                                                   ReadLimits limits) const override {
+    std::vector<LogRecord> out;
+    size_t bytes = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_));
+    for (it->Seek(keys::LogKey(after + 1)); it->Valid() && out.size() < limits.max_records;
+         it->Next()) {
+      std::optional<uint64_t> offset = keys::ParseLogKey(it->key().ToStringView());
+      if (!offset) return absl::DataLossError("malformed key in the log column family");
+      if (!out.empty() && bytes + it->value().size() > limits.max_bytes) break;
+      ASSIGN_OR_RETURN(LogRecord record, ParseRecord(*offset, it->value().ToStringView()));
+      bytes += it->value().size();
+      out.push_back(std::move(record));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "reading the log"));
+    return out;
+  }
+
+  absl::StatusOr<LogRecord> Read(uint64_t offset) const override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_, keys::LogKey(offset), &value);
+    if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no record at offset ", offset));
+    RETURN_IF_ERROR(FromRocks(s, "reading a record"));
+    return ParseRecord(offset, value);
+  }
+
+  absl::StatusOr<std::vector<LogRecord>> ReadSubject(std::string_view subject, uint64_t after,
+                                                     ReadLimits limits) const override {
+    if (subject.empty()) return absl::InvalidArgumentError("subject is required");
+    return ReadIndex(subjects_, keys::SubjectPrefix(subject), keys::SubjectKey(subject, after + 1),
+                     limits);
+  }
+
+  absl::StatusOr<std::vector<LogRecord>> ReadScope(std::string_view area_prefix, uint64_t after,
+                                                   ReadLimits limits) const override {
+    const auto& lengths = options_.scope_prefix_lengths;
+    if (std::find(lengths.begin(), lengths.end(), area_prefix.size()) == lengths.end() ||
+        !IsDigits(area_prefix)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "scope prefix '", std::string(area_prefix), "' is not an indexed area-code prefix (digits, of length ",
+          absl::StrJoin(lengths, ", "), ")"));
+    }
+    return ReadIndex(scopes_, keys::ScopePrefix(area_prefix),
+                     keys::ScopeKey(area_prefix, after + 1), limits);
+  }
+
+  absl::StatusOr<std::optional<uint64_t>> LookupEventId(std::string_view event_id) const override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), event_ids_, event_id, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    RETURN_IF_ERROR(FromRocks(s, "looking up an event_id"));
+    if (value.size() != 8) return absl::DataLossError("malformed event_id index entry");
+    return keys::ReadU64(value);
+  }
+
+  absl::Status VerifyChain(uint64_t from, uint64_t to) const override {
+    if (from == 0) return absl::InvalidArgumentError("VerifyChain: offsets start at 1");
+    if (from > to) return absl::InvalidArgumentError("VerifyChain: from is after to");
+    to = std::min(to, Head());
+    if (from > to) return absl::OkStatus();
+    std::string expected_prev = ZeroHash();
+    if (from > 1) {
+      absl::StatusOr<LogRecord> before = Read(from - 1);
+      if (absl::IsNotFound(before.status())) {
+        return absl::DataLossError(absl::StrCat("record ", from - 1, " is missing"));
+      }
+      RETURN_IF_ERROR(before.status());
+      expected_prev = before->hash;
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_));
+    it->Seek(keys::LogKey(from));
+    for (uint64_t expected = from; expected <= to; ++expected, it->Next()) {
+      if (!it->Valid() || keys::ParseLogKey(it->key().ToStringView()) != expected) {
+        RETURN_IF_ERROR(FromRocks(it->status(), "verifying the chain"));
+        return absl::DataLossError(absl::StrCat("record ", expected, " is missing"));
+      }
+      ASSIGN_OR_RETURN(LogRecord record, ParseRecord(expected, it->value().ToStringView()));
+      if (record.prev_hash != expected_prev) {
+        return absl::DataLossError(absl::StrCat("record ", expected,
+                                                ": prev_hash does not match the hash of record ",
+                                                expected - 1));
+      }
+      if (ChainHash(record.prev_hash, expected, record.payload) != record.hash) {
+        return absl::DataLossError(
+            absl::StrCat("record ", expected, ": hash does not match its contents"));
+      }
+      expected_prev = record.hash;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetProjection(std::string_view key) const override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), projections_, key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    RETURN_IF_ERROR(FromRocks(s, "reading a projection"));
+    return value;
+  }
+
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanProjections(
+      std::string_view prefix, std::string_view start_after, size_t limit) const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), projections_));
+    if (start_after.empty() || start_after < prefix) {
+      it->Seek(prefix);
+    } else {
+      it->Seek(start_after);
+      if (it->Valid() && it->key().ToStringView() == start_after) it->Next();
+    }
+    for (; it->Valid() && out.size() < limit; it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      if (!key.starts_with(prefix)) break;
+      out.emplace_back(std::string(key), it->value().ToString());
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning projections"));
+    return out;
+  }
+
+  absl::StatusOr<BlobStatus> PutBlobChunk(std::string_view sha256, uint64_t total_size,
+                                          uint64_t offset, std::string_view data) override;
+  absl::StatusOr<BlobStatus> GetBlobStatus(std::string_view sha256) const override;
+  absl::StatusOr<std::string> GetBlob(std::string_view sha256) const override;
+
+  absl::StatusOr<BackupInfo> Backup(const std::string& backup_dir) override {
+    std::error_code ec;
+    std::filesystem::create_directories(backup_dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("creating ", backup_dir, ": ", ec.message()));
+    rocksdb::BackupEngine* raw_engine = nullptr;
+    RETURN_IF_ERROR(FromRocks(rocksdb::BackupEngine::Open(rocksdb::Env::Default(),
+                                                          rocksdb::BackupEngineOptions(backup_dir),
+                                                          &raw_engine),
+                              "opening the backup directory"));
+    std::unique_ptr<rocksdb::BackupEngine> engine(raw_engine);
+    // Every record up to `head` is in the backup; later ones may be too.
+    uint64_t head = Head();
+    rocksdb::CreateBackupOptions create;
+    create.flush_before_backup = true;
+    rocksdb::BackupID id = 0;
+    RETURN_IF_ERROR(
+        FromRocks(engine->CreateNewBackupWithMetadata(create, db_.get(), "", &id), "backup"));
+    rocksdb::BackupInfo info;
+    RETURN_IF_ERROR(FromRocks(engine->GetBackupInfo(id, &info), "reading the backup info"));
+    return BackupInfo{.backup_id = id, .head = head, .size_bytes = info.size};
+  }
+
+  uint64_t ApproximateSizeBytes() const override {
+    uint64_t total = 0;
+    for (const char* property : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                                 "rocksdb.cur-size-all-mem-tables"}) {
+      uint64_t value = 0;
+      if (db_->GetAggregatedIntProperty(property, &value)) total += value;
+    }
+    return total;
+  }
+
+ private:
+  friend class EntryContext;
+
+  absl::Status Validate(const std::vector<AppendEntry>& entries, size_t* bytes) const {
+    if (entries.empty()) return absl::InvalidArgumentError("append batch is empty");
+    if (entries.size() > options_.max_append_records) {
+      return absl::InvalidArgumentError(absl::StrCat("append batch of ", entries.size(),
+                                                     " records exceeds max_append_records ",
+                                                     options_.max_append_records));
+    }
+    *bytes = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const AppendEntry& e = entries[i];
+      auto bad = [i](std::string_view what) {
+        return absl::InvalidArgumentError(absl::StrCat("entry ", i, ": ", std::string(what)));
+      };
+      if (e.event_id.empty()) return bad("event_id is required");
+      if (e.event_id.size() > options_.max_event_id_bytes) {
+        return bad(absl::StrCat("event_id of ", e.event_id.size(), " bytes exceeds ",
+                                options_.max_event_id_bytes));
+      }
+      if (e.payload.empty()) return bad("payload is required");
+      if (e.payload.size() > options_.max_record_bytes) {
+        return bad(absl::StrCat("payload of ", e.payload.size(), " bytes exceeds max_record_bytes ",
+                                options_.max_record_bytes));
+      }
+      if (e.subject.size() > options_.max_subject_bytes) {
+        return bad(absl::StrCat("subject of ", e.subject.size(), " bytes exceeds ",
+                                options_.max_subject_bytes));
+      }
+      if (e.subject.find('\0') != std::string::npos) return bad("subject contains a NUL byte");
+      if (!e.area_code.empty() && (e.area_code.size() != 12 || !IsDigits(e.area_code))) {
+        return bad(absl::StrCat("area_code '", e.area_code, "' is not a 12-digit code"));
+      }
+      for (const ProjectionWrite& w : e.projections) {
+        if (w.key.empty()) return bad("projection key is empty");
+      }
+      *bytes += e.payload.size();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<LogRecord>> ReadIndex(rocksdb::ColumnFamilyHandle* family,
+                                                   const std::string& prefix,
+                                                   const std::string& start,
+                                                   ReadLimits limits) const {
+    std::vector<LogRecord> out;
+    size_t bytes = 0;
+    rocksdb::ReadOptions read;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, family));
+    std::string value;
+    for (it->Seek(start); it->Valid() && out.size() < limits.max_records; it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+      uint64_t offset = keys::IndexKeyOffset(key);
+      rocksdb::Status s = db_->Get(read, log_, keys::LogKey(offset), &value);
+      if (s.IsNotFound()) {
+        return absl::DataLossError(absl::StrCat("index points at missing record ", offset));
+      }
+      RETURN_IF_ERROR(FromRocks(s, "reading an indexed record"));
+      if (!out.empty() && bytes + value.size() > limits.max_bytes) break;
+      ASSIGN_OR_RETURN(LogRecord record, ParseRecord(offset, value));
+      bytes += value.size();
+      out.push_back(std::move(record));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "reading an index"));
+    return out;
+  }
+
+  void CommitterLoop() {
+    while (true) {
+      std::vector<std::unique_ptr<PendingAppend>> group;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+          return !queue_.empty() || stopping_;
+        };
+        queue_mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) return;  // Stopping and drained.
+        size_t records = 0;
+        size_t bytes = 0;
+        while (!queue_.empty() &&
+               (group.empty() || (records + queue_.front()->entries.size() <=
+                                      options_.max_group_records &&
+                                  bytes + queue_.front()->bytes <= options_.max_group_bytes))) {
+          records += queue_.front()->entries.size();
+          bytes += queue_.front()->bytes;
+          group.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      CommitGroup(group);
+    }
+  }
+
+  // Runs on the committer thread only.
+  void CommitGroup(std::vector<std::unique_ptr<PendingAppend>>& group) {
+    // Look every event_id of the group up in one MultiGet; the store cannot
+    // change meanwhile because only this thread writes.
+    std::vector<rocksdb::Slice> ids;
+    for (const auto& pending : group) {
+      for (const AppendEntry& e : pending->entries) ids.emplace_back(e.event_id);
+    }
+    std::vector<rocksdb::PinnableSlice> found(ids.size());
+    std::vector<rocksdb::Status> found_status(ids.size());
+    db_->MultiGet(rocksdb::ReadOptions(), event_ids_, ids.size(), ids.data(), found.data(),
+                  found_status.data());
+
+    rocksdb::WriteBatch batch;
+    Overlay group_overlay;
+    std::unordered_map<std::string_view, uint64_t> group_ids;
+    std::vector<absl::StatusOr<std::vector<AppendResult>>> answers;
+    answers.reserve(group.size());
+    uint64_t next = next_offset_;
+    std::string prev = last_hash_;
+    size_t records = 0;
+    size_t id_index = 0;
+
+    for (auto& pending : group) {
+      batch.SetSavePoint();
+      Overlay request_overlay;
+      std::unordered_map<std::string_view, uint64_t> request_ids;
+      std::vector<AppendResult> results;
+      results.reserve(pending->entries.size());
+      uint64_t request_next = next;
+      std::string request_prev = prev;
+      absl::Status failure;
+      for (AppendEntry& e : pending->entries) {
+        const size_t index = id_index++;
+        if (!failure.ok()) continue;
+        std::optional<uint64_t> original;
+        if (auto it = request_ids.find(e.event_id); it != request_ids.end()) {
+          original = it->second;
+        } else if (auto git = group_ids.find(e.event_id); git != group_ids.end()) {
+          original = git->second;
+        } else if (found_status[index].ok()) {
+          if (found[index].size() != 8) {
+            failure = absl::DataLossError("malformed event_id index entry");
+            continue;
+          }
+          original = keys::ReadU64(found[index].ToStringView());
+        } else if (!found_status[index].IsNotFound()) {
+          failure = FromRocks(found_status[index], "looking up an event_id");
+          continue;
+        }
+        if (original) {
+          results.push_back({.offset = *original, .duplicate = true});
+          continue;
+        }
+        const uint64_t offset = request_next;
+        for (ProjectionWrite& w : e.projections) {
+          if (w.value) {
+            batch.Put(projections_, w.key, *w.value);
+          } else {
+            batch.Delete(projections_, w.key);
+          }
+          request_overlay[w.key] = std::move(w.value);
+        }
+        if (e.prepare) {
+          EntryContext context(this, &batch, projections_, &request_overlay, &group_overlay, offset,
+                               &e.payload);
+          failure = e.prepare(context);
+          if (!failure.ok()) continue;
+          if (e.payload.empty() || e.payload.size() > options_.max_record_bytes) {
+            failure = absl::InternalError("prepare left a payload of invalid size");
+            continue;
+          }
+        }
+        std::string hash = ChainHash(request_prev, offset, e.payload);
+        std::string value;
+        value.reserve(keys::kRecordHeaderSize + e.payload.size());
+        value.push_back(static_cast<char>(keys::kRecordFormat));
+        value.append(request_prev);
+        value.append(hash);
+        value.append(e.payload);
+        const std::string key = keys::LogKey(offset);
+        batch.Put(log_, key, value);
+        batch.Put(event_ids_, e.event_id, key);
+        if (!e.subject.empty()) batch.Put(subjects_, keys::SubjectKey(e.subject, offset), "");
+        if (!e.area_code.empty()) {
+          for (size_t length : options_.scope_prefix_lengths) {
+            batch.Put(scopes_, keys::ScopeKey(std::string_view(e.area_code).substr(0, length), offset),
+                      "");
+          }
+        }
+        request_ids.emplace(e.event_id, offset);
+        request_prev = std::move(hash);
+        ++request_next;
+        results.push_back({.offset = offset, .duplicate = false});
+      }
+      if (!failure.ok()) {
+        // Ignored on purpose: a save point was set just above, so it exists.
+        batch.RollbackToSavePoint().PermitUncheckedError();
+        answers.push_back(failure);
+        continue;
+      }
+      batch.PopSavePoint().PermitUncheckedError();
+      for (auto& [key, value] : request_overlay) group_overlay[key] = std::move(value);
+      for (auto& [id, offset] : request_ids) group_ids.emplace(id, offset);
+      records += request_next - next;
+      next = request_next;
+      prev = std::move(request_prev);
+      answers.push_back(std::move(results));
+    }
+
+    absl::Duration write_time;
+    if (records > 0) {
+      batch.Put(meta_, kHeadKey, keys::LogKey(next - 1));
+      rocksdb::WriteOptions write;
+      write.sync = true;
+      const absl::Time start = absl::Now();
+      rocksdb::Status s = db_->Write(write, &batch);
+      write_time = absl::Now() - start;
+      if (!s.ok()) {
+        // Nothing of this group is acknowledged; the in-memory head and chain
+        // stay where they were. RocksDB refuses further writes after a failed
+        // synced write, so later appends fail too instead of forking the chain.
+        absl::Status error = FromRocks(s, "committing appends");
+        for (auto& answer : answers) {
+          if (answer.ok()) answer = error;
+        }
+        records = 0;
+      } else {
+        next_offset_ = next;
+        last_hash_ = prev;
+        {
+          absl::MutexLock lock(&head_mu_);
+          head_ = next - 1;
+        }
+        published_head_.store(next - 1, std::memory_order_release);
+      }
+    }
+
+    for (size_t i = 0; i < group.size(); ++i) group[i]->done(std::move(answers[i]));
+
+    if (records > 0) {
+      const uint64_t head = next - 1;
+      if (options_.on_group_committed) {
+        options_.on_group_committed(GroupCommitInfo{.appends = group.size(),
+                                                    .records = records,
+                                                    .bytes = batch.GetDataSize(),
+                                                    .write_time = write_time,
+                                                    .head = head});
+      }
+      absl::MutexLock lock(&listener_mu_);
+      for (auto& [id, listener] : listeners_) listener(head);
+    }
+  }
+
+ public:
+  static constexpr char kHeadKey[] = "head";
+
+ private:
+  const StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // Owned; destroyed before db_ closes.
+  rocksdb::ColumnFamilyHandle* log_ = nullptr;
+  rocksdb::ColumnFamilyHandle* event_ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* subjects_ = nullptr;
+  rocksdb::ColumnFamilyHandle* scopes_ = nullptr;
+  rocksdb::ColumnFamilyHandle* projections_ = nullptr;
+  rocksdb::ColumnFamilyHandle* blobs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+
+  // Owned by the committer thread.
+  uint64_t next_offset_;
+  std::string last_hash_;
+
+  absl::Mutex queue_mu_;
+  std::deque<std::unique_ptr<PendingAppend>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  mutable absl::Mutex head_mu_;
+  uint64_t head_ ABSL_GUARDED_BY(head_mu_);
+  std::atomic<uint64_t> published_head_;
+
+  absl::Mutex listener_mu_;
+  std::map<uint64_t, HeadListener> listeners_ ABSL_GUARDED_BY(listener_mu_);
+  uint64_t next_listener_id_ ABSL_GUARDED_BY(listener_mu_) = 1;
+
+  absl::Mutex blob_mu_;  // Serializes the read-modify-write of uploads.
+
+  std::thread committer_;  // Last: started after every member above exists.
+};
+
+absl::StatusOr<std::optional<std::string>> EntryContext::Get(std::string_view key) {
+  if (auto it = request_overlay_->find(key); it != request_overlay_->end()) return it->second;
+  if (auto it = group_overlay_->find(key); it != group_overlay_->end()) return it->second;
+  return store_->GetProjection(key);
+}
+
+// ---- Blobs ----
+
+constexpr size_t kUploadValueSize = 16;  // u64 total_size | u64 received_bytes
+
+absl::Status CheckSha(std::string_view sha256) {
+  if (sha256.size() != kSha256Size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sha256 must be 32 bytes, got ", sha256.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BlobStatus> RocksDbEventStore::GetBlobStatus(std::string_view sha256) const {
+  RETURN_IF_ERROR(CheckSha(sha256));
+  rocksdb::PinnableSlice content;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobContentKey(sha256), &content);
+  if (s.ok()) {
+    return BlobStatus{.received_bytes = content.size(), .total_size = content.size(),
+                      .complete = true};
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "reading a blob");
+  std::string upload;
+  s = db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobUploadKey(sha256), &upload);
+  if (s.IsNotFound()) return BlobStatus{};
+  RETURN_IF_ERROR(FromRocks(s, "reading a blob upload"));
+  if (upload.size() != kUploadValueSize) return absl::DataLossError("malformed blob upload entry");
+  return BlobStatus{.received_bytes = keys::ReadU64(std::string_view(upload).substr(8)),
+                    .total_size = keys::ReadU64(upload),
+                    .complete = false};
+}
+
+absl::StatusOr<std::string> RocksDbEventStore::GetBlob(std::string_view sha256) const {
+  RETURN_IF_ERROR(CheckSha(sha256));
+  std::string content;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobContentKey(sha256), &content);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("blob ", ToHex(sha256), " is not stored"));
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading a blob"));
+  return content;
+}
+
+absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha256,
+                                                           uint64_t total_size, uint64_t offset,
+                                                           std::string_view data) {
+  RETURN_IF_ERROR(CheckSha(sha256));
+  if (total_size == 0) return absl::InvalidArgumentError("blob total_size must be positive");
+  if (total_size > options_.max_blob_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("blob of ", total_size,
+                                                   " bytes exceeds max_blob_bytes ",
+                                                   options_.max_blob_bytes));
+  }
+  if (data.empty()) return absl::InvalidArgumentError("blob chunk is empty");
+  if (offset > total_size || data.size() > total_size - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk [", offset, ", ", offset + data.size(),
+                                                   ") runs past the blob's size ", total_size));
+  }
+  absl::MutexLock lock(&blob_mu_);
+  ASSIGN_OR_RETURN(BlobStatus status, GetBlobStatus(sha256));
+  if (status.complete) return status;
+  if (status.total_size != 0 && status.total_size != total_size) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", ToHex(sha256), " was declared with ",
+                                                   status.total_size, " bytes, not ", total_size));
+  }
+  if (offset != status.received_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat("blob ", ToHex(sha256), ": expected offset ",
+                                                      status.received_bytes, ", got ", offset));
+  }
+  const uint64_t received = offset + data.size();
+  rocksdb::WriteBatch batch;
+  rocksdb::WriteOptions write;
+  write.sync = true;
+  if (received < total_size) {
+    std::string upload;
+    keys::AppendU64(&upload, total_size);
+    keys::AppendU64(&upload, received);
+    batch.Put(blobs_, keys::BlobChunkKey(sha256, offset), data);
+    batch.Put(blobs_, keys::BlobUploadKey(sha256), upload);
+    RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob chunk"));
+    return BlobStatus{.received_bytes = received, .total_size = total_size, .complete = false};
+  }
+  // The last chunk: assemble, verify, and store the content in one write.
+  std::string content;
+  content.reserve(total_size);
+  const std::string chunk_prefix = keys::BlobChunkPrefix(sha256);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
+  for (it->Seek(chunk_prefix); it->Valid() && it->key().starts_with(chunk_prefix); it->Next()) {
+    content.append(it->value().data(), it->value().size());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "reading blob chunks"));
+  content.append(data);
+  std::string chunk_end = chunk_prefix;
+  keys::AppendU64(&chunk_end, total_size);
+  batch.DeleteRange(blobs_, keys::BlobChunkKey(sha256, 0), chunk_end);
+  batch.Delete(blobs_, keys::BlobUploadKey(sha256));
+  const bool matches =
+      content.size() == total_size && DigestBytes(Sha256({content})) == sha256;
+  if (matches) batch.Put(blobs_, keys::BlobContentKey(sha256), content);
+  RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob"));
+  if (!matches) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob content does not match its sha256 ", ToHex(sha256), "; the upload was discarded"));
+  }
+  return BlobStatus{.received_bytes = total_size, .total_size = total_size, .complete = true};
+}
+
+// ---- Opening ----
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
+                                           const std::shared_ptr<rocksdb::Cache>& cache,
+                                           std::string_view name) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  // LZ4 on the upper levels (cheap), ZSTD on the bottommost (most bytes, cold).
+  auto supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t) != supported.end();
+  };
+  cf.compression = has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                  : rocksdb::kSnappyCompression;
+  if (has(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
+  cf.level_compaction_dynamic_level_bytes = true;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.block_size = 16 * 1024;
+  table.format_version = 5;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Point lookups dominate the event_id index (every append checks a new id,
+  // which almost always misses) and projections: a bloom filter answers most
+  // misses without reading a data block.
+  if (name == keys::kEventIdFamily || name == keys::kProjectionFamily) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  if (name == keys::kBlobFamily) {
+    // Photos: kept out of the LSM tree in blob files, not compressed (JPEG is).
+    cf.enable_blob_files = true;
+    cf.min_blob_size = 4096;
+    cf.blob_compression_type = rocksdb::kNoCompression;
+    cf.enable_blob_garbage_collection = true;
+  }
+  return cf;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& path,
+                                                           StoreOptions options) {
+  for (size_t length : options.scope_prefix_lengths) {
+    if (length == 0 || length > 12) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scope_prefix_lengths: ", length, " is not between 1 and 12"));
+    }
+  }
+  if (options.max_group_records == 0 || options.max_append_records == 0) {
+    return absl::InvalidArgumentError("max_group_records and max_append_records must be positive");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("creating ", path, ": ", ec.message()));
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = 512 << 20;
+  db_options.keep_log_file_num = 4;
+  db_options.paranoid_checks = true;
+  // Recover everything the WAL holds that was synced; a torn tail record from
+  // a crash mid-write (never acknowledged) is dropped.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kLogFamily,
+                           keys::kEventIdFamily, keys::kSubjectFamily, keys::kScopeFamily,
+                           keys::kProjectionFamily, keys::kBlobFamily}) {
+    families.emplace_back(name, FamilyOptions(options, cache, name));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(db_options, path, families, &handles, &raw_db),
+                            absl::StrCat("opening the event store at ", path)));
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  auto close_on_error = [&](absl::Status status) {
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    return status;
+  };
+  rocksdb::ColumnFamilyHandle* meta = handles[0];
+  rocksdb::ColumnFamilyHandle* log = handles[1];
+
+  // Format version: written by the first open, checked by every later one.
+  std::string version;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, keys::kFormatVersionKey, &version);
+  if (s.IsNotFound()) {
+    std::string value;
+    keys::AppendU64(&value, keys::kFormatVersion);
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    s = db->Put(write, meta, keys::kFormatVersionKey, value);
+    if (!s.ok()) return close_on_error(FromRocks(s, "writing the format version"));
+  } else if (!s.ok()) {
+    return close_on_error(FromRocks(s, "reading the format version"));
+  } else if (version.size() != 8 || keys::ReadU64(version) != keys::kFormatVersion) {
+    return close_on_error(absl::FailedPreconditionError(
+        absl::StrCat("the store at ", path, " has another format version; this build reads ",
+                     keys::kFormatVersion)));
+  }
+
+  // The head and the chain's last hash come from the last log record.
+  uint64_t head = 0;
+  std::string last_hash = ZeroHash();
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), log));
+    it->SeekToLast();
+    if (it->Valid()) {
+      std::optional<uint64_t> offset = keys::ParseLogKey(it->key().ToStringView());
+      if (!offset) return close_on_error(absl::DataLossError("malformed key in the log"));
+      absl::StatusOr<LogRecord> record = ParseRecord(*offset, it->value().ToStringView());
+      if (!record.ok()) return close_on_error(record.status());
+      head = *offset;
+      last_hash = record->hash;
+    }
+    if (!it->status().ok()) return close_on_error(FromRocks(it->status(), "reading the log head"));
+  }
+  // Each group also records the head it reached: a log that ends before it
+  // lost its tail, which the chain alone cannot show.
+  std::string stored_head;
+  s = db->Get(rocksdb::ReadOptions(), meta, RocksDbEventStore::kHeadKey, &stored_head);
+  if (s.ok() && stored_head.size() == 8 && keys::ReadU64(stored_head) > head) {
+    return close_on_error(absl::DataLossError(
+        absl::StrCat("the log ends at offset ", head, " but offset ", keys::ReadU64(stored_head),
+                     " was committed: records are missing from the tail")));
+  }
+  return std::make_unique<RocksDbEventStore>(std::move(options), std::move(db), std::move(handles),
+                                             head, std::move(last_hash));
+}
+
+absl::Status RestoreEventStore(const std::string& backup_dir, const std::string& data_dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(data_dir) / "CURRENT", ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(data_dir, " already holds a store; restore into an empty directory"));
+  }
+  rocksdb::BackupEngineReadOnly* raw_engine = nullptr;
+  RETURN_IF_ERROR(FromRocks(
+      rocksdb::BackupEngineReadOnly::Open(rocksdb::Env::Default(),
+                                          rocksdb::BackupEngineOptions(backup_dir), &raw_engine),
+      absl::StrCat("opening backups in ", backup_dir)));
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw_engine);
+  std::vector<rocksdb::BackupInfo> backups;
+  engine->GetBackupInfo(&backups);
+  if (backups.empty()) {
+    return absl::NotFoundError(absl::StrCat("no backup in ", backup_dir));
+  }
+  return FromRocks(engine->RestoreDBFromLatestBackup(data_dir, data_dir),
+                   absl::StrCat("restoring into ", data_dir));
+}
+
+}  // namespace fieldsync::storage
