@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)
 # Script mode: cmake -DFILES=a,b -DALLOWED=x,y -DSELF=dir -DTARGET=t -DSTAMP=f -P check_includes.cmake
 # Fails when one of FILES includes a header of a first-party module that is
 # neither SELF nor in ALLOWED. "fieldsync/..." headers belong to the proto module.
@@ -14,7 +15,7 @@ foreach(path IN LISTS files)
     if(mod STREQUAL "fieldsync")
       set(mod proto)
     endif()
-    if(mod STREQUAL SELF OR NOT mod IN_LIST modules)
+    if(mod STREQUAL "${SELF}" OR NOT mod IN_LIST modules)
       continue()
     endif()
     if(NOT mod IN_LIST allowed)

@@ -16,9 +16,11 @@
 //   (county 6, township 9, village 12 by default).
 // Column family "projections"  key  caller-defined bytes      value caller-defined bytes
 // Column family "blobs"        key  'B' | 32 sha256           value content (in blob files)
-//                              key  'U' | 32 sha256           value u64 total_size (an upload in progress)
+//                              key  'U' | 32 sha256           value u64 total_size | u64 received_bytes
+//                                                                   (an upload in progress)
 //                              key  'C' | 32 sha256 | u64 off value chunk bytes
-// Column family "default"      key  "format_version"          value u32
+// Column family "default"      key  "format_version"          value u64
+//                              key  "head"                    value u64 (head after the last group)
 #pragma once
 
 #include <cstdint>

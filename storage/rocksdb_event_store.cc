@@ -86,6 +86,20 @@ struct PendingAppend {
 // Projection values written earlier in the group: nullopt marks a delete.
 using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
 
+// One commit group, prepared by the committer and written by the writer.
+struct PreparedGroup {
+  std::vector<std::unique_ptr<PendingAppend>> group;
+  rocksdb::WriteBatch batch;
+  std::vector<absl::StatusOr<std::vector<AppendResult>>> answers;  // One per append.
+  size_t records = 0;          // Records written (duplicates excluded).
+  uint64_t first_offset = 0;   // The offset the group starts at.
+  std::string hash_before;     // The chain's last hash before the group.
+  uint64_t next_offset = 0;    // The offset after the group.
+  std::string last_hash;       // The chain's last hash after the group.
+  Overlay overlay;             // Its projection writes, for the next group's hooks.
+  std::unordered_map<std::string, uint64_t> ids;  // Its new event_ids.
+};
+
 class RocksDbEventStore;
 
 // The CommitContext of one entry. Writes go to the group's WriteBatch (rolled
@@ -94,12 +108,14 @@ class EntryContext final : public CommitContext {
  public:
   EntryContext(const RocksDbEventStore* store, rocksdb::WriteBatch* batch,
                rocksdb::ColumnFamilyHandle* family, Overlay* request_overlay,
-               const Overlay* group_overlay, uint64_t offset, std::string* payload)
+               const Overlay* group_overlay, const Overlay* in_flight_overlay, uint64_t offset,
+               std::string* payload)
       : store_(store),
         batch_(batch),
         family_(family),
         request_overlay_(request_overlay),
         group_overlay_(group_overlay),
+        in_flight_overlay_(in_flight_overlay),
         offset_(offset),
         payload_(payload) {}
 
@@ -121,6 +137,7 @@ class EntryContext final : public CommitContext {
   rocksdb::ColumnFamilyHandle* family_;
   Overlay* request_overlay_;
   const Overlay* group_overlay_;
+  const Overlay* in_flight_overlay_;  // Null when no group is being written.
   uint64_t offset_;
   std::string* payload_;
 };
@@ -147,6 +164,7 @@ class RocksDbEventStore final : public EventStore {
       if (name == keys::kBlobFamily) blobs_ = handle;
       if (name == rocksdb::kDefaultColumnFamilyName) meta_ = handle;
     }
+    writer_ = std::thread([this] { WriterLoop(); });
     committer_ = std::thread([this] { CommitterLoop(); });
   }
 
@@ -155,7 +173,8 @@ class RocksDbEventStore final : public EventStore {
       absl::MutexLock lock(&queue_mu_);
       stopping_ = true;
     }
-    committer_.join();  // Drains every queued append first.
+    committer_.join();  // Drains every queued append first,
+    writer_.join();     // then the writer finishes the last group.
     for (auto* handle : handles_) {
       // Ignored on purpose: closing cannot be retried and the data is synced.
       db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
@@ -226,9 +245,9 @@ class RocksDbEventStore final : public EventStore {
          it->Next()) {
       std::optional<uint64_t> offset = keys::ParseLogKey(it->key().ToStringView());
       if (!offset) return absl::DataLossError("malformed key in the log column family");
-      if (!out.empty() && bytes + it->value().size() > limits.max_bytes) break;
       ASSIGN_OR_RETURN(LogRecord record, ParseRecord(*offset, it->value().ToStringView()));
-      bytes += it->value().size();
+      if (!out.empty() && bytes + record.payload.size() > limits.max_bytes) break;
+      bytes += record.payload.size();
       out.push_back(std::move(record));
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "reading the log"));
@@ -432,47 +451,96 @@ class RocksDbEventStore final : public EventStore {
         return absl::DataLossError(absl::StrCat("index points at missing record ", offset));
       }
       RETURN_IF_ERROR(FromRocks(s, "reading an indexed record"));
-      if (!out.empty() && bytes + value.size() > limits.max_bytes) break;
       ASSIGN_OR_RETURN(LogRecord record, ParseRecord(offset, value));
-      bytes += value.size();
+      if (!out.empty() && bytes + record.payload.size() > limits.max_bytes) break;
+      bytes += record.payload.size();
       out.push_back(std::move(record));
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "reading an index"));
     return out;
   }
 
-  void CommitterLoop() {
-    while (true) {
-      std::vector<std::unique_ptr<PendingAppend>> group;
-      {
-        absl::MutexLock lock(&queue_mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-          return !queue_.empty() || stopping_;
-        };
-        queue_mu_.Await(absl::Condition(&ready));
-        if (queue_.empty()) return;  // Stopping and drained.
-        size_t records = 0;
-        size_t bytes = 0;
-        while (!queue_.empty() &&
-               (group.empty() || (records + queue_.front()->entries.size() <=
-                                      options_.max_group_records &&
-                                  bytes + queue_.front()->bytes <= options_.max_group_bytes))) {
-          records += queue_.front()->entries.size();
-          bytes += queue_.front()->bytes;
-          group.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      CommitGroup(group);
+  // Takes the next commit group from the queue; nullopt once stopping and
+  // drained.
+  std::optional<std::vector<std::unique_ptr<PendingAppend>>> TakeGroup() {
+    absl::MutexLock lock(&queue_mu_);
+    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+      return !queue_.empty() || stopping_;
+    };
+    queue_mu_.Await(absl::Condition(&ready));
+    if (queue_.empty()) return std::nullopt;
+    std::vector<std::unique_ptr<PendingAppend>> group;
+    size_t records = 0;
+    size_t bytes = 0;
+    while (!queue_.empty() &&
+           (group.empty() ||
+            (records + queue_.front()->entries.size() <= options_.max_group_records &&
+             bytes + queue_.front()->bytes <= options_.max_group_bytes))) {
+      records += queue_.front()->entries.size();
+      bytes += queue_.front()->bytes;
+      group.push_back(std::move(queue_.front()));
+      queue_.pop_front();
     }
+    return group;
   }
 
-  // Runs on the committer thread only.
-  void CommitGroup(std::vector<std::unique_ptr<PendingAppend>>& group) {
-    // Look every event_id of the group up in one MultiGet; the store cannot
-    // change meanwhile because only this thread writes.
+  // The committer: prepares group N+1 while the writer thread syncs group N,
+  // so hashing, duplicate lookups and hooks overlap the fsync. Exactly one
+  // group is in the writer's hands at a time, and groups are written in
+  // order, so offsets stay gapless on disk.
+  void CommitterLoop() {
+    while (true) {
+      std::optional<std::vector<std::unique_ptr<PendingAppend>>> group = TakeGroup();
+      if (!group) break;
+      std::unique_ptr<PreparedGroup> prepared = Prepare(std::move(*group));
+      absl::Status previous;
+      {
+        absl::MutexLock lock(&pipe_mu_);
+        auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) {
+          return to_write_ == nullptr;
+        };
+        pipe_mu_.Await(absl::Condition(&idle));
+        previous = std::exchange(write_status_, absl::OkStatus());
+      }
+      if (!previous.ok()) {
+        // The group in flight failed, and this one was prepared on top of it:
+        // its offsets and chain are void. Fail it and rewind to before both.
+        next_offset_ = in_flight_->first_offset;
+        last_hash_ = in_flight_->hash_before;
+        for (auto& answer : prepared->answers) {
+          if (answer.ok()) answer = previous;
+        }
+        prepared->records = 0;
+        prepared->ids.clear();
+        prepared->overlay.clear();
+      } else {
+        next_offset_ = prepared->next_offset;
+        last_hash_ = prepared->last_hash;
+      }
+      in_flight_ = std::move(prepared);
+      absl::MutexLock lock(&pipe_mu_);
+      to_write_ = in_flight_.get();
+    }
+    absl::MutexLock lock(&pipe_mu_);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) { return to_write_ == nullptr; };
+    pipe_mu_.Await(absl::Condition(&idle));
+    writer_stopping_ = true;
+  }
+
+  // Builds the WriteBatch of `group` on top of the committer's state and the
+  // group still in flight. Runs on the committer thread only.
+  std::unique_ptr<PreparedGroup> Prepare(std::vector<std::unique_ptr<PendingAppend>> group) {
+    auto prepared = std::make_unique<PreparedGroup>();
+    prepared->group = std::move(group);
+    prepared->first_offset = next_offset_;
+    prepared->hash_before = last_hash_;
+    const PreparedGroup* in_flight = in_flight_.get();
+
+    // Look every event_id of the group up in one MultiGet. Only the writer
+    // thread changes the store, one whole group at a time, and ids of the
+    // group it may be writing are also looked up in `in_flight`.
     std::vector<rocksdb::Slice> ids;
-    for (const auto& pending : group) {
+    for (const auto& pending : prepared->group) {
       for (const AppendEntry& e : pending->entries) ids.emplace_back(e.event_id);
     }
     std::vector<rocksdb::PinnableSlice> found(ids.size());
@@ -480,17 +548,14 @@ class RocksDbEventStore final : public EventStore {
     db_->MultiGet(rocksdb::ReadOptions(), event_ids_, ids.size(), ids.data(), found.data(),
                   found_status.data());
 
-    rocksdb::WriteBatch batch;
-    Overlay group_overlay;
-    std::unordered_map<std::string_view, uint64_t> group_ids;
-    std::vector<absl::StatusOr<std::vector<AppendResult>>> answers;
-    answers.reserve(group.size());
+    rocksdb::WriteBatch& batch = prepared->batch;
+    Overlay& group_overlay = prepared->overlay;
+    auto& group_ids = prepared->ids;
     uint64_t next = next_offset_;
     std::string prev = last_hash_;
-    size_t records = 0;
     size_t id_index = 0;
 
-    for (auto& pending : group) {
+    for (auto& pending : prepared->group) {
       batch.SetSavePoint();
       Overlay request_overlay;
       std::unordered_map<std::string_view, uint64_t> request_ids;
@@ -507,6 +572,10 @@ class RocksDbEventStore final : public EventStore {
           original = it->second;
         } else if (auto git = group_ids.find(e.event_id); git != group_ids.end()) {
           original = git->second;
+        } else if (auto fit = in_flight == nullptr ? group_ids.end()
+                                                   : in_flight->ids.find(e.event_id);
+                   in_flight != nullptr && fit != in_flight->ids.end()) {
+          original = fit->second;
         } else if (found_status[index].ok()) {
           if (found[index].size() != 8) {
             failure = absl::DataLossError("malformed event_id index entry");
@@ -531,7 +600,8 @@ class RocksDbEventStore final : public EventStore {
           request_overlay[w.key] = std::move(w.value);
         }
         if (e.prepare) {
-          EntryContext context(this, &batch, projections_, &request_overlay, &group_overlay, offset,
+          EntryContext context(this, &batch, projections_, &request_overlay, &group_overlay,
+                               in_flight == nullptr ? nullptr : &in_flight->overlay, offset,
                                &e.payload);
           failure = e.prepare(context);
           if (!failure.ok()) continue;
@@ -553,8 +623,8 @@ class RocksDbEventStore final : public EventStore {
         if (!e.subject.empty()) batch.Put(subjects_, keys::SubjectKey(e.subject, offset), "");
         if (!e.area_code.empty()) {
           for (size_t length : options_.scope_prefix_lengths) {
-            batch.Put(scopes_, keys::ScopeKey(std::string_view(e.area_code).substr(0, length), offset),
-                      "");
+            batch.Put(scopes_,
+                      keys::ScopeKey(std::string_view(e.area_code).substr(0, length), offset), "");
           }
         }
         request_ids.emplace(e.event_id, offset);
@@ -565,60 +635,84 @@ class RocksDbEventStore final : public EventStore {
       if (!failure.ok()) {
         // Ignored on purpose: a save point was set just above, so it exists.
         batch.RollbackToSavePoint().PermitUncheckedError();
-        answers.push_back(failure);
+        prepared->answers.push_back(failure);
         continue;
       }
       batch.PopSavePoint().PermitUncheckedError();
       for (auto& [key, value] : request_overlay) group_overlay[key] = std::move(value);
-      for (auto& [id, offset] : request_ids) group_ids.emplace(id, offset);
-      records += request_next - next;
+      for (auto& [id, offset] : request_ids) group_ids.emplace(std::string(id), offset);
+      prepared->records += request_next - next;
       next = request_next;
       prev = std::move(request_prev);
-      answers.push_back(std::move(results));
+      prepared->answers.push_back(std::move(results));
     }
+    prepared->next_offset = next;
+    prepared->last_hash = std::move(prev);
+    if (prepared->records > 0) batch.Put(meta_, kHeadKey, keys::LogKey(next - 1));
+    return prepared;
+  }
 
+  // The writer: syncs each prepared group, publishes the head, answers the
+  // callers. Answers (duplicates included) go out only after every earlier
+  // group is durable, because groups pass through here one at a time, in order.
+  void WriterLoop() {
+    while (true) {
+      PreparedGroup* group = nullptr;
+      {
+        absl::MutexLock lock(&pipe_mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) {
+          return to_write_ != nullptr || writer_stopping_;
+        };
+        pipe_mu_.Await(absl::Condition(&ready));
+        if (to_write_ == nullptr) return;
+        group = to_write_;
+      }
+      absl::Status status = Write(*group);
+      absl::MutexLock lock(&pipe_mu_);
+      if (!status.ok()) write_status_ = status;
+      to_write_ = nullptr;
+    }
+  }
+
+  absl::Status Write(PreparedGroup& prepared) {
+    absl::Status status;
     absl::Duration write_time;
-    if (records > 0) {
-      batch.Put(meta_, kHeadKey, keys::LogKey(next - 1));
+    if (prepared.records > 0) {
       rocksdb::WriteOptions write;
       write.sync = true;
       const absl::Time start = absl::Now();
-      rocksdb::Status s = db_->Write(write, &batch);
+      status = FromRocks(db_->Write(write, &prepared.batch), "committing appends");
       write_time = absl::Now() - start;
-      if (!s.ok()) {
-        // Nothing of this group is acknowledged; the in-memory head and chain
-        // stay where they were. RocksDB refuses further writes after a failed
-        // synced write, so later appends fail too instead of forking the chain.
-        absl::Status error = FromRocks(s, "committing appends");
-        for (auto& answer : answers) {
-          if (answer.ok()) answer = error;
+      if (!status.ok()) {
+        // Nothing of this group is acknowledged. RocksDB refuses further
+        // writes after a failed synced write, so the chain cannot fork.
+        for (auto& answer : prepared.answers) {
+          if (answer.ok()) answer = status;
         }
-        records = 0;
       } else {
-        next_offset_ = next;
-        last_hash_ = prev;
-        {
-          absl::MutexLock lock(&head_mu_);
-          head_ = next - 1;
-        }
-        published_head_.store(next - 1, std::memory_order_release);
+        // Head() must never lag what WaitForHead returned: publish the atomic
+        // first, under the same lock.
+        absl::MutexLock lock(&head_mu_);
+        published_head_.store(prepared.next_offset - 1, std::memory_order_release);
+        head_ = prepared.next_offset - 1;
       }
     }
-
-    for (size_t i = 0; i < group.size(); ++i) group[i]->done(std::move(answers[i]));
-
-    if (records > 0) {
-      const uint64_t head = next - 1;
+    for (size_t i = 0; i < prepared.group.size(); ++i) {
+      prepared.group[i]->done(std::move(prepared.answers[i]));
+    }
+    if (prepared.records > 0 && status.ok()) {
+      const uint64_t head = prepared.next_offset - 1;
       if (options_.on_group_committed) {
-        options_.on_group_committed(GroupCommitInfo{.appends = group.size(),
-                                                    .records = records,
-                                                    .bytes = batch.GetDataSize(),
+        options_.on_group_committed(GroupCommitInfo{.appends = prepared.group.size(),
+                                                    .records = prepared.records,
+                                                    .bytes = prepared.batch.GetDataSize(),
                                                     .write_time = write_time,
                                                     .head = head});
       }
       absl::MutexLock lock(&listener_mu_);
       for (auto& [id, listener] : listeners_) listener(head);
     }
+    return status;
   }
 
  public:
@@ -654,12 +748,24 @@ class RocksDbEventStore final : public EventStore {
 
   absl::Mutex blob_mu_;  // Serializes the read-modify-write of uploads.
 
-  std::thread committer_;  // Last: started after every member above exists.
+  // The commit pipeline between the committer and the writer thread.
+  absl::Mutex pipe_mu_;
+  PreparedGroup* to_write_ ABSL_GUARDED_BY(pipe_mu_) = nullptr;  // Owned by in_flight_.
+  absl::Status write_status_ ABSL_GUARDED_BY(pipe_mu_);  // Of the last failed write.
+  bool writer_stopping_ ABSL_GUARDED_BY(pipe_mu_) = false;
+  std::unique_ptr<PreparedGroup> in_flight_;  // Committer thread only.
+
+  // Last: started after every member above exists.
+  std::thread writer_;
+  std::thread committer_;
 };
 
 absl::StatusOr<std::optional<std::string>> EntryContext::Get(std::string_view key) {
   if (auto it = request_overlay_->find(key); it != request_overlay_->end()) return it->second;
   if (auto it = group_overlay_->find(key); it != group_overlay_->end()) return it->second;
+  if (in_flight_overlay_ != nullptr) {
+    if (auto it = in_flight_overlay_->find(key); it != in_flight_overlay_->end()) return it->second;
+  }
   return store_->GetProjection(key);
 }
 
