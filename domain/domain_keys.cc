@@ -1,0 +1,100 @@
+#include "domain/domain_keys.h"
+
+namespace fieldsync::domain::keys {
+namespace {
+
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  size_t size = 0;
+  for (std::string_view p : parts) size += p.size();
+  std::string out;
+  out.reserve(size);
+  for (std::string_view p : parts) out.append(p);
+  return out;
+}
+
+constexpr std::string_view kNul("\0", 1);
+
+}  // namespace
+
+std::string Be64(uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  return out;
+}
+
+std::string SubjectState(std::string_view subject_key) {
+  return Cat({kStatePrefix, subject_key, "/"});
+}
+std::string Household(std::string_view subject_key) {
+  return Cat({kStatePrefix, subject_key, "/h"});
+}
+std::string Member(std::string_view subject_key, std::string_view member_id) {
+  return Cat({kStatePrefix, subject_key, "/m/", member_id});
+}
+std::string Plan(std::string_view subject_key, std::string_view plan_id) {
+  return Cat({kStatePrefix, subject_key, "/p/", plan_id});
+}
+std::string Link(std::string_view subject_key, std::string_view link_id) {
+  return Cat({kStatePrefix, subject_key, "/l/", link_id});
+}
+std::string OpenConflict(std::string_view subject_key, std::string_view conflict_id) {
+  return Cat({kStatePrefix, subject_key, "/c/", conflict_id});
+}
+
+std::string HouseholdVillage(std::string_view household_id) {
+  return Cat({"dom/hh/id/", household_id});
+}
+std::string HouseholdNumber(std::string_view household_number) {
+  return Cat({"dom/hh/num/", household_number});
+}
+std::string HouseholdArea(std::string_view village, std::string_view household_number) {
+  return Cat({kHouseholdAreaPrefix, village, kNul, household_number});
+}
+std::string HouseholdAreaScan(std::string_view area_prefix) {
+  return Cat({kHouseholdAreaPrefix, area_prefix});
+}
+std::string MemberHousehold(std::string_view member_id) { return Cat({"dom/member/", member_id}); }
+std::string Conflict(std::string_view conflict_id) { return Cat({"dom/conflict/", conflict_id}); }
+std::string ConflictIndex(std::string_view prefix, uint64_t offset, std::string_view id) {
+  return Cat({kConflictPrefixIndex, prefix, kNul, Be64(offset), kNul, id});
+}
+std::string ConflictIndexScan(std::string_view prefix) {
+  return Cat({kConflictPrefixIndex, prefix, kNul});
+}
+std::string ConflictAll(uint64_t offset, std::string_view id) {
+  return Cat({kConflictAllIndex, Be64(offset), kNul, id});
+}
+std::string LinkTarget(std::string_view link_id) { return Cat({"dom/link/", link_id}); }
+std::string LinkHolder(bool cadre, std::string_view holder_id, std::string_view link_id) {
+  return Cat({kLinkHolderPrefix, cadre ? "c/" : "u/", holder_id, kNul, link_id});
+}
+std::string LinkHolderScan(bool cadre, std::string_view holder_id) {
+  return Cat({kLinkHolderPrefix, cadre ? "c/" : "u/", holder_id, kNul});
+}
+
+std::string Created(std::string_view entity_key) {
+  return Cat({"dom/aux/", entity_key, "/created"});
+}
+std::string FieldHolder(std::string_view entity_key, std::string_view field) {
+  return Cat({"dom/aux/", entity_key, "/f/", field});
+}
+std::string FieldConflict(std::string_view entity_key, std::string_view field) {
+  return Cat({"dom/aux/", entity_key, "/o/", field});
+}
+std::string StatusHolder(std::string_view household_id) {
+  return Cat({"dom/aux/household/", household_id, "/status"});
+}
+std::string Proposal(std::string_view household_id, std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/prop/", event_id});
+}
+std::string ProposalAudit(std::string_view household_id, std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/audit/", event_id});
+}
+std::string PlanItemSeen(std::string_view plan_id, std::string_view item_id) {
+  return Cat({"dom/aux/plan/", plan_id, "/item/", item_id});
+}
+
+}  // namespace fieldsync::domain::keys

@@ -1,0 +1,294 @@
+#include "domain/field_schema.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace fieldsync::domain {
+namespace {
+
+constexpr int64_t kMaxMoneyFen = 1'000'000'000'00;  // 1e9 yuan
+constexpr int64_t kMaxArea = 100'000'000;           // 1e6 mu or m², in 0.01 units
+
+bool Any(int) { return true; }
+
+const std::vector<FieldSchema>& BuildHouseholdFields() {
+  static const auto* fields = new std::vector<FieldSchema>{
+      {.name = "head_name", .type = FieldType::kString, .max = 64, .required = true},
+      {.name = "head_id_number", .type = FieldType::kIdNumber, .required = true},
+      {.name = "location", .type = FieldType::kLocation},
+      {.name = "phone", .type = FieldType::kString, .max = 32},
+      {.name = "identification_year", .type = FieldType::kInt, .min = 2000, .max = 2100},
+      {.name = "standard", .type = FieldType::kEnum, .enum_valid = ValidPovertyStandard},
+      {.name = "attribute", .type = FieldType::kEnum, .enum_valid = ValidHouseholdAttribute},
+      {.name = "main_poverty_cause", .type = FieldType::kEnum, .enum_valid = ValidPovertyCause},
+      {.name = "secondary_poverty_causes",
+       .type = FieldType::kEnumList,
+       .enum_valid = ValidPovertyCause},
+      {.name = "planned_exit_year", .type = FieldType::kInt, .min = 2000, .max = 2100},
+      // Areas in 0.01 mu (land) and 0.01 m² (housing).
+      {.name = "cultivated_land_area", .type = FieldType::kInt, .min = 0, .max = kMaxArea},
+      {.name = "forest_land_area", .type = FieldType::kInt, .min = 0, .max = kMaxArea},
+      {.name = "housing_area", .type = FieldType::kInt, .min = 0, .max = kMaxArea},
+      {.name = "housing_structure", .type = FieldType::kString, .max = 64},
+      {.name = "housing_danger_grade", .type = FieldType::kString, .max = 8},
+      {.name = "safe_drinking_water", .type = FieldType::kBool},
+      {.name = "electricity", .type = FieldType::kBool},
+      {.name = "income_per_head_fen", .type = FieldType::kInt, .min = 0, .max = kMaxMoneyFen},
+      {.name = "relocated", .type = FieldType::kBool},
+      {.name = "notes", .type = FieldType::kString, .max = 4000},
+  };
+  return *fields;
+}
+
+const std::vector<FieldSchema>& BuildMemberFields() {
+  static const auto* fields = new std::vector<FieldSchema>{
+      {.name = "name", .type = FieldType::kString, .max = 64, .required = true},
+      {.name = "id_number", .type = FieldType::kIdNumber},
+      {.name = "relation",
+       .type = FieldType::kEnum,
+       .enum_valid = ValidMemberRelation,
+       .required = true},
+      {.name = "birth_date", .type = FieldType::kDate},
+      {.name = "gender", .type = FieldType::kString, .max = 16},
+      {.name = "education", .type = FieldType::kString, .max = 64},
+      {.name = "health", .type = FieldType::kString, .max = 64},
+      {.name = "disability", .type = FieldType::kString, .max = 64},
+      {.name = "labour_skills", .type = FieldType::kStringList, .max = 64},
+      {.name = "labour_status", .type = FieldType::kString, .max = 64},
+      {.name = "in_school", .type = FieldType::kBool},
+      {.name = "medical_insurance", .type = FieldType::kBool},
+      {.name = "pension_insurance", .type = FieldType::kBool},
+      {.name = "phone", .type = FieldType::kString, .max = 32},
+  };
+  return *fields;
+}
+
+const FieldSchema* Find(const std::vector<FieldSchema>& fields, std::string_view name) {
+  for (const FieldSchema& f : fields) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+sync::Rejection Invalid(const std::string& path, std::string message) {
+  return sync::Rejection{v1::REJECTION_CODE_INVALID_VALUE, path, std::move(message)};
+}
+
+// Decodes one UTF-8 code point; returns its length or 0 if invalid.
+size_t Utf8Length(std::string_view s, size_t i, uint32_t* cp) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t n;
+  uint32_t v;
+  if ((c & 0xe0) == 0xc0) {
+    n = 2;
+    v = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 3;
+    v = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 4;
+    v = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (b(k) & 0x3f);
+  }
+  if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10ffff ||
+      (v >= 0xd800 && v <= 0xdfff)) {
+    return 0;
+  }
+  *cp = v;
+  return n;
+}
+
+}  // namespace
+
+bool ValidPovertyCause(int v) { return v != 0 && v1::PovertyCause_IsValid(v); }
+bool ValidHouseholdAttribute(int v) { return v != 0 && v1::HouseholdAttribute_IsValid(v); }
+bool ValidPovertyStandard(int v) { return v != 0 && v1::PovertyStandard_IsValid(v); }
+bool ValidMemberRelation(int v) { return v != 0 && v1::MemberRelation_IsValid(v); }
+
+const std::vector<FieldSchema>& HouseholdFields() { return BuildHouseholdFields(); }
+const std::vector<FieldSchema>& MemberFields() { return BuildMemberFields(); }
+const FieldSchema* HouseholdField(std::string_view name) { return Find(HouseholdFields(), name); }
+const FieldSchema* MemberField(std::string_view name) { return Find(MemberFields(), name); }
+
+std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
+                                               const v1::FieldValue& value,
+                                               const std::string& path) {
+  using V = v1::FieldValue;
+  const std::string name(schema.name);
+  if (value.value_case() == V::VALUE_NOT_SET) {
+    if (schema.required) return Invalid(path, absl::StrCat(name, " cannot be cleared"));
+    return std::nullopt;
+  }
+  auto wrong_type = [&]() { return Invalid(path, absl::StrCat("wrong value type for ", name)); };
+  switch (schema.type) {
+    case FieldType::kString:
+      if (value.value_case() != V::kStringValue) return wrong_type();
+      if (!IsText(value.string_value(), static_cast<size_t>(schema.max), schema.max > 256)) {
+        return Invalid(path, absl::StrCat(name, " must be 1..", schema.max, " bytes of text"));
+      }
+      return std::nullopt;
+    case FieldType::kIdNumber:
+      if (value.value_case() != V::kStringValue) return wrong_type();
+      if (!IsResidentIdNumber(value.string_value())) {
+        return Invalid(path, absl::StrCat(name, " is not a valid resident ID number"));
+      }
+      return std::nullopt;
+    case FieldType::kInt:
+      if (value.value_case() != V::kIntValue) return wrong_type();
+      if (value.int_value() < schema.min || value.int_value() > schema.max) {
+        return Invalid(path,
+                       absl::StrCat(name, " must be within [", schema.min, ", ", schema.max, "]"));
+      }
+      return std::nullopt;
+    case FieldType::kEnum:
+      if (value.value_case() != V::kIntValue) return wrong_type();
+      if (value.int_value() > INT32_MAX || value.int_value() < INT32_MIN ||
+          !(schema.enum_valid ? schema.enum_valid : Any)(static_cast<int>(value.int_value()))) {
+        return Invalid(path, absl::StrCat("unknown code ", value.int_value(), " for ", name));
+      }
+      return std::nullopt;
+    case FieldType::kEnumList: {
+      if (value.value_case() != V::kIntList) return wrong_type();
+      if (value.int_list().values_size() > 16) return Invalid(path, "too many codes");
+      std::vector<int64_t> seen;
+      for (int64_t code : value.int_list().values()) {
+        if (code > INT32_MAX || code < INT32_MIN ||
+            !(schema.enum_valid ? schema.enum_valid : Any)(static_cast<int>(code))) {
+          return Invalid(path, absl::StrCat("unknown code ", code, " for ", name));
+        }
+        if (std::find(seen.begin(), seen.end(), code) != seen.end()) {
+          return Invalid(path, absl::StrCat("code ", code, " repeated in ", name));
+        }
+        seen.push_back(code);
+      }
+      return std::nullopt;
+    }
+    case FieldType::kBool:
+      if (value.value_case() != V::kBoolValue) return wrong_type();
+      return std::nullopt;
+    case FieldType::kStringList:
+      if (value.value_case() != V::kStringList) return wrong_type();
+      if (value.string_list().values_size() > 32) return Invalid(path, "too many values");
+      for (const std::string& s : value.string_list().values()) {
+        if (!IsText(s, static_cast<size_t>(schema.max))) {
+          return Invalid(path, absl::StrCat("each value of ", name, " must be 1..", schema.max,
+                                            " bytes of text"));
+        }
+      }
+      return std::nullopt;
+    case FieldType::kDate:
+      if (value.value_case() != V::kDateValue) return wrong_type();
+      if (!IsValidDate(value.date_value())) return Invalid(path, "not a valid date");
+      return std::nullopt;
+    case FieldType::kLocation:
+      if (value.value_case() != V::kLocationValue) return wrong_type();
+      return CheckLocation(value.location_value(), path);
+  }
+  return wrong_type();
+}
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsPlainId(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
+  });
+}
+
+bool IsText(std::string_view s, size_t max_bytes, bool multiline) {
+  if (s.empty() || s.size() > max_bytes) return false;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    const size_t n = Utf8Length(s, i, &cp);
+    if (n == 0) return false;
+    if (cp < 0x20 || cp == 0x7f) {
+      if (!(multiline && (cp == '\n' || cp == '\t' || cp == '\r'))) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+char ResidentIdCheckChar(std::string_view first17) {
+  static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  static constexpr char kChecks[11] = {'1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'};
+  int sum = 0;
+  for (size_t i = 0; i < 17 && i < first17.size(); ++i) sum += (first17[i] - '0') * kWeights[i];
+  return kChecks[sum % 11];
+}
+
+bool IsResidentIdNumber(std::string_view s) {
+  if (s.size() != 18) return false;
+  for (size_t i = 0; i < 17; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return s[17] == ResidentIdCheckChar(s.substr(0, 17));
+}
+
+bool IsValidDate(const v1::Date& date) {
+  if (date.year() < 1900 || date.year() > 2100 || date.month() < 1 || date.month() > 12 ||
+      date.day() < 1) {
+    return false;
+  }
+  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int days = kDays[date.month() - 1];
+  const int y = date.year();
+  if (date.month() == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) days = 29;
+  return date.day() <= days;
+}
+
+bool IsValidTimestamp(const google::protobuf::Timestamp& t) {
+  // The protobuf Timestamp range: 0001-01-01 to 9999-12-31.
+  return t.seconds() >= -62135596800LL && t.seconds() <= 253402300799LL && t.nanos() >= 0 &&
+         t.nanos() <= 999999999;
+}
+
+std::optional<sync::Rejection> CheckLocation(const v1::Location& location,
+                                             const std::string& path) {
+  if (!std::isfinite(location.lat()) || location.lat() < -90 || location.lat() > 90) {
+    return Invalid(path, "latitude must be within [-90, 90]");
+  }
+  if (!std::isfinite(location.lng()) || location.lng() < -180 || location.lng() > 180) {
+    return Invalid(path, "longitude must be within [-180, 180]");
+  }
+  if (!std::isfinite(location.accuracy_m()) || location.accuracy_m() < 0) {
+    return Invalid(path, "accuracy must be a non-negative number");
+  }
+  if (location.has_fix_time() && !IsValidTimestamp(location.fix_time())) {
+    return Invalid(path, "fix_time out of range");
+  }
+  return std::nullopt;
+}
+
+bool IsAreaCode(std::string_view s) {
+  return s.size() == 12 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace fieldsync::domain

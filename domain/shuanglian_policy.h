@@ -1,0 +1,60 @@
+// ShuanglianPolicy: the 雙聯 domain's MergePolicy (sync/merge_policy.h).
+//
+// It validates every domain body, folds events into households, members,
+// plans and links, runs the household status state machine and keeps
+// conflict records. The rules, per body:
+//   - visits, visit corrections, measures, incomes, feedback, inspections:
+//     insert-only (a correction points at its original and keeps it);
+//   - household and member fields, and plan item lists: versioned; a write
+//     carries the version its device saw (base). Sequential writes apply; a
+//     concurrent one (stale base, another device) is decided by the higher
+//     (adopted HLC, device id), and both sides go to a conflict record. A
+//     field has at most one open conflict: every later write to it joins that
+//     record with its device's latest write, so the conflict set is the same
+//     whatever order the writes arrive in (docs/sync.md "Merge");
+//   - status: proposals and decisions (status_machine.h); a stale `from`, a
+//     skipped step or the wrong role become a conflict for review, never a
+//     silent overwrite or drop;
+//   - links: start and end, effective-dated; a replacement names the link it
+//     replaces;
+//   - conflict resolutions: the first one closes the conflict and sets the
+//     value; later ones are rejected ALREADY_DECIDED.
+// Admin bodies are server-made and never accepted through Push.
+//
+// Thread-safe: immutable after construction.
+#pragma once
+
+#include "absl/time/time.h"
+#include "sync/merge_policy.h"
+
+namespace fieldsync::domain {
+
+// Settings of the domain rules; every one documents its default.
+struct DomainOptions {
+  // Longest visit (end - start); longer ones are INVALID_VALUE. Default 72 hours.
+  absl::Duration max_visit_duration = absl::Hours(72);
+};
+
+class ShuanglianPolicy : public sync::MergePolicy {
+ public:
+  explicit ShuanglianPolicy(DomainOptions options = {}) : options_(options) {}
+
+  bool IsInsertOnly(v1::Event::BodyCase body) const override;
+  std::optional<sync::Rejection> Validate(const v1::Event& event,
+                                          const sync::Author& author) const override;
+  sync::References ReferencesOf(const v1::Event& event) const override;
+  std::optional<sync::Rejection> CheckReference(const v1::Event& event,
+                                                const sync::References::EventRef& ref,
+                                                const v1::Event& referenced) const override;
+  absl::StatusOr<sync::MergeResult> Merge(const v1::Event& event, const sync::EventMeta& meta,
+                                          sync::ProjectionView& view) const override;
+  absl::Status AppendSnapshot(const sync::ProjectionReader& reader, const v1::SubjectRef& subject,
+                              v1::Snapshot* out) const override;
+
+  const DomainOptions& options() const { return options_; }
+
+ private:
+  const DomainOptions options_;
+};
+
+}  // namespace fieldsync::domain

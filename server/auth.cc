@@ -1,0 +1,240 @@
+#include "server/auth.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/call_log.h"
+
+namespace fieldsync::server {
+namespace {
+
+constexpr uint32_t Bit(v1::Role role) { return 1u << role; }
+constexpr uint32_t kCadre = Bit(v1::ROLE_CADRE);
+constexpr uint32_t kTownship = Bit(v1::ROLE_TOWNSHIP_STAFF);
+constexpr uint32_t kCounty = Bit(v1::ROLE_COUNTY_STAFF);
+constexpr uint32_t kHq = Bit(v1::ROLE_HQ_ANALYST);
+constexpr uint32_t kAdmin = Bit(v1::ROLE_ADMIN);
+constexpr uint32_t kFieldRoles = kCadre | kTownship | kCounty;
+constexpr uint32_t kEveryRole = kFieldRoles | kHq | kAdmin;
+
+std::vector<PolicyRow> BuildTable() {
+  using R = ScopeRule;
+  auto row = [](std::string_view service, std::string_view method, uint32_t roles, R rule) {
+    return PolicyRow{MethodPath(service, method), roles, rule};
+  };
+  constexpr std::string_view kSync = "fieldsync.v1.SyncService";
+  constexpr std::string_view kStream = "fieldsync.v1.StreamService";
+  constexpr std::string_view kQuery = "fieldsync.v1.QueryService";
+  constexpr std::string_view kReport = "fieldsync.v1.ReportService";
+  constexpr std::string_view kAdminService = "fieldsync.v1.AdminService";
+  return {
+      row(kSync, "Push", kFieldRoles, R::kPerEvent),
+      row(kSync, "Pull", kEveryRole, R::kCallerScope),
+      row(kSync, "UploadBlob", kFieldRoles, R::kRoleOnly),
+      row(kSync, "GetBlobStatus", kFieldRoles, R::kRoleOnly),
+      row(kSync, "Enroll", 0, R::kPublic),
+      row(kStream, "Subscribe", kHq | kAdmin, R::kRequestPrefix),
+      row(kQuery, "GetHousehold", kEveryRole, R::kSubject),
+      row(kQuery, "ListHouseholds", kEveryRole, R::kRequestPrefix),
+      row(kQuery, "GetHistory", kEveryRole, R::kSubject),
+      row(kQuery, "ListConflicts", kEveryRole, R::kRequestPrefix),
+      row(kQuery, "ListRejections", kEveryRole, R::kPrefixOrOwnDevice),
+      row(kReport, "GetAssessment", kCounty | kHq | kAdmin, R::kRequestPrefix),
+      row(kReport, "GetEvidenceReport", kCounty | kHq | kAdmin, R::kRequestPrefix),
+      row(kAdminService, "ImportAreas", kAdmin, R::kRoleOnly),
+      row(kAdminService, "UpsertUnit", kAdmin, R::kRoleOnly),
+      row(kAdminService, "ListUnits", kAdmin, R::kRoleOnly),
+      row(kAdminService, "UpsertUser", kAdmin, R::kRoleOnly),
+      row(kAdminService, "ListUsers", kAdmin, R::kRoleOnly),
+      row(kAdminService, "StartLink", kCounty | kAdmin, R::kLinkTarget),
+      row(kAdminService, "EndLink", kCounty | kAdmin, R::kLinkTarget),
+      row(kAdminService, "ListLinks", kCounty | kAdmin, R::kRequestPrefix),
+      row(kAdminService, "IssueEnrollmentCode", kAdmin, R::kRoleOnly),
+      row(kAdminService, "ListDevices", kAdmin, R::kRoleOnly),
+      row(kAdminService, "RevokeDevice", kAdmin, R::kRoleOnly),
+      row(kAdminService, "CreateBackup", kAdmin, R::kRoleOnly),
+      row(kAdminService, "ListBackups", kAdmin, R::kRoleOnly),
+  };
+}
+
+std::string RoleName(v1::Role role) {
+  std::string name = v1::Role_Name(role);
+  if (absl::StartsWith(name, "ROLE_")) name = name.substr(5);
+  return name.empty() ? absl::StrCat(static_cast<int>(role)) : absl::AsciiStrToLower(name);
+}
+
+}  // namespace
+
+std::string_view ScopeRuleName(ScopeRule rule) {
+  switch (rule) {
+    case ScopeRule::kPublic:
+      return "public";
+    case ScopeRule::kRoleOnly:
+      return "role only";
+    case ScopeRule::kCallerScope:
+      return "caller's scope";
+    case ScopeRule::kPerEvent:
+      return "per event";
+    case ScopeRule::kRequestPrefix:
+      return "request prefix";
+    case ScopeRule::kSubject:
+      return "subject";
+    case ScopeRule::kLinkTarget:
+      return "link target";
+    case ScopeRule::kPrefixOrOwnDevice:
+      return "prefix or own device";
+  }
+  return "?";
+}
+
+std::string MethodPath(std::string_view service_full_name, std::string_view method) {
+  return absl::StrCat("/", std::string(service_full_name), "/", std::string(method));
+}
+
+const std::vector<PolicyRow>& PolicyTable() {
+  static const std::vector<PolicyRow>* table = new std::vector<PolicyRow>(BuildTable());
+  return *table;
+}
+
+const PolicyRow* FindPolicy(std::string_view method) {
+  for (const PolicyRow& row : PolicyTable()) {
+    if (row.method == method) return &row;
+  }
+  return nullptr;
+}
+
+// --- RateLimiter ---------------------------------------------------------------------
+
+RateLimiter::RateLimiter(double per_second, double burst, Clock clock)
+    : per_second_(per_second), burst_(std::max(burst, 1.0)), clock_(std::move(clock)) {}
+
+bool RateLimiter::Allow(const std::string& key) {
+  absl::Time now = clock_();
+  absl::MutexLock lock(&mu_);
+  // Bound the memory: forget buckets that have refilled (they equal a new one).
+  if (buckets_.size() > 100000) {
+    absl::erase_if(buckets_, [&](const auto& entry) {
+      const Bucket& b = entry.second;
+      return b.tokens + absl::ToDoubleSeconds(now - b.last) * per_second_ >= burst_;
+    });
+  }
+  auto [it, inserted] = buckets_.try_emplace(key, Bucket{burst_, now});
+  Bucket& bucket = it->second;
+  if (!inserted && now > bucket.last) {
+    bucket.tokens =
+        std::min(burst_, bucket.tokens + absl::ToDoubleSeconds(now - bucket.last) * per_second_);
+    bucket.last = now;
+  }
+  if (bucket.tokens < 1.0) return false;
+  bucket.tokens -= 1.0;
+  return true;
+}
+
+// --- Status border -----------------------------------------------------------------------
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl::StatusCode and grpc::StatusCode share their numbering.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status OutOfScope(const Principal& principal, std::string_view what) {
+  return absl::PermissionDeniedError(
+      absl::StrCat(std::string(what), " is outside the scope of user ", principal.user_id(), " (",
+                   RoleName(principal.role()), ")"));
+}
+
+// --- CallGuard ---------------------------------------------------------------------------
+
+CallGuard::CallGuard(ServerState* state, const Identity* identity, RateLimiter* limiter,
+                     std::string rate_limit_description)
+    : state_(state),
+      identity_(identity),
+      limiter_(limiter),
+      rate_limit_description_(std::move(rate_limit_description)) {}
+
+Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_view method) const {
+  Admission admission;
+  // 1. Draining?
+  if (!state_->TryStartCall()) {
+    admission.status = absl::UnavailableError("server is shutting down");
+    return admission;
+  }
+  admission.started = true;
+  admission.policy = FindPolicy(method);
+  if (admission.policy != nullptr && admission.policy->scope == ScopeRule::kPublic) {
+    return admission;
+  }
+
+  // 2. Who is calling?
+  const auto& metadata = context->client_metadata();
+  auto range = metadata.equal_range("authorization");
+  if (range.first == range.second) {
+    admission.status = absl::UnauthenticatedError(
+        "missing bearer token: send metadata 'authorization: Bearer <token>'");
+    return admission;
+  }
+  if (std::next(range.first) != range.second) {
+    admission.status = absl::UnauthenticatedError("more than one authorization header");
+    return admission;
+  }
+  std::string_view header(range.first->second.data(), range.first->second.size());
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() < kScheme.size() ||
+      !absl::EqualsIgnoreCase(std::string(header.substr(0, kScheme.size())),
+                              std::string(kScheme))) {
+    admission.status =
+        absl::UnauthenticatedError("malformed authorization header: expected 'Bearer <token>'");
+    return admission;
+  }
+  std::string_view token = header.substr(kScheme.size());
+  if (!IsWellFormedToken(token)) {
+    admission.status = absl::UnauthenticatedError(
+        "malformed bearer token: expected 'fst_' and 43 base64url characters");
+    return admission;
+  }
+  absl::StatusOr<Principal> principal = identity_->Authenticate(token);
+  if (!principal.ok()) {
+    admission.status = principal.status();
+    return admission;
+  }
+  admission.principal = *std::move(principal);
+
+  // 3. Tell the call log.
+  SetCallUser(context, admission.principal->user_id());
+
+  // 4. May this role call this RPC at all?
+  if (admission.policy == nullptr || !admission.policy->Allows(admission.principal->role())) {
+    admission.status = absl::PermissionDeniedError(absl::StrCat(
+        "role ", RoleName(admission.principal->role()), " may not call ", std::string(method)));
+    return admission;
+  }
+
+  // 5. Rate.
+  if (limiter_ != nullptr && !limiter_->Allow(admission.principal->device_id())) {
+    admission.status = absl::ResourceExhaustedError(
+        absl::StrCat("request rate of device ", admission.principal->device_id(),
+                     " is over the limit ", rate_limit_description_));
+    return admission;
+  }
+  return admission;
+}
+
+void CallGuard::Release(const Admission& admission) const {
+  if (admission.started) state_->FinishCall();
+}
+
+GuardedUnary::GuardedUnary(const CallGuard* guard, grpc::CallbackServerContext* context,
+                           std::string_view method)
+    : guard_(guard), admission_(guard->Admit(context, method)) {
+  if (!admission_.status.ok()) Finish(admission_.status);
+}
+
+void GuardedUnary::OnDone() {
+  guard_->Release(admission_);
+  delete this;
+}
+
+}  // namespace fieldsync::server

@@ -1,0 +1,197 @@
+// Authorization of every fieldsyncd call: the one policy table (role x RPC,
+// deny by default), the per-device request rate limit, and the CallGuard
+// every v1 handler starts with. docs/authorization.md is the same table in
+// prose; tests/server/authorization_test.cc checks the server against it.
+//
+// The guard, in order:
+//   1. ServerState::TryStartCall, else UNAVAILABLE "server is shutting down"
+//      (the call slot is released when the call is done: OnDone);
+//   2. the `authorization: Bearer <token>` metadata -> Identity::Authenticate,
+//      else UNAUTHENTICATED saying why (no, malformed or unknown token,
+//      revoked device, disabled user); not for public RPCs (Enroll);
+//   3. SetCallUser(context, user id) for the call log;
+//   4. the policy row of the method: the caller's role must be allowed, else
+//      PERMISSION_DENIED (an RPC without a row is denied to everyone);
+//   5. the device's token bucket, else RESOURCE_EXHAUSTED naming
+//      limits.device_requests_per_second / limits.device_request_burst.
+// Request-specific scope (the row's ScopeRule) is then checked by the
+// handler, which knows the request.
+//
+// Thread-safety: everything here is safe for concurrent use.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "fieldsync/v1/common.pb.h"
+#include "server/directory.h"
+#include "server/identity.h"
+#include "server/server_state.h"
+
+namespace fieldsync::server {
+
+// The columns of the table, in order.
+inline constexpr std::array<v1::Role, 5> kTableRoles = {v1::ROLE_CADRE, v1::ROLE_TOWNSHIP_STAFF,
+                                                        v1::ROLE_COUNTY_STAFF, v1::ROLE_HQ_ANALYST,
+                                                        v1::ROLE_ADMIN};
+
+// How a row's request-specific scope is checked.
+enum class ScopeRule {
+  // Needs no token: anyone may call (Enroll).
+  kPublic,
+  // The role decides; the request names no data (admin RPCs, blobs).
+  kRoleOnly,
+  // The body serves only the caller's scope (Pull: server-computed scope).
+  kCallerScope,
+  // Each pushed event's subject must be in the caller's scope; checked per
+  // event by the sync engine (rejection OUT_OF_SCOPE), never the whole call.
+  kPerEvent,
+  // The request's area prefix (or each of its prefixes) must lie inside the
+  // caller's scope; an empty prefix means everything and needs scope "all".
+  kRequestPrefix,
+  // The request's subject (household, village, area, unit, user, device)
+  // must be in the caller's scope.
+  kSubject,
+  // The link's target must be in the caller's scope.
+  kLinkTarget,
+  // ListRejections: a prefix in scope, or only the caller's own devices.
+  kPrefixOrOwnDevice,
+};
+
+std::string_view ScopeRuleName(ScopeRule rule);
+
+// One row: which roles may call `method`, and the scope rule.
+struct PolicyRow {
+  std::string method;  // Full gRPC path, e.g. "/fieldsync.v1.QueryService/GetHousehold".
+  uint32_t roles = 0;  // Bit (1u << role) for each allowed role.
+  ScopeRule scope = ScopeRule::kRoleOnly;
+
+  bool Allows(v1::Role role) const { return (roles >> role) & 1u; }
+};
+
+// The whole policy table. Every v1 RPC has exactly one row.
+const std::vector<PolicyRow>& PolicyTable();
+// The row of `method`; nullptr if none (then the call is denied).
+const PolicyRow* FindPolicy(std::string_view method);
+
+// The full gRPC path of a method: "/<service full name>/<method>".
+std::string MethodPath(std::string_view service_full_name, std::string_view method);
+
+// A token bucket per key (device id): `per_second` sustained, `burst` at once.
+class RateLimiter {
+ public:
+  RateLimiter(double per_second, double burst, Clock clock);
+  // Takes one token from `key`'s bucket; false if empty.
+  bool Allow(const std::string& key);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    absl::Time last;
+  };
+  const double per_second_;
+  const double burst_;
+  Clock clock_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+};
+
+// The absl -> gRPC status border.
+grpc::Status ToGrpc(const absl::Status& status);
+
+// The outcome of the guard for one call.
+struct Admission {
+  bool started = false;                // A call slot is held: ServerState::FinishCall is owed.
+  absl::Status status;                 // OK: the handler goes on; else the call's answer.
+  std::optional<Principal> principal;  // Set when authenticated.
+  const PolicyRow* policy = nullptr;
+};
+
+class CallGuard {
+ public:
+  // Borrowed pointers must outlive the guard. `limiter` may be null (no limit).
+  CallGuard(ServerState* state, const Identity* identity, RateLimiter* limiter,
+            std::string rate_limit_description);
+
+  // Runs steps 1-5 for `method` (a full gRPC path).
+  Admission Admit(grpc::CallbackServerContext* context, std::string_view method) const;
+  // Releases the call slot of an admission that holds one.
+  void Release(const Admission& admission) const;
+
+ private:
+  ServerState* state_;
+  const Identity* identity_;
+  RateLimiter* limiter_;
+  std::string rate_limit_description_;
+};
+
+// A unary call that went through the guard. If the guard refused it the call
+// is already finished; else the handler finishes it exactly once (possibly
+// from another thread) and must not touch it afterwards except to return it.
+class GuardedUnary final : public grpc::ServerUnaryReactor {
+ public:
+  GuardedUnary(const CallGuard* guard, grpc::CallbackServerContext* context,
+               std::string_view method);
+
+  bool admitted() const { return admission_.status.ok(); }
+  const Principal& principal() const { return *admission_.principal; }
+  const PolicyRow& policy() const { return *admission_.policy; }
+
+  void Finish(const absl::Status& status) { grpc::ServerUnaryReactor::Finish(ToGrpc(status)); }
+  void OnDone() override;
+
+ private:
+  const CallGuard* guard_;
+  Admission admission_;
+};
+
+// A server-streaming call finished right after the guard (or by it).
+template <typename Response>
+class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
+ public:
+  FinishedWriter(const CallGuard* guard, Admission admission, const absl::Status& status)
+      : guard_(guard), admission_(std::move(admission)) {
+    this->Finish(ToGrpc(status));
+  }
+  void OnDone() override {
+    guard_->Release(admission_);
+    delete this;
+  }
+
+ private:
+  const CallGuard* guard_;
+  Admission admission_;
+};
+
+// A client-streaming call finished right after the guard (or by it).
+template <typename Request>
+class FinishedReader final : public grpc::ServerReadReactor<Request> {
+ public:
+  FinishedReader(const CallGuard* guard, Admission admission, const absl::Status& status)
+      : guard_(guard), admission_(std::move(admission)) {
+    this->Finish(ToGrpc(status));
+  }
+  void OnDone() override {
+    guard_->Release(admission_);
+    delete this;
+  }
+
+ private:
+  const CallGuard* guard_;
+  Admission admission_;
+};
+
+// PERMISSION_DENIED for a request outside the caller's scope.
+absl::Status OutOfScope(const Principal& principal, std::string_view what);
+
+}  // namespace fieldsync::server

@@ -1,0 +1,481 @@
+#include "server/directory.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
+#include "domain/queries.h"
+#include "storage/status_macros.h"
+#include "sync/event_codec.h"
+#include "sync/store_reader.h"
+
+namespace fieldsync::server {
+namespace {
+
+constexpr char kSep = '\0';
+
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (std::string_view p : parts) out.append(p.data(), p.size());
+  return out;
+}
+
+template <typename Message>
+absl::StatusOr<std::optional<Message>> ParseValue(std::string_view key,
+                                                  const std::optional<std::string>& value) {
+  if (!value.has_value()) return std::nullopt;
+  Message message;
+  if (!message.ParseFromString(*value)) {
+    return absl::DataLossError(absl::StrCat("projection ", std::string(key), " does not parse"));
+  }
+  return message;
+}
+
+template <typename Message>
+absl::StatusOr<std::optional<Message>> Load(const storage::EventStore& store, std::string key) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, store.GetProjection(key));
+  return ParseValue<Message>(key, value);
+}
+
+template <typename Message>
+absl::StatusOr<std::optional<Message>> LoadInCommit(storage::CommitContext& ctx, std::string key) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, ctx.Get(key));
+  return ParseValue<Message>(key, value);
+}
+
+std::string LinkOrderSuffix(const v1::Link& link) {
+  return absl::StrCat(dir_keys::LinkTargetOrderPrefix(link.area_code(), link.target()),
+                      absl::StrFormat("%08d", DateNumber(link.valid_from())), std::string(1, kSep),
+                      link.id());
+}
+
+std::string DeviceTime(const v1::Device& device) {
+  int64_t micros = device.enrolled_at().seconds() * 1000000 + device.enrolled_at().nanos() / 1000;
+  return absl::StrFormat("%020d", std::max<int64_t>(micros, 0));
+}
+
+const absl::TimeZone& ChinaStandardTime() {
+  static const absl::TimeZone* zone = new absl::TimeZone(absl::FixedTimeZone(8 * 3600));
+  return *zone;
+}
+
+class DomainHouseholds final : public HouseholdLocator {
+ public:
+  explicit DomainHouseholds(const storage::EventStore* store)
+      : reader_(store), queries_(&reader_) {}
+
+  absl::StatusOr<std::optional<HouseholdPlace>> FindById(std::string_view id) const override {
+    ASSIGN_OR_RETURN(std::optional<v1::Household> household, queries_.FindHousehold(id));
+    return Place(household);
+  }
+  absl::StatusOr<std::optional<HouseholdPlace>> FindByNumber(
+      std::string_view number) const override {
+    ASSIGN_OR_RETURN(std::optional<v1::Household> household,
+                     queries_.FindHouseholdByNumber(number));
+    return Place(household);
+  }
+
+ private:
+  static std::optional<HouseholdPlace> Place(const std::optional<v1::Household>& household) {
+    if (!household.has_value()) return std::nullopt;
+    return HouseholdPlace{household->id(), household->household_number(),
+                          household->village_code()};
+  }
+  sync::StoreProjectionReader reader_;
+  domain::DomainQueries queries_;
+};
+
+}  // namespace
+
+std::unique_ptr<HouseholdLocator> NewDomainHouseholds(const storage::EventStore* store) {
+  return std::make_unique<DomainHouseholds>(store);
+}
+
+// --- Keys ------------------------------------------------------------------------
+
+namespace dir_keys {
+std::string Area(std::string_view code) { return Cat({kAreaPrefix, code}); }
+std::string Unit(std::string_view id) { return Cat({"dir/unit/", id}); }
+std::string User(std::string_view id) { return Cat({"dir/user/", id}); }
+std::string Link(std::string_view id) { return Cat({"dir/link/", id}); }
+std::string Device(std::string_view id) { return Cat({"dir/device/", id}); }
+std::string LinkHolderPrefix(bool cadre, std::string_view holder_id) {
+  return Cat({"dir/link_holder/", cadre ? "c/" : "u/", holder_id, "/"});
+}
+std::string DeviceUserPrefix(std::string_view user_id) {
+  return Cat({"dir/device_user/", user_id, std::string_view(&kSep, 1)});
+}
+std::string LinkTargetOrderPrefix(std::string_view area_code, const v1::SubjectRef& target) {
+  std::string sep(1, kSep);
+  return absl::StrCat(std::string(area_code), sep, absl::StrFormat("%02d", target.kind()), sep,
+                      target.id(), sep);
+}
+}  // namespace dir_keys
+
+// --- Values --------------------------------------------------------------------------
+
+bool IsValidId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsCleanText(std::string_view s, size_t max_bytes) {
+  if (s.empty() || s.size() > max_bytes) return false;
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    int extra;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+bool IsDigits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+int SignificantDigits(v1::AreaLevel level) {
+  switch (level) {
+    case v1::AREA_LEVEL_PROVINCE:
+      return 2;
+    case v1::AREA_LEVEL_CITY:
+      return 4;
+    case v1::AREA_LEVEL_COUNTY:
+      return 6;
+    case v1::AREA_LEVEL_TOWNSHIP:
+      return 9;
+    case v1::AREA_LEVEL_VILLAGE:
+      return 12;
+    default:
+      return 0;
+  }
+}
+
+std::string AreaPrefix(const v1::Area& area) {
+  int digits = SignificantDigits(area.level());
+  if (digits == 0) return area.code();
+  return area.code().substr(0, std::min<size_t>(digits, area.code().size()));
+}
+
+bool IsValidDate(const v1::Date& date) {
+  if (date.year() < 1900 || date.year() > 9999) return false;
+  if (date.month() < 1 || date.month() > 12 || date.day() < 1 || date.day() > 31) return false;
+  absl::CivilDay day(date.year(), date.month(), date.day());
+  return day.year() == date.year() && day.month() == date.month() && day.day() == date.day();
+}
+
+int DateNumber(const v1::Date& date) {
+  return date.year() * 10000 + date.month() * 100 + date.day();
+}
+
+v1::Date DateOf(absl::Time time) {
+  absl::CivilDay day = absl::ToCivilDay(time, ChinaStandardTime());
+  v1::Date date;
+  date.set_year(static_cast<int32_t>(day.year()));
+  date.set_month(day.month());
+  date.set_day(day.day());
+  return date;
+}
+
+v1::Date AddDays(const v1::Date& date, int days) {
+  absl::CivilDay day = absl::CivilDay(date.year(), date.month(), date.day()) + days;
+  v1::Date out;
+  out.set_year(static_cast<int32_t>(day.year()));
+  out.set_month(day.month());
+  out.set_day(day.day());
+  return out;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time time) {
+  google::protobuf::Timestamp ts;
+  int64_t seconds = absl::ToUnixSeconds(time);
+  ts.set_seconds(seconds);
+  ts.set_nanos(
+      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  return ts;
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
+}
+
+bool LinkActive(const v1::Link& link, const v1::Date& today) {
+  if (link.ended_offset() == 0) return true;
+  return DateNumber(link.valid_to()) >= DateNumber(today);
+}
+
+// --- Directory ---------------------------------------------------------------------------
+
+Directory::Directory(const storage::EventStore* store, const HouseholdLocator* households,
+                     Clock clock)
+    : store_(store),
+      households_(households),
+      clock_(std::move(clock)),
+      reader_(std::make_unique<sync::StoreProjectionReader>(store)),
+      domain_(std::make_unique<domain::DomainQueries>(reader_.get(), 1000, clock_)) {}
+
+Directory::~Directory() = default;
+
+absl::StatusOr<std::optional<v1::Area>> Directory::GetArea(std::string_view code) const {
+  return Load<v1::Area>(*store_, dir_keys::Area(code));
+}
+absl::StatusOr<std::optional<v1::Unit>> Directory::GetUnit(std::string_view id) const {
+  return Load<v1::Unit>(*store_, dir_keys::Unit(id));
+}
+absl::StatusOr<std::optional<v1::User>> Directory::GetUser(std::string_view id) const {
+  return Load<v1::User>(*store_, dir_keys::User(id));
+}
+absl::StatusOr<std::optional<v1::Link>> Directory::GetLink(std::string_view id) const {
+  return Load<v1::Link>(*store_, dir_keys::Link(id));
+}
+absl::StatusOr<std::optional<v1::Device>> Directory::GetDevice(std::string_view id) const {
+  return Load<v1::Device>(*store_, dir_keys::Device(id));
+}
+
+absl::StatusOr<std::vector<v1::Link>> Directory::LinksOfHolder(bool cadre,
+                                                               std::string_view holder_id,
+                                                               bool active_only) const {
+  std::string prefix = dir_keys::LinkHolderPrefix(cadre, holder_id);
+  v1::Date today = Today();
+  std::vector<v1::Link> links;
+  std::string after;
+  while (true) {
+    ASSIGN_OR_RETURN(auto entries, store_->ScanProjections(prefix, after, 256));
+    for (const auto& [key, value] : entries) {
+      size_t cut = key.rfind(kSep);
+      std::string link_id = key.substr(cut == std::string::npos ? 0 : cut + 1);
+      ASSIGN_OR_RETURN(std::optional<v1::Link> link, GetLink(link_id));
+      if (!link.has_value()) {
+        return absl::DataLossError(absl::StrCat("link index names missing link ", link_id));
+      }
+      if (!active_only || LinkActive(*link, today)) links.push_back(*std::move(link));
+    }
+    if (entries.size() < 256) break;
+    after = entries.back().first;
+  }
+  // Links pushed by devices live only in the domain's projections.
+  std::set<std::string> seen;
+  for (const v1::Link& link : links) seen.insert(link.id());
+  ASSIGN_OR_RETURN(std::vector<v1::Link> pushed,
+                   domain_->LinksOfHolder(cadre, holder_id, active_only));
+  for (v1::Link& link : pushed) {
+    if (seen.insert(link.id()).second) links.push_back(std::move(link));
+  }
+  return links;
+}
+
+absl::StatusOr<Scope> Directory::ComputeScope(const v1::User& user) const {
+  Scope scope;
+  if (user.disabled()) return scope;
+  scope.subject_keys.insert(absl::StrCat("user/", user.id()));
+  switch (user.role()) {
+    case v1::ROLE_HQ_ANALYST:
+    case v1::ROLE_ADMIN:
+      scope.all = true;
+      break;
+    case v1::ROLE_COUNTY_STAFF:
+    case v1::ROLE_TOWNSHIP_STAFF:
+      for (const std::string& code : user.scope_area_codes()) scope.area_prefixes.push_back(code);
+      break;
+    case v1::ROLE_CADRE: {
+      scope.subject_keys.insert(absl::StrCat("cadre/", user.id()));
+      ASSIGN_OR_RETURN(std::vector<v1::Link> links, LinksOfHolder(true, user.id(), true));
+      for (const v1::Link& link : links) {
+        scope.subject_keys.insert(sync::SubjectKey(link.target()));
+        // A cadre linked to a village works in the whole village: its
+        // households included.
+        if (link.target().kind() == v1::SUBJECT_KIND_VILLAGE) {
+          scope.area_prefixes.push_back(link.target().id());
+        }
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return sync::Normalize(scope);
+}
+
+absl::StatusOr<std::string> Directory::AreaOfUser(const v1::User& user) const {
+  if (user.unit_id().empty()) return std::string();
+  ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, GetUnit(user.unit_id()));
+  return unit.has_value() ? unit->area_code() : std::string();
+}
+
+absl::StatusOr<std::string> Directory::AreaOfSubject(const v1::SubjectRef& subject) const {
+  auto not_found = [&] {
+    return absl::NotFoundError(
+        absl::StrCat("no ", sync::SubjectKindName(subject.kind()), " '", subject.id(), "'"));
+  };
+  switch (subject.kind()) {
+    case v1::SUBJECT_KIND_HOUSEHOLD: {
+      ASSIGN_OR_RETURN(std::optional<HouseholdPlace> place, households_->FindById(subject.id()));
+      if (!place.has_value()) return not_found();
+      return place->village_code;
+    }
+    case v1::SUBJECT_KIND_VILLAGE:
+    case v1::SUBJECT_KIND_AREA: {
+      ASSIGN_OR_RETURN(std::optional<v1::Area> area, GetArea(subject.id()));
+      if (!area.has_value()) return not_found();
+      return area->code();
+    }
+    case v1::SUBJECT_KIND_UNIT: {
+      ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, GetUnit(subject.id()));
+      if (!unit.has_value()) return not_found();
+      return unit->area_code();
+    }
+    case v1::SUBJECT_KIND_USER:
+    case v1::SUBJECT_KIND_CADRE: {
+      ASSIGN_OR_RETURN(std::optional<v1::User> user, GetUser(subject.id()));
+      if (!user.has_value()) return not_found();
+      return AreaOfUser(*user);
+    }
+    case v1::SUBJECT_KIND_DEVICE: {
+      ASSIGN_OR_RETURN(std::optional<v1::Device> device, GetDevice(subject.id()));
+      if (!device.has_value()) return not_found();
+      ASSIGN_OR_RETURN(std::optional<v1::User> user, GetUser(device->user_id()));
+      if (!user.has_value()) return std::string();
+      return AreaOfUser(*user);
+    }
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("subject kind ", v1::SubjectKind_Name(subject.kind()),
+                       " is not an event subject; name its household, village or area"));
+  }
+}
+
+// --- Paging ------------------------------------------------------------------------------
+
+absl::StatusOr<IndexPage> ScanIndexPage(
+    const storage::EventStore& store, std::string_view prefix, std::string_view page_token,
+    size_t page_size,
+    const std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>& keep) {
+  std::string after;
+  if (!page_token.empty()) {
+    std::string suffix;
+    if (!absl::WebSafeBase64Unescape(std::string(page_token), &suffix) || suffix.empty()) {
+      return absl::InvalidArgumentError("page_token is not a token this server issued");
+    }
+    after = absl::StrCat(std::string(prefix), suffix);
+  }
+  IndexPage page;
+  constexpr size_t kBatch = 512;
+  while (true) {
+    ASSIGN_OR_RETURN(auto entries, store.ScanProjections(prefix, after, kBatch));
+    for (auto& [key, value] : entries) {
+      ASSIGN_OR_RETURN(bool kept, keep(key, value));
+      if (!kept) continue;
+      if (page.entries.size() == page_size) {
+        // One more match exists: the page is full and another follows.
+        page.next_page_token =
+            absl::WebSafeBase64Escape(page.entries.back().first.substr(prefix.size()));
+        return page;
+      }
+      page.entries.emplace_back(std::move(key), std::move(value));
+    }
+    if (entries.size() < kBatch) break;
+    after = entries.back().first;
+  }
+  return page;
+}
+
+// --- Writes ------------------------------------------------------------------------------
+
+absl::Status WriteArea(storage::CommitContext& ctx, const v1::Area& area) {
+  ctx.Put(dir_keys::Area(area.code()), area.SerializeAsString());
+  return absl::OkStatus();
+}
+
+absl::Status WriteUnit(storage::CommitContext& ctx, const v1::Unit& unit) {
+  ASSIGN_OR_RETURN(std::optional<v1::Unit> old,
+                   LoadInCommit<v1::Unit>(ctx, dir_keys::Unit(unit.id())));
+  std::string sep(1, kSep);
+  if (old.has_value()) {
+    ctx.Delete(absl::StrCat(dir_keys::kUnitNamePrefix, old->name(), sep, old->id()));
+  }
+  ctx.Put(absl::StrCat(dir_keys::kUnitNamePrefix, unit.name(), sep, unit.id()), "");
+  ctx.Put(dir_keys::Unit(unit.id()), unit.SerializeAsString());
+  return absl::OkStatus();
+}
+
+absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user) {
+  ASSIGN_OR_RETURN(std::optional<v1::User> old, ReadUser(ctx, user.id()));
+  std::string sep(1, kSep);
+  if (old.has_value()) {
+    ctx.Delete(absl::StrCat(dir_keys::kUserNamePrefix, old->name(), sep, old->id()));
+  }
+  ctx.Put(absl::StrCat(dir_keys::kUserNamePrefix, user.name(), sep, user.id()), "");
+  ctx.Put(dir_keys::User(user.id()), user.SerializeAsString());
+  return absl::OkStatus();
+}
+
+absl::Status WriteLink(storage::CommitContext& ctx, const v1::Link& link) {
+  std::string order = LinkOrderSuffix(link);
+  ctx.Put(absl::StrCat(dir_keys::kLinkOrderPrefix, order), "");
+  bool cadre = link.holder_case() == v1::Link::kCadreId;
+  ctx.Put(absl::StrCat(dir_keys::LinkHolderPrefix(cadre, cadre ? link.cadre_id() : link.unit_id()),
+                       order),
+          "");
+  ctx.Put(dir_keys::Link(link.id()), link.SerializeAsString());
+  return absl::OkStatus();
+}
+
+absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device) {
+  std::string sep(1, kSep);
+  std::string time = DeviceTime(device);
+  ctx.Put(absl::StrCat(dir_keys::kDeviceTimePrefix, time, sep, device.id()), "");
+  ctx.Put(absl::StrCat(dir_keys::DeviceUserPrefix(device.user_id()), time, sep, device.id()), "");
+  ctx.Put(dir_keys::Device(device.id()), device.SerializeAsString());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::Link>> ReadLink(storage::CommitContext& ctx, std::string_view id) {
+  return LoadInCommit<v1::Link>(ctx, dir_keys::Link(id));
+}
+absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx,
+                                                     std::string_view id) {
+  return LoadInCommit<v1::Device>(ctx, dir_keys::Device(id));
+}
+absl::StatusOr<std::optional<v1::User>> ReadUser(storage::CommitContext& ctx, std::string_view id) {
+  return LoadInCommit<v1::User>(ctx, dir_keys::User(id));
+}
+
+}  // namespace fieldsync::server

@@ -1,0 +1,222 @@
+// The directory: fieldsync's reference data as projections of the log (admin
+// areas, units, users, links and devices), the scope a user may read and
+// write, and the key layout of those projections.
+//
+// Every record here is written by the committer thread inside the Append of
+// the admin event that changed it (see the Write* functions, meant for
+// AppendEntry::prepare), so the projections always equal a fold of the log.
+// Reads go to the store's committed projections.
+//
+// Key layout (projections key space; "\0" is a NUL byte):
+//   dir/area/<code>                                   v1.Area
+//   dir/unit/<id>                                     v1.Unit
+//   dir/unit_name/<name>\0<id>                        ""      (ListUnits order)
+//   dir/user/<id>                                     v1.User
+//   dir/user_name/<name>\0<id>                        ""      (ListUsers order)
+//   dir/link/<id>                                     v1.Link
+//   dir/link_order/<link order key>                   ""      (ListLinks order)
+//   dir/link_holder/<c|u>/<holder id>/<link order key> ""     (a holder's links)
+//   dir/device/<id>                                   v1.Device
+//   dir/device_time/<enrolled µs, 20 digits>\0<id>    ""      (ListDevices order)
+//   dir/device_user/<user id>\0<enrolled µs>\0<id>    ""      (a user's devices)
+// where <link order key> = <area code>\0<target kind, 2 digits>\0<target id>\0
+// <valid_from yyyymmdd>\0<link id>: by area, then target, then valid_from.
+//
+// Links are also domain state (domain/domain_keys.h, "dom/..."): the server's
+// link events go through the domain's merge in the same commit (see
+// Identity::Open), and links county staff push from devices exist only there.
+// ComputeScope reads both; ListLinks and EndLink know only the links made
+// through AdminService (dir/link).
+//
+// Thread-safety: Directory is immutable after construction and safe for
+// concurrent use; the Write* functions run on the committer thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fieldsync/v1/common.pb.h"
+#include "fieldsync/v1/state.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "storage/event_store.h"
+#include "sync/scope.h"
+
+namespace fieldsync::sync {
+class StoreProjectionReader;
+}  // namespace fieldsync::sync
+namespace fieldsync::domain {
+class DomainQueries;
+}  // namespace fieldsync::domain
+
+namespace fieldsync::server {
+
+// The server's clock; injected so tests control time.
+using Clock = std::function<absl::Time()>;
+
+// What a user may read and write (sync/scope.h): area prefixes, single
+// subjects, or everything. Directory::ComputeScope makes it; the sync engine
+// serves Pull and checks Push with it.
+using Scope = sync::Scope;
+
+// Where a household lives. Households are domain state kept by the sync
+// engine; the directory asks this interface (implemented over the engine's
+// state) to place a household for links and scope checks.
+struct HouseholdPlace {
+  std::string id;
+  std::string household_number;
+  std::string village_code;  // 12 digits.
+};
+
+class HouseholdLocator {
+ public:
+  virtual ~HouseholdLocator() = default;
+  // The household with id `id`; nullopt if unknown. Thread-safe.
+  virtual absl::StatusOr<std::optional<HouseholdPlace>> FindById(std::string_view id) const = 0;
+  // The household with registry number `number`; nullopt if unknown.
+  virtual absl::StatusOr<std::optional<HouseholdPlace>> FindByNumber(
+      std::string_view number) const = 0;
+};
+
+// Households as the domain's state holds them (domain/queries.h: registered
+// through the sync engine): the locator fieldsyncd uses. `store` must
+// outlive it. Thread-safe.
+std::unique_ptr<HouseholdLocator> NewDomainHouseholds(const storage::EventStore* store);
+
+// Projection keys (see the layout above).
+namespace dir_keys {
+std::string Area(std::string_view code);
+std::string Unit(std::string_view id);
+std::string User(std::string_view id);
+std::string Link(std::string_view id);
+std::string Device(std::string_view id);
+inline constexpr char kAreaPrefix[] = "dir/area/";
+inline constexpr char kUnitNamePrefix[] = "dir/unit_name/";
+inline constexpr char kUserNamePrefix[] = "dir/user_name/";
+inline constexpr char kLinkOrderPrefix[] = "dir/link_order/";
+inline constexpr char kDeviceTimePrefix[] = "dir/device_time/";
+// The holder index prefix of a cadre's ("c") or unit's ("u") links.
+std::string LinkHolderPrefix(bool cadre, std::string_view holder_id);
+std::string DeviceUserPrefix(std::string_view user_id);
+// The part of a link order key that orders by target: <area>\0<kind>\0<id>\0.
+std::string LinkTargetOrderPrefix(std::string_view area_code, const v1::SubjectRef& target);
+}  // namespace dir_keys
+
+// --- Values shared by the services -------------------------------------------
+
+// "[A-Za-z0-9._:-]{1,64}": ids the admin or the server gives records.
+bool IsValidId(std::string_view id);
+// True if `s` is valid UTF-8 without control characters, 1..max_bytes long.
+bool IsCleanText(std::string_view s, size_t max_bytes);
+// A string of ASCII digits (possibly empty).
+bool IsDigits(std::string_view s);
+// The number of significant digits of an area level (province 2, city 4,
+// county 6, township 9, village 12); 0 for groups and unknown levels.
+int SignificantDigits(v1::AreaLevel level);
+// The scope prefix of an area: its code cut to its level's significant digits
+// (the whole code for groups).
+std::string AreaPrefix(const v1::Area& area);
+// Dates: validity, the yyyymmdd number, today in China Standard Time.
+bool IsValidDate(const v1::Date& date);
+int DateNumber(const v1::Date& date);
+v1::Date DateOf(absl::Time time);
+v1::Date AddDays(const v1::Date& date, int days);
+// Time <-> google.protobuf.Timestamp.
+google::protobuf::Timestamp ToTimestamp(absl::Time time);
+absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp);
+// A link is active while not ended or while its valid_to is `today` or later.
+bool LinkActive(const v1::Link& link, const v1::Date& today);
+
+// --- Reads --------------------------------------------------------------------
+
+// Reads of the directory's projections. All methods return NotFound-free
+// optionals for missing records and the store's error otherwise.
+class Directory {
+ public:
+  // `store`, `households` must outlive the directory.
+  Directory(const storage::EventStore* store, const HouseholdLocator* households, Clock clock);
+  ~Directory();
+
+  absl::StatusOr<std::optional<v1::Area>> GetArea(std::string_view code) const;
+  absl::StatusOr<std::optional<v1::Unit>> GetUnit(std::string_view id) const;
+  absl::StatusOr<std::optional<v1::User>> GetUser(std::string_view id) const;
+  absl::StatusOr<std::optional<v1::Link>> GetLink(std::string_view id) const;
+  absl::StatusOr<std::optional<v1::Device>> GetDevice(std::string_view id) const;
+
+  // The links held by a cadre (or a unit), active ones only if `active_only`:
+  // those AdminService made (dir/link) and those devices pushed, which only
+  // the domain's projections hold (domain/queries.h LinksOfHolder).
+  absl::StatusOr<std::vector<v1::Link>> LinksOfHolder(bool cadre, std::string_view holder_id,
+                                                      bool active_only) const;
+
+  // The scope of `user` (see docs/authorization.md): HQ analysts and admins
+  // all; county and township staff their scope_area_codes; cadres their
+  // active links' households and villages; everyone their own records.
+  absl::StatusOr<Scope> ComputeScope(const v1::User& user) const;
+
+  // The area code a subject lives in, for scope checks: a household's
+  // village, a village's or area's own code, a unit's area_code, a user's
+  // unit's area_code, a device's user's. NotFound if the subject is unknown;
+  // InvalidArgument for kinds that are no event subject (member, plan...).
+  absl::StatusOr<std::string> AreaOfSubject(const v1::SubjectRef& subject) const;
+
+  // The area code of a user's unit ("" without a unit): the scope key of
+  // user and device events.
+  absl::StatusOr<std::string> AreaOfUser(const v1::User& user) const;
+
+  const HouseholdLocator& households() const { return *households_; }
+  absl::Time Now() const { return clock_(); }
+  v1::Date Today() const { return DateOf(clock_()); }
+  const storage::EventStore& store() const { return *store_; }
+
+ private:
+  const storage::EventStore* store_;
+  const HouseholdLocator* households_;
+  Clock clock_;
+  std::unique_ptr<sync::StoreProjectionReader> reader_;
+  std::unique_ptr<domain::DomainQueries> domain_;
+};
+
+// One page of an index scan.
+struct IndexPage {
+  std::vector<std::pair<std::string, std::string>> entries;  // (key, value) kept.
+  std::string next_page_token;                               // Empty on the last page.
+};
+
+// Scans projection keys under `prefix` in key order, starting after the
+// position `page_token` names, keeping the entries `keep` accepts, until
+// `page_size` are kept. The token is opaque (web-safe base64 of the last key
+// suffix). InvalidArgument for a token that is not one of this prefix's.
+absl::StatusOr<IndexPage> ScanIndexPage(
+    const storage::EventStore& store, std::string_view prefix, std::string_view page_token,
+    size_t page_size,
+    const std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>& keep);
+
+// --- Writes (committer thread, inside AppendEntry::prepare) --------------------
+
+// Stores `area` (upsert by code).
+absl::Status WriteArea(storage::CommitContext& ctx, const v1::Area& area);
+// Stores `unit` and moves its name index entry.
+absl::Status WriteUnit(storage::CommitContext& ctx, const v1::Unit& unit);
+// Stores `user` and moves its name index entry.
+absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user);
+// Stores `link` with its order and holder index entries (a link's target,
+// holder and valid_from never change, so the index keys are written once).
+absl::Status WriteLink(storage::CommitContext& ctx, const v1::Link& link);
+// Stores `device` with its time and user index entries.
+absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device);
+// Reads a record as of this point of the log; nullopt if absent.
+absl::StatusOr<std::optional<v1::Link>> ReadLink(storage::CommitContext& ctx, std::string_view id);
+absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx,
+                                                     std::string_view id);
+absl::StatusOr<std::optional<v1::User>> ReadUser(storage::CommitContext& ctx, std::string_view id);
+
+}  // namespace fieldsync::server

@@ -1,0 +1,80 @@
+#include "server/service_context.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace fieldsync::server {
+
+Worker::Worker() : thread_([this] { Loop(); }) {}
+
+Worker::~Worker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void Worker::Run(std::function<void()> task) {
+  absl::MutexLock lock(&mu_);
+  tasks_.push_back(std::move(task));
+}
+
+void Worker::Loop() {
+  while (true) {
+    std::function<void()> task;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !tasks_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (tasks_.empty()) return;  // Stopping, and nothing left to run.
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    task();
+  }
+}
+
+ServiceSettings SettingsFrom(const v1::ServerConfig& config) {
+  ServiceSettings s;
+  const auto& limits = config.limits();
+  if (limits.max_page_size() > 0) s.max_page_size = limits.max_page_size();
+  if (limits.device_requests_per_second() > 0) {
+    s.device_requests_per_second = limits.device_requests_per_second();
+  }
+  if (limits.device_request_burst() > 0) s.device_request_burst = limits.device_request_burst();
+  if (config.auth().enrollment_code_ttl_seconds() > 0) {
+    s.enrollment_code_ttl = absl::Seconds(config.auth().enrollment_code_ttl_seconds());
+  }
+  if (config.auth().max_enrollment_code_ttl_seconds() > 0) {
+    s.max_enrollment_code_ttl = absl::Seconds(config.auth().max_enrollment_code_ttl_seconds());
+  }
+  if (!config.data_dir().empty()) s.data_dir = config.data_dir();
+  s.backup_dir = config.storage().backup_dir().empty() ? s.data_dir + "/backups"
+                                                       : config.storage().backup_dir();
+  return s;
+}
+
+absl::Status ValidatePrefix(std::string_view field, std::string_view prefix, bool optional) {
+  if (prefix.empty()) {
+    if (optional) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(std::string(field), " is required"));
+  }
+  if (prefix.size() > 15 || !IsDigits(prefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(field),
+                                                   " must be 1 to 15 digits of an area code, got '",
+                                                   std::string(prefix.substr(0, 32)), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NotServedYet(std::string_view method_path) {
+  std::string name(method_path.substr(
+      method_path.rfind('.') == std::string_view::npos ? 0 : method_path.rfind('.') + 1));
+  for (char& c : name) {
+    if (c == '/') c = '.';
+  }
+  return absl::UnimplementedError(absl::StrCat(name, " is not served yet"));
+}
+
+}  // namespace fieldsync::server

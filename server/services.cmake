@@ -1,0 +1,32 @@
+# The service side of server/: included by server/CMakeLists.txt.
+# Sources and headers of the v1 service implementations, auth and identity.
+set(FIELDSYNC_SERVICE_SOURCES
+  admin_service.cc
+  auth.cc
+  directory.cc
+  identity.cc
+  query_service.cc
+  report_service.cc
+  service_context.cc
+  services.cc
+  stream_service.cc
+  sync_service.cc
+)
+set(FIELDSYNC_SERVICE_HEADERS
+  admin_service.h
+  auth.h
+  directory.h
+  identity.h
+  query_service.h
+  report_service.h
+  service_context.h
+  services.h
+  stream_service.h
+  sync_service.h
+)
+
+# The services read the domain's state (households, pushed links: see
+# server/directory.h), so fieldsync_server links fieldsync_domain (an allowed
+# edge: server -> domain). Deferred to the end of server/CMakeLists.txt, which
+# declares the target after including this file.
+cmake_language(DEFER CALL target_link_libraries fieldsync_server PUBLIC fieldsync_domain)

@@ -1,0 +1,889 @@
+// SyncEngine: see sync_engine.h for the contract and docs/sync.md for the
+// protocol.
+//
+// Push runs in two phases.
+//  1. On the calling thread (PushRun::Plan): limits, the replay checks
+//     (stored rejections by content hash, event ids in the log), the device
+//     and its signature, sequencing against the committed high-water marks,
+//     the envelope, the scope, the policy's stateless validation, references
+//     and the client clock. Each event becomes a plan item: a duplicate or a
+//     replayed rejection (nothing to write), a rejection, or an acceptance.
+//  2. In the store's commit, on the committer thread, in log order: every
+//     rejection and every acceptance is one AppendEntry whose prepare hook
+//     re-checks the device's high-water mark (another push may have moved it
+//     meanwhile), merges through the MergePolicy, writes the projections and
+//     fills StoredEvent.writes. A state-dependent rejection from the policy
+//     turns the entry into a rejection marker in place.
+// Rejections need projection writes (the record, the device's sequence) but
+// the store writes projections only with a log record, so a rejection is a
+// body-less marker record (sync/event_codec.h IsRejectionMarker) that readers
+// skip.
+#include "sync/sync_engine.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/reflection.h"
+#include "google/protobuf/util/time_util.h"
+#include "storage/sha256.h"
+#include "storage/status_macros.h"
+#include "sync/event_codec.h"
+#include "sync/sync_keys.h"
+
+namespace fieldsync::sync {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr size_t kSignatureBytes = crypto_sign_BYTES;
+constexpr size_t kPublicKeyBytes = crypto_sign_PUBLICKEYBYTES;
+constexpr size_t kMaxEventIdBytes = 128;
+constexpr size_t kMaxSubjectIdBytes = 256;
+constexpr size_t kMaxDeviceIdBytes = 128;
+constexpr std::string_view kMarkerIdPrefix = "~rej/";
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// RFC 4122 text form, lowercase.
+bool IsLowerUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!IsLowerHex(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Printable ASCII without '/' (device ids are server-made).
+bool IsValidDeviceId(std::string_view s) {
+  if (s.empty() || s.size() > kMaxDeviceIdBytes) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f && c != '/'; });
+}
+
+bool IsAreaCode(std::string_view s) {
+  return s.size() == 12 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool IsEventSubjectKind(v1::SubjectKind kind) {
+  switch (kind) {
+    case v1::SUBJECT_KIND_HOUSEHOLD:
+    case v1::SUBJECT_KIND_VILLAGE:
+    case v1::SUBJECT_KIND_UNIT:
+    case v1::SUBJECT_KIND_CADRE:
+    case v1::SUBJECT_KIND_AREA:
+    case v1::SUBJECT_KIND_USER:
+    case v1::SUBJECT_KIND_DEVICE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool HasUnknownFields(const google::protobuf::Message& message, int depth = 0) {
+  if (depth > 16) return true;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  if (!reflection->GetUnknownFields(message).empty()) return true;
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (field->is_repeated()) {
+      const int n = reflection->FieldSize(message, field);
+      for (int i = 0; i < n; ++i) {
+        if (HasUnknownFields(reflection->GetRepeatedMessage(message, field, i), depth + 1)) {
+          return true;
+        }
+      }
+    } else if (HasUnknownFields(reflection->GetMessage(message, field), depth + 1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<Rejection> CheckLocation(const v1::Location& location, const std::string& field) {
+  auto bad = [&field](std::string message) {
+    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, field, std::move(message)};
+  };
+  if (!std::isfinite(location.lat()) || location.lat() < -90 || location.lat() > 90) {
+    return bad("latitude must be within [-90, 90]");
+  }
+  if (!std::isfinite(location.lng()) || location.lng() < -180 || location.lng() > 180) {
+    return bad("longitude must be within [-180, 180]");
+  }
+  if (!std::isfinite(location.accuracy_m()) || location.accuracy_m() < 0) {
+    return bad("accuracy must be a non-negative number");
+  }
+  return std::nullopt;
+}
+
+// The envelope checks that need no state (docs/sync.md "Envelope").
+std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
+  auto malformed = [](std::string field, std::string message) {
+    return Rejection{v1::REJECTION_CODE_MALFORMED, std::move(field), std::move(message)};
+  };
+  if (!IsLowerUuid(event.event_id())) {
+    return malformed("event_id", "event_id must be a lowercase RFC 4122 UUID");
+  }
+  if (event.hlc() == 0) return malformed("hlc", "hlc is required");
+  if (!event.has_device_time()) return malformed("device_time", "device_time is required");
+  if (event.device_time().seconds() < TimeUtil::kTimestampMinSeconds ||
+      event.device_time().seconds() > TimeUtil::kTimestampMaxSeconds ||
+      event.device_time().nanos() < 0 || event.device_time().nanos() > 999999999) {
+    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "device_time", "device_time out of range"};
+  }
+  if (event.body_case() == v1::Event::BODY_NOT_SET) {
+    return malformed("body", "no body this server knows");
+  }
+  if (!event.has_subject() || event.subject().kind() == v1::SUBJECT_KIND_UNSPECIFIED ||
+      event.subject().id().empty()) {
+    return malformed("subject", "subject (kind and id) is required");
+  }
+  if (!v1::SubjectKind_IsValid(event.subject().kind()) ||
+      !IsEventSubjectKind(event.subject().kind())) {
+    return Rejection{v1::REJECTION_CODE_SUBJECT_MISMATCH, "subject.kind",
+                     "this subject kind is never an event subject"};
+  }
+  const std::string& id = event.subject().id();
+  if (id.size() > kMaxSubjectIdBytes ||
+      std::any_of(id.begin(), id.end(), [](char c) { return c == '\0' || c == '/'; })) {
+    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "subject.id",
+                     "subject id is too long or contains '/' or NUL"};
+  }
+  if (!IsAreaCode(event.area_code())) {
+    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "area_code",
+                     "area_code must be a 12-digit admin-area code"};
+  }
+  if (event.has_location()) {
+    if (auto r = CheckLocation(event.location(), "location")) return r;
+  }
+  if (HasUnknownFields(event)) {
+    return malformed("", "the event carries fields this server does not know");
+  }
+  return std::nullopt;
+}
+
+absl::Status GapStatus(const std::string& device_id, uint64_t expected, uint64_t got) {
+  absl::Status status = absl::FailedPreconditionError(absl::StrCat(
+      "device ", device_id, ": device_seq ", got, " leaves a gap; next expected is ", expected));
+  v1::SequenceGap gap;
+  gap.set_device_id(device_id);
+  gap.set_next_expected_seq(expected);
+  gap.set_got_seq(got);
+  status.SetPayload(kSequenceGapTypeUrl, absl::Cord(gap.SerializeAsString()));
+  return status;
+}
+
+// A ProjectionView that buffers a Merge's writes so that a rejection can drop
+// them; reads see the buffer first, then the commit context.
+class BufferedView : public ProjectionView {
+ public:
+  explicit BufferedView(storage::CommitContext& context) : context_(context) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    if (auto it = writes_.find(key); it != writes_.end()) return it->second;
+    return context_.Get(key);
+  }
+  void Put(std::string_view key, std::string_view value) override {
+    writes_[std::string(key)] = std::string(value);
+  }
+  void Delete(std::string_view key) override { writes_[std::string(key)] = std::nullopt; }
+
+  void Flush() {
+    for (auto& [key, value] : writes_) {
+      if (value) {
+        context_.Put(key, *value);
+      } else {
+        context_.Delete(key);
+      }
+    }
+    writes_.clear();
+  }
+
+ private:
+  storage::CommitContext& context_;
+  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+};
+
+v1::PushResult RejectedResult(const std::string& event_id, const v1::RejectionRecord& record) {
+  v1::PushResult result;
+  result.set_event_id(event_id);
+  v1::Rejected* rejected = result.mutable_rejected();
+  rejected->set_code(record.code());
+  rejected->set_field(record.field());
+  rejected->set_message(record.message());
+  return result;
+}
+
+}  // namespace
+
+std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kSequenceGapTypeUrl);
+  if (!payload) return std::nullopt;
+  v1::SequenceGap gap;
+  if (!gap.ParseFromString(std::string(*payload))) return std::nullopt;
+  return gap;
+}
+
+absl::Status IndexSubject(storage::CommitContext& context, const v1::Event& event) {
+  if (!event.has_subject()) return absl::OkStatus();
+  const std::string subject_key = SubjectKey(event.subject());
+  ASSIGN_OR_RETURN(std::optional<std::string> known, context.Get(sync_keys::Subject(subject_key)));
+  if (known) return absl::OkStatus();
+  context.Put(sync_keys::Subject(subject_key), event.area_code());
+  if (!event.area_code().empty()) {
+    context.Put(sync_keys::Area(event.area_code(), subject_key), "");
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Push
+
+// The state of one push, shared by its prepare hooks and its completion.
+class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::PushRun> {
+ public:
+  PushRun(SyncEngine* engine, PushContext context, std::vector<v1::Event> events, PushCallback done)
+      : engine_(engine),
+        context_(std::move(context)),
+        events_(std::move(events)),
+        done_(std::move(done)) {}
+
+  // Plans, then appends; `done_` is called exactly once.
+  void Start() {
+    absl::Status planned = Plan();
+    if (!planned.ok()) {
+      Finish(planned);
+      return;
+    }
+    std::vector<storage::AppendEntry> entries;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      Item& item = items_[i];
+      if (item.kind == Item::kAccepted) {
+        item.entry_index = entries.size();
+        entries.push_back(AcceptedEntry(i));
+      } else if (item.kind == Item::kRejected) {
+        item.entry_index = entries.size();
+        entries.push_back(RejectionEntry(i));
+      }
+    }
+    if (entries.empty()) {
+      Finish(std::vector<storage::AppendResult>{});
+      return;
+    }
+    std::shared_ptr<PushRun> self = shared_from_this();
+    engine_->store_->AppendAsync(
+        std::move(entries), [self](absl::StatusOr<std::vector<storage::AppendResult>> results) {
+          self->Finish(std::move(results));
+        });
+  }
+
+ private:
+  struct Item {
+    enum Kind { kDuplicate, kReplayedRejection, kRejected, kAccepted, kMirror };
+    Kind kind = kAccepted;
+    std::string content_hash;
+    // kDuplicate: the committed offset. kMirror: the earlier item with the
+    // same content in this push.
+    uint64_t duplicate_offset = 0;
+    size_t mirror_of = 0;
+    // kRejected and kReplayedRejection.
+    v1::RejectionRecord rejection;
+    // kRejected: the rejection advances the device's sequence.
+    bool advances = false;
+    // kAccepted.
+    Author author;
+    uint64_t adopted_hlc = 0;
+    bool hlc_flagged = false;
+    std::vector<std::string> pending_blobs;
+    std::vector<std::string> pending_events;
+    // Set by the prepare hook (committer thread) and read after the commit.
+    size_t entry_index = 0;
+    bool converted = false;  // The hook turned the acceptance into a rejection.
+    MergeResult merge;
+  };
+
+  absl::Status Plan();
+  absl::StatusOr<uint64_t> Expected(const std::string& device_id);
+  absl::StatusOr<std::optional<DeviceInfo>> LookupDevice(const std::string& device_id);
+  absl::StatusOr<std::optional<Scope>> ScopeOfUser(const std::string& user_id);
+  absl::StatusOr<std::optional<Rejection>> CheckReferences(size_t index, Item& item);
+  v1::RejectionRecord MakeRecord(const v1::Event& event, const Rejection& rejection,
+                                 const std::string& actor, bool keep_event) const;
+  storage::AppendEntry AcceptedEntry(size_t index);
+  storage::AppendEntry RejectionEntry(size_t index);
+  absl::Status PrepareAccepted(size_t index, storage::CommitContext& context);
+  absl::Status PrepareRejection(size_t index, storage::CommitContext& context);
+  void WriteRejection(storage::CommitContext& context, Item& item, const v1::Event& event);
+  void Finish(absl::StatusOr<std::vector<storage::AppendResult>> results);
+
+  SyncEngine* const engine_;
+  const PushContext context_;
+  const std::vector<v1::Event> events_;
+  PushCallback done_;
+
+  absl::Time received_at_;
+  google::protobuf::Timestamp received_at_proto_;
+  std::vector<Item> items_;
+  std::map<std::string, uint64_t> expected_;  // Next expected device_seq by device.
+  std::map<std::string, std::optional<DeviceInfo>> devices_;
+  std::map<std::string, std::optional<Scope>> user_scopes_;
+  std::unordered_map<std::string, size_t> ids_;     // event_id → first item with it.
+  std::unordered_map<std::string, size_t> hashes_;  // content hash → first item.
+};
+
+absl::StatusOr<uint64_t> SyncEngine::PushRun::Expected(const std::string& device_id) {
+  if (auto it = expected_.find(device_id); it != expected_.end()) return it->second;
+  ASSIGN_OR_RETURN(std::optional<std::string> hwm,
+                   engine_->store_->GetProjection(sync_keys::Device(device_id)));
+  const uint64_t next = (hwm ? sync_keys::ParseBe64(*hwm) : 0) + 1;
+  expected_[device_id] = next;
+  return next;
+}
+
+absl::StatusOr<std::optional<DeviceInfo>> SyncEngine::PushRun::LookupDevice(
+    const std::string& device_id) {
+  if (auto it = devices_.find(device_id); it != devices_.end()) return it->second;
+  ASSIGN_OR_RETURN(std::optional<DeviceInfo> info, engine_->keys_->Lookup(device_id));
+  devices_[device_id] = info;
+  return info;
+}
+
+absl::StatusOr<std::optional<Scope>> SyncEngine::PushRun::ScopeOfUser(const std::string& user_id) {
+  if (!context_.scope_of_user) return std::optional<Scope>();
+  if (auto it = user_scopes_.find(user_id); it != user_scopes_.end()) return it->second;
+  ASSIGN_OR_RETURN(Scope scope, context_.scope_of_user(user_id));
+  user_scopes_[user_id] = Normalize(scope);
+  return user_scopes_[user_id];
+}
+
+v1::RejectionRecord SyncEngine::PushRun::MakeRecord(const v1::Event& event,
+                                                    const Rejection& rejection,
+                                                    const std::string& actor,
+                                                    bool keep_event) const {
+  v1::RejectionRecord record;
+  record.set_event_id(event.event_id());
+  record.set_device_id(event.device_id());
+  record.set_device_seq(event.device_seq());
+  record.set_code(rejection.code);
+  record.set_field(rejection.field);
+  record.set_message(rejection.message);
+  *record.mutable_received_at() = received_at_proto_;
+  record.set_actor(actor);
+  if (event.device_id() != context_.device_id) record.set_relayed_by(context_.device_id);
+  record.set_kind(static_cast<v1::EventKind>(event.body_case()));
+  if (event.has_subject()) *record.mutable_subject() = event.subject();
+  record.set_area_code(event.area_code());
+  if (keep_event) *record.mutable_event() = event;
+  return record;
+}
+
+absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(size_t index,
+                                                                              Item& item) {
+  const v1::Event& event = events_[index];
+  const References refs = engine_->policy_->ReferencesOf(event);
+  for (const References::EventRef& ref : refs.events) {
+    const v1::Event* referenced = nullptr;
+    v1::StoredEvent stored;
+    if (auto it = ids_.find(ref.event_id);
+        it != ids_.end() && it->second < index && items_[it->second].kind == Item::kAccepted) {
+      referenced = &events_[it->second];
+    } else {
+      ASSIGN_OR_RETURN(std::optional<uint64_t> offset,
+                       engine_->store_->LookupEventId(ref.event_id));
+      if (offset) {
+        ASSIGN_OR_RETURN(storage::LogRecord record, engine_->store_->Read(*offset));
+        ASSIGN_OR_RETURN(stored, DecodeRecord(record));
+        if (!IsRejectionMarker(stored)) referenced = &stored.event();
+      }
+    }
+    if (referenced == nullptr) {
+      if (ref.required) {
+        return Rejection{v1::REJECTION_CODE_UNKNOWN_REFERENCE, ref.field,
+                         absl::StrCat("event ", ref.event_id, " is not in the log")};
+      }
+      item.pending_events.push_back(ref.event_id);
+      continue;
+    }
+    if (ref.required) {
+      if (auto r = engine_->policy_->CheckReference(event, ref, *referenced)) return r;
+    }
+  }
+  for (const References::BlobRef& blob : refs.blobs) {
+    if (blob.sha256.size() != storage::kSha256Size) {
+      return Rejection{v1::REJECTION_CODE_INVALID_VALUE, blob.field,
+                       "a blob reference must be a 32-byte SHA-256"};
+    }
+    ASSIGN_OR_RETURN(storage::BlobStatus status, engine_->store_->GetBlobStatus(blob.sha256));
+    if (!status.complete) item.pending_blobs.push_back(blob.sha256);
+  }
+  return std::optional<Rejection>();
+}
+
+absl::Status SyncEngine::PushRun::Plan() {
+  const SyncOptions& options = engine_->options_;
+  if (events_.size() > options.max_push_events) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a push of ", events_.size(), " events exceeds max_push_events ", options.max_push_events));
+  }
+  size_t total = 0;
+  for (const v1::Event& event : events_) total += event.ByteSizeLong();
+  if (total > options.max_push_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a push of ", total, " bytes exceeds max_push_bytes ", options.max_push_bytes));
+  }
+  received_at_ = context_.now == absl::InfinitePast() ? engine_->Now() : context_.now;
+  received_at_proto_ = ToProto(received_at_);
+  const Scope caller_scope = Normalize(context_.scope);
+
+  items_.resize(events_.size());
+  for (size_t i = 0; i < events_.size(); ++i) {
+    const v1::Event& event = events_[i];
+    Item& item = items_[i];
+    item.content_hash = EventContentHash(event);
+
+    // The same content earlier in this push: answer what that one got.
+    if (auto it = hashes_.find(item.content_hash); it != hashes_.end()) {
+      item.kind = Item::kMirror;
+      item.mirror_of = it->second;
+      continue;
+    }
+    hashes_.emplace(item.content_hash, i);
+
+    // A replay of an event refused before: the same answer, nothing written.
+    ASSIGN_OR_RETURN(std::optional<std::string> replayed,
+                     engine_->store_->GetProjection(sync_keys::RejectionHash(item.content_hash)));
+    if (replayed) {
+      ASSIGN_OR_RETURN(
+          std::optional<std::string> record,
+          engine_->store_->GetProjection(sync_keys::Rejection(sync_keys::ParseBe64(*replayed))));
+      if (!record || !item.rejection.ParseFromString(*record)) {
+        return absl::DataLossError(
+            absl::StrCat("rejection record of ", storage::ToHex(item.content_hash), " is missing"));
+      }
+      item.kind = Item::kReplayedRejection;
+      continue;
+    }
+
+    // The same event already in the log: a duplicate, whatever became of its
+    // device since (it was authenticated when it was appended).
+    bool id_taken = false;
+    if (!event.event_id().empty() && event.event_id().size() <= kMaxEventIdBytes) {
+      ASSIGN_OR_RETURN(std::optional<uint64_t> offset,
+                       engine_->store_->LookupEventId(event.event_id()));
+      if (offset) {
+        ASSIGN_OR_RETURN(storage::LogRecord record, engine_->store_->Read(*offset));
+        ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(record));
+        if (!IsRejectionMarker(stored) && EventContentHash(stored.event()) == item.content_hash) {
+          item.kind = Item::kDuplicate;
+          item.duplicate_offset = *offset;
+          ids_.emplace(event.event_id(), i);
+          continue;
+        }
+        id_taken = true;
+      }
+    }
+
+    std::optional<Rejection> reason;
+    bool authenticated = false;
+    std::optional<DeviceInfo> device;
+    if (!IsValidDeviceId(event.device_id())) {
+      reason = Rejection{v1::REJECTION_CODE_MALFORMED, "device_id", "device_id is malformed"};
+    } else if (event.device_seq() == 0) {
+      reason = Rejection{v1::REJECTION_CODE_MALFORMED, "device_seq", "device_seq starts at 1"};
+    } else {
+      ASSIGN_OR_RETURN(device, LookupDevice(event.device_id()));
+      if (!device) {
+        reason = Rejection{v1::REJECTION_CODE_UNKNOWN_DEVICE, "device_id",
+                           "device_id is not an enrolled device"};
+      } else if (device->revoked) {
+        reason =
+            Rejection{v1::REJECTION_CODE_DEVICE_REVOKED, "device_id", "the device was revoked"};
+      } else if (device->public_key.size() != kPublicKeyBytes ||
+                 event.signature().size() != kSignatureBytes) {
+        reason = Rejection{v1::REJECTION_CODE_BAD_SIGNATURE, "signature",
+                           "the signature must be 64 bytes of Ed25519"};
+      } else {
+        const std::string canonical = CanonicalEventBytes(event);
+        if (crypto_sign_verify_detached(
+                reinterpret_cast<const unsigned char*>(event.signature().data()),
+                reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(),
+                reinterpret_cast<const unsigned char*>(device->public_key.data())) != 0) {
+          reason = Rejection{v1::REJECTION_CODE_BAD_SIGNATURE, "signature",
+                             "the signature does not verify with the device's key"};
+        } else {
+          authenticated = true;
+        }
+      }
+    }
+
+    const bool relayed = event.device_id() != context_.device_id;
+    Author author;
+    author.device_id = event.device_id();
+    if (relayed) author.relayed_by = context_.device_id;
+    if (authenticated && relayed) {
+      author.actor = device->user_id;
+      author.role = device->role;
+    } else {
+      author.actor = context_.actor;
+      author.role = context_.role;
+    }
+
+    if (!authenticated) {
+      // Unproven origin: recorded, but it never touches the device's sequence
+      // (a forged event must not be able to take a real event's number).
+      item.kind = Item::kRejected;
+      item.advances = false;
+      item.rejection =
+          MakeRecord(event, *reason, author.actor, event.ByteSizeLong() <= options.max_event_bytes);
+      continue;
+    }
+
+    // Authenticated: from here on the event holds its device_seq.
+    if (event.event_id().empty() || event.event_id().size() > kMaxEventIdBytes) {
+      reason = Rejection{v1::REJECTION_CODE_MALFORMED, "event_id", "event_id is malformed"};
+    } else if (auto it = ids_.find(event.event_id()); it != ids_.end()) {
+      reason = Rejection{v1::REJECTION_CODE_EVENT_ID_REUSED, "event_id",
+                         "event_id was used earlier in this push with other content"};
+    } else if (id_taken) {
+      reason = Rejection{v1::REJECTION_CODE_EVENT_ID_REUSED, "event_id",
+                         "event_id was already used with other content"};
+    }
+    if (!event.event_id().empty()) ids_.emplace(event.event_id(), i);
+
+    ASSIGN_OR_RETURN(const uint64_t expected, Expected(event.device_id()));
+    if (event.device_seq() > expected) {
+      return GapStatus(event.device_id(), expected, event.device_seq());
+    }
+    if (event.device_seq() < expected) {
+      reason = Rejection{v1::REJECTION_CODE_SEQUENCE_REUSED, "device_seq",
+                         absl::StrCat("device_seq ", event.device_seq(),
+                                      " was already used; next expected is ", expected)};
+      item.advances = false;
+    } else {
+      expected_[event.device_id()] = expected + 1;
+      item.advances = true;
+    }
+
+    if (!reason && event.ByteSizeLong() > options.max_event_bytes) {
+      reason = Rejection{v1::REJECTION_CODE_TOO_LARGE, "",
+                         absl::StrCat("the event is ", event.ByteSizeLong(),
+                                      " bytes; the limit is ", options.max_event_bytes)};
+    }
+    if (!reason) reason = CheckEnvelope(event);
+    if (!reason) {
+      const std::string subject_key = SubjectKey(event.subject());
+      bool in_scope = Contains(caller_scope, event.area_code(), subject_key);
+      if (in_scope && relayed) {
+        ASSIGN_OR_RETURN(std::optional<Scope> signer_scope, ScopeOfUser(author.actor));
+        if (signer_scope) in_scope = Contains(*signer_scope, event.area_code(), subject_key);
+      }
+      if (!in_scope) {
+        reason = Rejection{v1::REJECTION_CODE_OUT_OF_SCOPE, "subject",
+                           absl::StrCat(subject_key, " in area ", event.area_code(),
+                                        " is outside the actor's scope")};
+      }
+    }
+    if (!reason) reason = engine_->policy_->Validate(event, author);
+    if (!reason) {
+      ASSIGN_OR_RETURN(reason, CheckReferences(i, item));
+    }
+    if (reason) {
+      item.kind = Item::kRejected;
+      item.rejection =
+          MakeRecord(event, *reason, author.actor, reason->code != v1::REJECTION_CODE_TOO_LARGE);
+      continue;
+    }
+
+    // Accepted (the merge may still refuse it for a state-dependent reason).
+    item.kind = Item::kAccepted;
+    item.author = std::move(author);
+    const uint64_t limit = HlcAt(received_at_ + options.max_hlc_skew);
+    if (event.hlc() > limit) {
+      item.hlc_flagged = true;
+      item.adopted_hlc = engine_->hlc_.Tick();
+    } else {
+      item.adopted_hlc = event.hlc();
+      engine_->hlc_.Observe(event.hlc());
+    }
+  }
+  // Every device the response must report.
+  if (IsValidDeviceId(context_.device_id)) {
+    RETURN_IF_ERROR(Expected(context_.device_id).status());
+  }
+  return absl::OkStatus();
+}
+
+storage::AppendEntry SyncEngine::PushRun::AcceptedEntry(size_t index) {
+  const v1::Event& event = events_[index];
+  storage::AppendEntry entry;
+  entry.event_id = event.event_id();
+  entry.subject = SubjectKey(event.subject());
+  entry.area_code = event.area_code();
+  // A placeholder payload: the hook writes the real one (with the writes).
+  entry.payload = "-";
+  std::shared_ptr<PushRun> self = shared_from_this();
+  entry.prepare = [self, index](storage::CommitContext& context) {
+    return self->PrepareAccepted(index, context);
+  };
+  return entry;
+}
+
+storage::AppendEntry SyncEngine::PushRun::RejectionEntry(size_t index) {
+  storage::AppendEntry entry;
+  // One marker per distinct content: a concurrent push of the same refused
+  // event is then a store duplicate and writes nothing twice.
+  entry.event_id = std::string(kMarkerIdPrefix) + storage::ToHex(items_[index].content_hash);
+  entry.payload = "-";
+  std::shared_ptr<PushRun> self = shared_from_this();
+  entry.prepare = [self, index](storage::CommitContext& context) {
+    return self->PrepareRejection(index, context);
+  };
+  return entry;
+}
+
+void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& item,
+                                         const v1::Event& event) {
+  const uint64_t offset = context.offset();
+  const v1::RejectionRecord& record = item.rejection;
+  context.Put(sync_keys::Rejection(offset), record.SerializeAsString());
+  context.Put(sync_keys::RejectionHash(item.content_hash), sync_keys::Be64(offset));
+  context.Put(sync_keys::RejectionAll(offset), "");
+  if (IsValidDeviceId(record.device_id())) {
+    context.Put(sync_keys::RejectionDevice(record.device_id(), offset), "");
+  }
+  if (IsAreaCode(record.area_code())) {
+    for (size_t length : {6, 9, 12}) {
+      context.Put(sync_keys::RejectionArea(record.area_code().substr(0, length), offset), "");
+    }
+  }
+  if (item.advances) {
+    context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+  }
+  v1::StoredEvent marker;
+  marker.mutable_event()->set_event_id(event.event_id());
+  marker.mutable_event()->set_device_id(event.device_id());
+  marker.mutable_event()->set_device_seq(event.device_seq());
+  *marker.mutable_received_at() = received_at_proto_;
+  marker.set_actor(record.actor());
+  marker.set_relayed_by(record.relayed_by());
+  context.payload() = EncodePayload(marker);
+}
+
+absl::Status SyncEngine::PushRun::PrepareRejection(size_t index, storage::CommitContext& context) {
+  Item& item = items_[index];
+  const v1::Event& event = events_[index];
+  if (item.advances) {
+    ASSIGN_OR_RETURN(std::optional<std::string> hwm,
+                     context.Get(sync_keys::Device(event.device_id())));
+    const uint64_t last = hwm ? sync_keys::ParseBe64(*hwm) : 0;
+    if (last + 1 < event.device_seq()) {
+      return GapStatus(event.device_id(), last + 1, event.device_seq());
+    }
+    if (last >= event.device_seq()) {
+      // Another push took this number meanwhile.
+      item.advances = false;
+      item.rejection.set_code(v1::REJECTION_CODE_SEQUENCE_REUSED);
+      item.rejection.set_field("device_seq");
+      item.rejection.set_message(
+          absl::StrCat("device_seq ", event.device_seq(), " was taken by another event"));
+    }
+  }
+  WriteRejection(context, item, event);
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitContext& context) {
+  Item& item = items_[index];
+  const v1::Event& event = events_[index];
+  ASSIGN_OR_RETURN(std::optional<std::string> hwm,
+                   context.Get(sync_keys::Device(event.device_id())));
+  const uint64_t last = hwm ? sync_keys::ParseBe64(*hwm) : 0;
+  if (last + 1 < event.device_seq()) {
+    return GapStatus(event.device_id(), last + 1, event.device_seq());
+  }
+  auto convert = [&](const Rejection& rejection, bool advances) {
+    item.converted = true;
+    item.advances = advances;
+    item.rejection = MakeRecord(event, rejection, item.author.actor, true);
+    WriteRejection(context, item, event);
+  };
+  if (last >= event.device_seq()) {
+    convert(
+        Rejection{v1::REJECTION_CODE_SEQUENCE_REUSED, "device_seq",
+                  absl::StrCat("device_seq ", event.device_seq(), " was taken by another event")},
+        false);
+    return absl::OkStatus();
+  }
+
+  EventMeta meta;
+  meta.author = item.author;
+  meta.offset = context.offset();
+  meta.adopted_hlc = item.adopted_hlc;
+  meta.hlc_flagged = item.hlc_flagged;
+  meta.received_at = received_at_;
+  BufferedView view(context);
+  ASSIGN_OR_RETURN(item.merge, engine_->policy_->Merge(event, meta, view));
+  if (item.merge.rejection) {
+    convert(*item.merge.rejection, true);
+    return absl::OkStatus();
+  }
+  view.Flush();
+
+  RETURN_IF_ERROR(IndexSubject(context, event));
+  for (const std::string& sha : item.pending_blobs) {
+    context.Put(sync_keys::PendingBlob(sha, meta.offset), "");
+  }
+  for (const std::string& id : item.pending_events) {
+    context.Put(sync_keys::PendingEvent(id, meta.offset), "");
+  }
+  context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+
+  v1::StoredEvent stored;
+  *stored.mutable_event() = event;
+  *stored.mutable_received_at() = received_at_proto_;
+  stored.set_actor(item.author.actor);
+  stored.set_relayed_by(item.author.relayed_by);
+  stored.set_hlc_flagged(item.hlc_flagged);
+  stored.set_adopted_hlc(item.adopted_hlc);
+  for (const v1::WriteOutcome& write : item.merge.writes) *stored.add_writes() = write;
+  context.payload() = EncodePayload(stored);
+  return absl::OkStatus();
+}
+
+void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResult>> results) {
+  if (!results.ok()) {
+    done_(std::move(results).status());
+    return;
+  }
+  PushOutcome outcome;
+  v1::PushResponse& response = outcome.response;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    const Item& item = items_[i];
+    const v1::Event& event = events_[i];
+    v1::PushResult result;
+    result.set_event_id(event.event_id());
+    switch (item.kind) {
+      case Item::kMirror: {
+        // Copy the earlier identical event's answer; an acceptance becomes a
+        // duplicate of it.
+        result = response.results(static_cast<int>(item.mirror_of));
+        if (result.has_accepted()) {
+          const uint64_t offset = result.accepted().offset();
+          result.mutable_duplicate()->set_original_offset(offset);
+        } else if (result.has_conflict_recorded()) {
+          const uint64_t offset = result.conflict_recorded().offset();
+          result.mutable_duplicate()->set_original_offset(offset);
+        }
+        if (result.has_duplicate()) {
+          ++outcome.duplicates;
+        } else {
+          ++outcome.rejected;
+        }
+        break;
+      }
+      case Item::kDuplicate:
+        result.mutable_duplicate()->set_original_offset(item.duplicate_offset);
+        ++outcome.duplicates;
+        break;
+      case Item::kReplayedRejection:
+        result = RejectedResult(event.event_id(), item.rejection);
+        ++outcome.rejected;
+        break;
+      case Item::kRejected:
+        result = RejectedResult(event.event_id(), item.rejection);
+        ++outcome.rejected;
+        break;
+      case Item::kAccepted: {
+        const storage::AppendResult& appended = (*results)[item.entry_index];
+        if (appended.duplicate) {
+          // A concurrent push appended the same event_id first.
+          result.mutable_duplicate()->set_original_offset(appended.offset);
+          ++outcome.duplicates;
+        } else if (item.converted) {
+          result = RejectedResult(event.event_id(), item.rejection);
+          ++outcome.rejected;
+        } else if (!item.merge.conflict_ids.empty()) {
+          v1::ConflictRecorded* recorded = result.mutable_conflict_recorded();
+          recorded->set_offset(appended.offset);
+          for (const std::string& id : item.merge.conflict_ids) recorded->add_conflict_ids(id);
+          ++outcome.conflicts;
+        } else {
+          result.mutable_accepted()->set_offset(appended.offset);
+          ++outcome.accepted;
+        }
+        break;
+      }
+    }
+    *response.add_results() = std::move(result);
+  }
+  for (const auto& [device, next] : expected_)
+    (*response.mutable_next_expected_seq())[device] = next;
+  *response.mutable_server_time() = ToProto(engine_->Now());
+  done_(std::move(outcome));
+}
+
+SyncEngine::SyncEngine(storage::EventStore* store, const MergePolicy* policy,
+                       const DeviceKeys* keys, SyncOptions options)
+    : store_(store),
+      policy_(policy),
+      keys_(keys),
+      options_([&options] {
+        if (!options.clock) options.clock = [] { return absl::Now(); };
+        return std::move(options);
+      }()),
+      reader_(store),
+      hlc_(options_.clock) {
+  // Thread-safe and idempotent; fails only if no entropy source exists, which
+  // signature verification does not need.
+  if (sodium_init() < 0) {
+    // Ignored on purpose: crypto_sign_verify_detached works without it.
+  }
+}
+
+SyncEngine::~SyncEngine() = default;
+
+absl::Time SyncEngine::Now() const { return options_.clock(); }
+
+absl::StatusOr<PushOutcome> SyncEngine::Push(const PushContext& context,
+                                             const std::vector<v1::Event>& events) {
+  absl::Notification done;
+  absl::StatusOr<PushOutcome> answer = absl::UnknownError("push did not finish");
+  PushAsync(context, events, [&](absl::StatusOr<PushOutcome> outcome) {
+    answer = std::move(outcome);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return answer;
+}
+
+void SyncEngine::PushAsync(PushContext context, std::vector<v1::Event> events, PushCallback done) {
+  auto run =
+      std::make_shared<PushRun>(this, std::move(context), std::move(events), std::move(done));
+  run->Start();
+}
+
+absl::StatusOr<uint64_t> SyncEngine::NextExpectedSeq(std::string_view device_id) const {
+  ASSIGN_OR_RETURN(std::optional<std::string> hwm,
+                   store_->GetProjection(sync_keys::Device(device_id)));
+  return (hwm ? sync_keys::ParseBe64(*hwm) : 0) + 1;
+}
+
+}  // namespace fieldsync::sync

@@ -1,0 +1,222 @@
+// SyncEngine: offline batches in, conflicts surfaced, scoped pulls out.
+//
+// The engine sits between the gRPC handlers and the event store:
+//   - Push takes a batch of signed events from a device (or a tablet relaying
+//     other devices' events) and answers one PushResult per event: accepted,
+//     duplicate, rejected or conflict recorded. It checks sequencing (gapless
+//     device_seq per device), idempotency (event_id), the Ed25519 signature
+//     against the device's enrolled key, the client's clock, the actor's scope
+//     and the domain's validation; merges every accepted event into entity
+//     state through the MergePolicy inside the store's commit (same WriteBatch
+//     as the log record: state, conflicts, rejections, device high-water
+//     marks); and answers once the batch is durable.
+//   - Pull answers what changed in a scope after a checkpoint, a snapshot to
+//     start from (first sync, unusable cursor), and the additions and removals
+//     of a scope change.
+//   - GetHistory and ListRejections serve the QueryService; the domain's
+//     queries live in domain/queries.h.
+// The protocol is described in docs/sync.md.
+//
+// Thread safety: a SyncEngine is safe for concurrent use from any number of
+// threads without external synchronization.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "fieldsync/v1/event.pb.h"
+#include "fieldsync/v1/query_service.pb.h"
+#include "fieldsync/v1/sync_service.pb.h"
+#include "storage/event_store.h"
+#include "sync/device_keys.h"
+#include "sync/hlc.h"
+#include "sync/merge_policy.h"
+#include "sync/scope.h"
+#include "sync/store_reader.h"
+
+namespace fieldsync::sync {
+
+// Settings of the engine. Every field documents its meaning and its default;
+// the server fills them from LimitsConfig.
+struct SyncOptions {
+  // Most events in one push; more answers RESOURCE_EXHAUSTED. Default 500.
+  size_t max_push_events = 500;
+  // Most bytes of events (serialized) in one push; more answers
+  // RESOURCE_EXHAUSTED. Default 2 MiB.
+  size_t max_push_bytes = 2 << 20;
+  // Largest serialized event; a bigger one is rejected TOO_LARGE. Default 64 KiB.
+  size_t max_event_bytes = 64 << 10;
+  // How far an event's HLC may run ahead of server time and still be
+  // adopted. Default 5 minutes.
+  absl::Duration max_hlc_skew = absl::Minutes(5);
+  // Default and cap of PullRequest.max_events. Default 1000.
+  size_t max_pull_events = 1000;
+  // Default and cap of PullRequest.max_bytes. Default 1 MiB.
+  size_t max_pull_bytes = 1 << 20;
+  // Most subjects in one snapshot page. Default 500.
+  size_t snapshot_page_subjects = 500;
+  // A scope change that would remove more subjects than this answers RESET
+  // (SCOPE_CHANGED) with a full snapshot instead. Default 10000.
+  size_t max_scope_change_subjects = 10000;
+  // Cap (and default 100) of page sizes of GetHistory and ListRejections.
+  size_t max_page_size = 1000;
+  // Cursors below this offset answer RESET (COMPACTED): the oldest offset the
+  // server still serves incrementally. Default 0 (everything).
+  uint64_t oldest_incremental_offset = 0;
+  // Mixed into scope digests (a deployment identity), so a checkpoint from
+  // another deployment never matches. Default "".
+  std::string scope_digest_salt;
+  // How many scopes (by digest) the engine remembers to compute scope-change
+  // additions and removals; an unknown old scope answers RESET
+  // (SCOPE_CHANGED). Default 100000.
+  size_t scope_memory = 100000;
+  // The server's wall clock. Default absl::Now.
+  std::function<absl::Time()> clock;
+};
+
+// Who pushes, as the server authenticated them.
+struct PushContext {
+  // The token's user: the actor of the events its own device signed.
+  std::string actor;
+  // That user's role.
+  v1::Role role = v1::ROLE_UNSPECIFIED;
+  // The token's device. Events signed by another device are relays: they keep
+  // their signer's device_id, and relayed_by is this device.
+  std::string device_id;
+  // The actor's scope (Normalize is applied by the engine).
+  Scope scope;
+  // Receipt time; InfinitePast = the engine's clock.
+  absl::Time now = absl::InfinitePast();
+  // The scope of the user a relayed event's signing device is enrolled to;
+  // relayed events must lie in that scope too. Unset: relayed events are
+  // checked against `scope` only.
+  std::function<absl::StatusOr<Scope>(std::string_view user_id)> scope_of_user;
+};
+
+// The answer to a push.
+struct PushOutcome {
+  // Results in request order, next_expected_seq and server_time.
+  v1::PushResponse response;
+  size_t accepted = 0;
+  size_t duplicates = 0;
+  size_t rejected = 0;
+  size_t conflicts = 0;
+};
+
+// A FAILED_PRECONDITION status of Push carries a v1.SequenceGap as the
+// payload under this type URL; the server sends it as the
+// `fieldsync-sequence-gap-bin` trailer.
+inline constexpr char kSequenceGapTypeUrl[] = "type.googleapis.com/fieldsync.v1.SequenceGap";
+
+// The SequenceGap carried by `status`, if any.
+std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status);
+
+// Records the subject of `event` in the engine's subject index (sync/subj,
+// sync/area; see sync_keys.h) unless it is there already, so that pull
+// snapshots and scope changes find it. Push does this for every accepted
+// event; call it from the AppendEntry::prepare hook of a server-made domain
+// event appended outside Push (an AdminService link). Committer thread only.
+absl::Status IndexSubject(storage::CommitContext& context, const v1::Event& event);
+
+class SyncEngine {
+ public:
+  // Borrowed pointers; each must outlive the engine.
+  SyncEngine(storage::EventStore* store, const MergePolicy* policy, const DeviceKeys* keys,
+             SyncOptions options = {});
+  ~SyncEngine();
+  SyncEngine(const SyncEngine&) = delete;
+  SyncEngine& operator=(const SyncEngine&) = delete;
+
+  // Appends a batch of events and answers one result per event, in order,
+  // once everything it wrote is durable.
+  // Errors (nothing of the batch is written):
+  //   RESOURCE_EXHAUSTED over max_push_events or max_push_bytes;
+  //   FAILED_PRECONDITION on a device_seq gap, with a SequenceGap payload
+  //     (SequenceGapOf) naming the device and the next expected number;
+  //   UNAVAILABLE if the store is closing; the store's or DeviceKeys' error
+  //   otherwise.
+  // Per-event refusals are results (Rejected), never errors.
+  absl::StatusOr<PushOutcome> Push(const PushContext& context,
+                                   const std::vector<v1::Event>& events);
+
+  // As Push, but never waits for the commit: validation (signatures, point
+  // reads) runs on the calling thread, then `done` is called exactly once,
+  // from the store's committer thread (or the calling thread on an early
+  // error). `done` must not block.
+  using PushCallback = std::function<void(absl::StatusOr<PushOutcome>)>;
+  void PushAsync(PushContext context, std::vector<v1::Event> events, PushCallback done);
+
+  // What changed in `scope` after request.cursor, bounded by count and bytes;
+  // or a snapshot (first sync, RESET); or a scope change's additions and
+  // removals. Errors: the store's.
+  absl::StatusOr<v1::PullResponse> Pull(const Scope& scope, const v1::PullRequest& request);
+
+  // The device_seq the engine expects next from `device_id` (1 if none yet).
+  absl::StatusOr<uint64_t> NextExpectedSeq(std::string_view device_id) const;
+
+  // A subject's events in offset order. PERMISSION_DENIED if the subject is
+  // outside `scope`; INVALID_ARGUMENT for a missing subject.
+  absl::StatusOr<v1::GetHistoryResponse> GetHistory(const Scope& scope,
+                                                    const v1::GetHistoryRequest& request) const;
+
+  // Rejection records, newest first, under an area prefix and/or of a device.
+  // PERMISSION_DENIED for a prefix outside `scope` (a device filter alone
+  // lists only records whose area is in scope); INVALID_ARGUMENT for no filter
+  // or a bad page token.
+  absl::StatusOr<v1::ListRejectionsResponse> ListRejections(
+      const Scope& scope, const v1::ListRejectionsRequest& request) const;
+
+  // Blobs that appended events refer to and that are still not uploaded
+  // (SHA-256, 32 bytes each), at most `limit`.
+  absl::StatusOr<std::vector<std::string>> ListMissingBlobs(size_t limit) const;
+
+  // The committed projections, for the domain's queries.
+  const ProjectionReader& reader() const { return reader_; }
+  const SyncOptions& options() const { return options_; }
+
+ private:
+  class PushRun;
+  struct SnapshotCursor;
+
+  absl::Time Now() const;
+  void RememberScope(const std::string& digest, const Scope& scope);
+  std::optional<Scope> RecallScope(const std::string& digest) const;
+
+  absl::Status AppendSnapshotPage(const Scope& scope, const Scope* old_scope,
+                                  SnapshotCursor& cursor, size_t max_bytes, size_t* bytes,
+                                  v1::Snapshot* out, bool* complete) const;
+  absl::Status AppendEvents(const Scope& scope, uint64_t after, uint64_t head, size_t max_events,
+                            size_t max_bytes, bool omit_proofs, size_t* bytes,
+                            v1::PullResponse* out) const;
+  absl::StatusOr<std::vector<v1::SubjectRef>> RemovedSubjects(const Scope& old_scope,
+                                                              const Scope& new_scope,
+                                                              bool* too_many) const;
+  absl::StatusOr<v1::PullResponse> ResetAndSnapshot(const Scope& scope, const std::string& digest,
+                                                    v1::ResetReason reason, uint64_t head,
+                                                    size_t max_events, size_t max_bytes,
+                                                    bool omit_proofs);
+
+  storage::EventStore* store_;
+  const MergePolicy* policy_;
+  const DeviceKeys* keys_;
+  const SyncOptions options_;
+  StoreProjectionReader reader_;
+  HybridClock hlc_;
+
+  mutable absl::Mutex scopes_mu_;
+  absl::flat_hash_map<std::string, Scope> scopes_ ABSL_GUARDED_BY(scopes_mu_);
+};
+
+}  // namespace fieldsync::sync

@@ -1,0 +1,173 @@
+#include "tests/server/service_harness.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "domain/shuanglian_policy.h"
+#include "server/identity.h"
+#include "storage/status_macros.h"
+#include "sync/event_codec.h"
+
+namespace fieldsync::testing {
+
+absl::StatusOr<std::unique_ptr<ServiceHarness>> ServiceHarness::Start(const std::string& data_dir,
+                                                                      v1::ServerConfig config) {
+  std::filesystem::create_directories(data_dir);
+  auto harness = std::unique_ptr<ServiceHarness>(new ServiceHarness());
+  config.set_data_dir(data_dir);
+  harness->config_ = std::move(config);
+  ASSIGN_OR_RETURN(harness->store_, storage::OpenEventStore(data_dir + "/db"));
+  server::ServiceDeps deps;
+  deps.store = harness->store_.get();
+  deps.config = &harness->config_;
+  deps.state = &harness->state_;
+  deps.metrics = &harness->metrics_;
+  deps.clock = harness->clock_.AsClock();
+  ASSIGN_OR_RETURN(harness->services_, server::CreateServices(deps));
+  harness->admin_token_ = harness->services_->first_admin_token().value_or("");
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  for (grpc::Service* service : harness->services_->services()) builder.RegisterService(service);
+  harness->server_ = builder.BuildAndStart();
+  if (harness->server_ == nullptr || port == 0) {
+    return absl::UnavailableError("cannot listen on 127.0.0.1:0");
+  }
+  harness->server_->GetHealthCheckService()->SetServingStatus(true);
+  harness->channel_ =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  return harness;
+}
+
+ServiceHarness::~ServiceHarness() {
+  state_.BeginDrain();
+  state_.WaitIdle(absl::Now() + absl::Seconds(10));
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  services_.reset();
+  store_.reset();
+}
+
+std::unique_ptr<grpc::ClientContext> ServiceHarness::Context(const std::string& token) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
+  return context;
+}
+
+std::vector<v1::StoredEvent> ServiceHarness::ReadLog() {
+  std::vector<v1::StoredEvent> events;
+  uint64_t after = 0;
+  while (true) {
+    absl::StatusOr<std::vector<storage::LogRecord>> records =
+        store_->ReadAfter(after, storage::ReadLimits{});
+    if (!records.ok() || records->empty()) break;
+    for (const storage::LogRecord& record : *records) {
+      absl::StatusOr<v1::StoredEvent> event = sync::DecodeRecord(record);
+      if (event.ok()) events.push_back(*std::move(event));
+      after = record.offset;
+    }
+  }
+  return events;
+}
+
+absl::Status ServiceHarness::RegisterHousehold(const std::string& id, const std::string& number,
+                                               const std::string& village_code) {
+  v1::Event event;
+  event.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
+  event.mutable_subject()->set_id(id);
+  event.set_area_code(village_code);
+  v1::HouseholdRegistered* body = event.mutable_household_registered();
+  body->set_household_number(number);
+  body->set_head_name("戶主");
+  body->set_head_id_number("620102199001011234");
+  return AppendThroughDomain(std::move(event), "test-registry", v1::ROLE_TOWNSHIP_STAFF);
+}
+
+absl::Status ServiceHarness::AppendThroughDomain(v1::Event event, const std::string& actor,
+                                                 v1::Role role) {
+  v1::StoredEvent stored;
+  event.set_event_id(server::NewUuid());
+  event.set_device_id("test-device");
+  event.set_device_seq(++registry_seq_);
+  *stored.mutable_event() = std::move(event);
+  stored.set_actor(actor);
+  *stored.mutable_received_at() = server::ToTimestamp(clock_.Now());
+  storage::AppendEntry entry = sync::ToAppendEntry(stored);
+  absl::Time now = clock_.Now();
+  entry.prepare = [stored, now, role](storage::CommitContext& ctx) mutable -> absl::Status {
+    class View final : public sync::ProjectionView {
+     public:
+      explicit View(storage::CommitContext& ctx) : ctx_(ctx) {}
+      absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+        return ctx_.Get(key);
+      }
+      void Put(std::string_view key, std::string_view value) override { ctx_.Put(key, value); }
+      void Delete(std::string_view key) override { ctx_.Delete(key); }
+
+     private:
+      storage::CommitContext& ctx_;
+    } view(ctx);
+    sync::EventMeta meta;
+    meta.author.actor = stored.actor();
+    meta.author.role = role;
+    meta.author.device_id = stored.event().device_id();
+    meta.offset = ctx.offset();
+    meta.received_at = now;
+    static const domain::ShuanglianPolicy* policy = new domain::ShuanglianPolicy();
+    ASSIGN_OR_RETURN(sync::MergeResult result, policy->Merge(stored.event(), meta, view));
+    if (result.rejection.has_value()) {
+      return absl::FailedPreconditionError(result.rejection->message);
+    }
+    for (v1::WriteOutcome& write : result.writes) *stored.add_writes() = std::move(write);
+    ctx.payload() = sync::EncodePayload(stored);
+    return absl::OkStatus();
+  };
+  std::vector<storage::AppendEntry> entries;
+  entries.push_back(std::move(entry));
+  return store_->Append(std::move(entries)).status();
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<v1::User> UpsertUser(grpc::Channel& channel, const std::string& admin_token,
+                                    const v1::User& user) {
+  auto stub = v1::AdminService::NewStub(std::shared_ptr<grpc::Channel>(&channel, [](auto*) {}));
+  v1::UpsertUserRequest request;
+  *request.mutable_user() = user;
+  v1::UpsertUserResponse response;
+  auto context = ServiceHarness::Context(admin_token);
+  RETURN_IF_ERROR(FromGrpc(stub->UpsertUser(context.get(), request, &response)));
+  return response.user();
+}
+
+absl::StatusOr<EnrolledDevice> EnrollDevice(grpc::Channel& channel, const std::string& admin_token,
+                                            const std::string& user_id) {
+  std::shared_ptr<grpc::Channel> shared(&channel, [](auto*) {});
+  auto admin = v1::AdminService::NewStub(shared);
+  v1::IssueEnrollmentCodeRequest issue;
+  issue.set_user_id(user_id);
+  v1::IssueEnrollmentCodeResponse code;
+  auto context = ServiceHarness::Context(admin_token);
+  RETURN_IF_ERROR(FromGrpc(admin->IssueEnrollmentCode(context.get(), issue, &code)));
+  auto sync = v1::SyncService::NewStub(shared);
+  v1::EnrollRequest enroll;
+  enroll.set_code(code.code());
+  enroll.set_ed25519_public_key(std::string(32, '\x07'));
+  enroll.set_device_model("test phone");
+  v1::EnrollResponse enrolled;
+  context = ServiceHarness::Context("");
+  RETURN_IF_ERROR(FromGrpc(sync->Enroll(context.get(), enroll, &enrolled)));
+  return EnrolledDevice{enrolled.device_id(), enrolled.token()};
+}
+
+}  // namespace fieldsync::testing
