@@ -39,6 +39,7 @@ test: build-dev
 bench: deps build/release/build.ninja
 	cmake --build build/release -j $(JOBS)
 	./build/release/bench/storage_bench
+	./build/release/bench/push_bench
 
 asan: deps build/asan/build.ninja
 	cmake --build build/asan -j $(JOBS)

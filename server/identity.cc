@@ -14,6 +14,7 @@
 #include "storage/sha256.h"
 #include "storage/status_macros.h"
 #include "sync/event_codec.h"
+#include "sync/sync_engine.h"
 
 namespace fieldsync::server {
 namespace {
@@ -196,7 +197,10 @@ class EventWriterImpl final : public EventWriter {
           "the domain refuses ", result.rejection->field, ": ", result.rejection->message, " (",
           v1::RejectionCode_Name(result.rejection->code), ")"));
     }
-    return absl::OkStatus();
+    // As Push does for every accepted event: pull snapshots and scope
+    // changes find subjects through this index, and a link may name one no
+    // pushed event ever did (a village, a county).
+    return sync::IndexSubject(ctx, event);
   }
 
   // A hybrid logical clock over the server clock: never goes back, even if

@@ -19,9 +19,8 @@ absl::Status KeyField(std::string_view field, const std::string& value) {
   return absl::OkStatus();
 }
 
-absl::Status CheckPrefixInScope(const ServiceContext& ctx, const Principal& principal,
+absl::Status CheckPrefixInScope(const Principal& principal, const Scope& scope,
                                 const std::string& prefix) {
-  ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
   if (!sync::CoversPrefix(scope, prefix)) {
     return OutOfScope(principal, absl::StrCat("scope_prefix ", prefix));
   }
@@ -55,7 +54,7 @@ absl::Status CheckSubjectReadable(const Directory& directory, const Principal& p
 
 grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerContext* context,
                                                          const v1::GetHouseholdRequest* request,
-                                                         v1::GetHouseholdResponse*) {
+                                                         v1::GetHouseholdResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, GetHousehold);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
@@ -80,7 +79,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
     ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
     std::string key = absl::StrCat("household/", place->id);
     if (!sync::Contains(scope, place->village_code, key)) return OutOfScope(call->principal(), key);
-    return NotServedYet(path);
+    ASSIGN_OR_RETURN(*response, ctx_->queries->GetHousehold(scope, *request));
+    return absl::OkStatus();
   };
   call->Finish(check());
   return call;
@@ -88,7 +88,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
 
 grpc::ServerUnaryReactor* QueryServiceImpl::ListHouseholds(grpc::CallbackServerContext* context,
                                                            const v1::ListHouseholdsRequest* request,
-                                                           v1::ListHouseholdsResponse*) {
+                                                           v1::ListHouseholdsResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListHouseholds);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
@@ -99,8 +99,10 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListHouseholds(grpc::CallbackServerC
         return Invalid(absl::StrCat("statuses: ", status, " is not a HouseholdStatus"));
       }
     }
-    RETURN_IF_ERROR(CheckPrefixInScope(*ctx_, call->principal(), request->scope_prefix()));
-    return NotServedYet(path);
+    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
+    ASSIGN_OR_RETURN(*response, ctx_->queries->ListHouseholds(scope, *request));
+    return absl::OkStatus();
   };
   call->Finish(check());
   return call;
@@ -108,14 +110,20 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListHouseholds(grpc::CallbackServerC
 
 grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(grpc::CallbackServerContext* context,
                                                        const v1::GetHistoryRequest* request,
-                                                       v1::GetHistoryResponse*) {
+                                                       v1::GetHistoryResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, GetHistory);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
   auto check = [&]() -> absl::Status {
     if (!request->has_subject()) return Invalid("subject is required");
     RETURN_IF_ERROR(CheckSubjectReadable(*ctx_->directory, call->principal(), request->subject()));
-    return NotServedYet(path);
+    // Readable: the caller's own records (user, cadre, devices) have no area
+    // in the engine's subject index, so the engine is given the subject by
+    // name; everything else was checked against the same scope above.
+    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    scope.subject_keys.insert(sync::SubjectKey(request->subject()));
+    ASSIGN_OR_RETURN(*response, ctx_->engine->GetHistory(scope, *request));
+    return absl::OkStatus();
   };
   call->Finish(check());
   return call;
@@ -123,14 +131,16 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* QueryServiceImpl::ListConflicts(grpc::CallbackServerContext* context,
                                                           const v1::ListConflictsRequest* request,
-                                                          v1::ListConflictsResponse*) {
+                                                          v1::ListConflictsResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListConflicts);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
   auto check = [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), false));
-    RETURN_IF_ERROR(CheckPrefixInScope(*ctx_, call->principal(), request->scope_prefix()));
-    return NotServedYet(path);
+    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
+    ASSIGN_OR_RETURN(*response, ctx_->queries->ListConflicts(scope, *request));
+    return absl::OkStatus();
   };
   call->Finish(check());
   return call;
@@ -138,7 +148,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListConflicts(grpc::CallbackServerCo
 
 grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerContext* context,
                                                            const v1::ListRejectionsRequest* request,
-                                                           v1::ListRejectionsResponse*) {
+                                                           v1::ListRejectionsResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListRejections);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
@@ -151,9 +161,11 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
       return Invalid("scope_prefix or device_id is required");
     }
     const Principal& principal = call->principal();
+    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(principal.user));
     if (!request->scope_prefix().empty()) {
-      RETURN_IF_ERROR(CheckPrefixInScope(*ctx_, principal, request->scope_prefix()));
-      return NotServedYet(path);
+      RETURN_IF_ERROR(CheckPrefixInScope(principal, scope, request->scope_prefix()));
+      ASSIGN_OR_RETURN(*response, ctx_->engine->ListRejections(scope, *request));
+      return absl::OkStatus();
     }
     // A device's rejections without a prefix: the caller's own devices, or
     // everything for callers who see everything.
@@ -163,14 +175,18 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
       return absl::NotFoundError(absl::StrCat("no device '", request->device_id(), "'"));
     }
     if (device->user_id() != principal.user_id()) {
-      ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(principal.user));
       if (!scope.all) {
         return OutOfScope(principal,
                           absl::StrCat("device ", device->id(),
                                        " (not yours: give a scope_prefix of your area)"));
       }
     }
-    return NotServedYet(path);
+    // A device's own rejections are its user's to see whatever they name,
+    // including those with no subject (a bad signature, a malformed event).
+    Scope own = scope;
+    own.all = true;
+    ASSIGN_OR_RETURN(*response, ctx_->engine->ListRejections(own, *request));
+    return absl::OkStatus();
   };
   call->Finish(check());
   return call;

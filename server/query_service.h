@@ -1,7 +1,11 @@
 // QueryService: online reads of households, history, conflicts and
-// rejections, limited to the caller's scope (docs/authorization.md). The
-// guard and the scope checks are in place; the reads themselves come with the
-// sync engine's state and answer UNIMPLEMENTED until then.
+// rejections, limited to the caller's scope (docs/authorization.md): the
+// guard, the request checks and the scope rule of the policy table, then the
+// domain's queries (domain/queries.h: GetHousehold, ListHouseholds,
+// ListConflicts) or the sync engine's (GetHistory, ListRejections), which
+// check the same scope again. Every read is bounded (pages capped by
+// limits.max_page_size) and runs on the gRPC thread: point reads and short
+// scans, never a wait on a commit.
 //
 // Thread-safety: safe for concurrent calls.
 #pragma once

@@ -46,6 +46,8 @@ storage::StoreOptions StoreOptionsFrom(const v1::ServerConfig& config) {
   options.max_group_records = config.storage().commit_max_batch_events();
   options.max_group_bytes = config.storage().commit_max_batch_bytes();
   options.max_blob_bytes = config.limits().max_blob_bytes();
+  options.max_background_jobs = static_cast<int>(config.storage().max_background_jobs());
+  options.max_open_files = static_cast<int>(config.storage().max_open_files());
   // A record is built from one request, which is at most a message long.
   options.max_record_bytes =
       std::max<size_t>(options.max_record_bytes, config.limits().max_message_bytes());

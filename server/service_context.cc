@@ -39,6 +39,20 @@ ServiceSettings SettingsFrom(const v1::ServerConfig& config) {
   ServiceSettings s;
   const auto& limits = config.limits();
   if (limits.max_page_size() > 0) s.max_page_size = limits.max_page_size();
+  if (limits.max_message_bytes() > 0) s.max_message_bytes = limits.max_message_bytes();
+  if (limits.max_push_events() > 0) s.max_push_events = limits.max_push_events();
+  if (limits.max_push_bytes() > 0) s.max_push_bytes = limits.max_push_bytes();
+  if (limits.max_event_bytes() > 0) s.max_event_bytes = limits.max_event_bytes();
+  if (limits.max_hlc_skew_ms() > 0) s.max_hlc_skew = absl::Milliseconds(limits.max_hlc_skew_ms());
+  if (limits.max_pull_events() > 0) s.max_pull_events = limits.max_pull_events();
+  if (limits.max_pull_bytes() > 0) s.max_pull_bytes = limits.max_pull_bytes();
+  if (limits.max_blob_bytes() > 0) s.max_blob_bytes = limits.max_blob_bytes();
+  if (limits.max_concurrent_streams() > 0) {
+    s.max_concurrent_streams = limits.max_concurrent_streams();
+  }
+  if (limits.subscriber_buffer_bytes() > 0) {
+    s.subscriber_buffer_bytes = limits.subscriber_buffer_bytes();
+  }
   if (limits.device_requests_per_second() > 0) {
     s.device_requests_per_second = limits.device_requests_per_second();
   }
@@ -53,6 +67,19 @@ ServiceSettings SettingsFrom(const v1::ServerConfig& config) {
   s.backup_dir = config.storage().backup_dir().empty() ? s.data_dir + "/backups"
                                                        : config.storage().backup_dir();
   return s;
+}
+
+sync::SyncOptions SyncOptionsFrom(const ServiceSettings& settings, Clock clock) {
+  sync::SyncOptions options;
+  options.max_push_events = settings.max_push_events;
+  options.max_push_bytes = settings.max_push_bytes;
+  options.max_event_bytes = settings.max_event_bytes;
+  options.max_hlc_skew = settings.max_hlc_skew;
+  options.max_pull_events = settings.max_pull_events;
+  options.max_pull_bytes = settings.max_pull_bytes;
+  options.max_page_size = settings.max_page_size;
+  options.clock = std::move(clock);
+  return options;
 }
 
 absl::Status ValidatePrefix(std::string_view field, std::string_view prefix, bool optional) {

@@ -1,9 +1,11 @@
 // What every v1 service implementation shares: the store, the directory, the
-// identity, the call guard and the effective settings (config defaults
-// applied), plus a worker thread for the few blocking admin operations.
+// identity, the call guard, the sync engine and the domain's queries, the
+// effective settings (config defaults applied), and worker threads for the
+// blocking operations that must not hold gRPC's callback threads (backups,
+// synced blob writes).
 //
-// Thread-safety: a ServiceContext is immutable once built; the Worker is
-// thread-safe.
+// Thread-safety: a ServiceContext is immutable once built; the Worker, the
+// engine and the queries are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -14,11 +16,15 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "domain/queries.h"
 #include "fieldsync/v1/config.pb.h"
 #include "server/auth.h"
 #include "server/directory.h"
 #include "server/identity.h"
+#include "server/metrics.h"
+#include "server/server_state.h"
 #include "storage/event_store.h"
+#include "sync/sync_engine.h"
 
 namespace fieldsync::server {
 
@@ -44,6 +50,16 @@ class Worker {
 // proto/fieldsync/v1/config.proto applied where the config leaves 0 / "".
 struct ServiceSettings {
   uint32_t max_page_size = 1000;                               // limits.max_page_size
+  uint32_t max_message_bytes = 4 << 20;                        // limits.max_message_bytes
+  uint32_t max_push_events = 500;                              // limits.max_push_events
+  uint32_t max_push_bytes = 2 << 20;                           // limits.max_push_bytes
+  uint32_t max_event_bytes = 64 << 10;                         // limits.max_event_bytes
+  absl::Duration max_hlc_skew = absl::Minutes(5);              // limits.max_hlc_skew_ms
+  uint32_t max_pull_events = 1000;                             // limits.max_pull_events
+  uint32_t max_pull_bytes = 1 << 20;                           // limits.max_pull_bytes
+  uint64_t max_blob_bytes = 20 << 20;                          // limits.max_blob_bytes
+  uint32_t max_concurrent_streams = 64;                        // limits.max_concurrent_streams
+  uint32_t subscriber_buffer_bytes = 16 << 20;                 // limits.subscriber_buffer_bytes
   absl::Duration enrollment_code_ttl = absl::Seconds(259200);  // auth.enrollment_code_ttl_seconds
   absl::Duration max_enrollment_code_ttl =
       absl::Seconds(2592000);              // auth.max_enrollment_code_ttl_seconds
@@ -55,12 +71,27 @@ struct ServiceSettings {
 
 ServiceSettings SettingsFrom(const v1::ServerConfig& config);
 
+// The sync engine's settings from the service settings (limits.*).
+sync::SyncOptions SyncOptionsFrom(const ServiceSettings& settings, Clock clock);
+
 struct ServiceContext {
   storage::EventStore* store = nullptr;
   const Directory* directory = nullptr;
   Identity* identity = nullptr;
   const CallGuard* guard = nullptr;
+  // Backups and other long admin operations, one at a time.
   Worker* worker = nullptr;
+  // Synced blob chunk writes (milliseconds each), off the gRPC threads and
+  // never queued behind a backup.
+  Worker* blob_worker = nullptr;
+  // Push, Pull, history and rejections (sync/sync_engine.h).
+  sync::SyncEngine* engine = nullptr;
+  // Households, conflicts (domain/queries.h), over the engine's projections.
+  const domain::DomainQueries* queries = nullptr;
+  // Draining (long-lived streams end when it begins).
+  ServerState* state = nullptr;
+  // May be null (no metrics).
+  MetricsRegistry* metrics = nullptr;
   ServiceSettings settings;
   Clock clock;
 

@@ -1,6 +1,9 @@
 #include "server/services.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "domain/domain_keys.h"
+#include "domain/queries.h"
 #include "domain/shuanglian_policy.h"
 #include "server/admin_service.h"
 #include "server/auth.h"
@@ -12,9 +15,65 @@
 #include "server/stream_service.h"
 #include "server/sync_service.h"
 #include "storage/status_macros.h"
+#include "sync/sync_engine.h"
 
 namespace fieldsync::server {
 namespace {
+
+// What the gauges read. The registry may outlive the services (it belongs to
+// the server), so the gauges hold this by shared_ptr and the services detach
+// it when they go. Thread-safe.
+class GaugeSources {
+ public:
+  GaugeSources(const StreamServiceImpl* stream, const storage::EventStore* store)
+      : stream_(stream), store_(store) {}
+
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+    store_ = nullptr;
+  }
+
+  double Subscribers() {
+    absl::MutexLock lock(&mu_);
+    return stream_ == nullptr ? 0.0 : static_cast<double>(stream_->subscribers());
+  }
+
+  // Open conflicts: one scan of the conflict index ("o" = open), redone only
+  // when the log has moved since the last one (a scrape between commits
+  // costs nothing).
+  double OpenConflicts() {
+    absl::MutexLock lock(&mu_);
+    if (store_ == nullptr) return 0.0;
+    const uint64_t head = store_->Head();
+    if (counted_ && head == counted_head_) return static_cast<double>(open_conflicts_);
+    uint64_t open = 0;
+    std::string position;
+    constexpr size_t kBatch = 4096;
+    while (true) {
+      auto batch = store_->ScanProjections(domain::keys::kConflictAllIndex, position, kBatch);
+      // A failed read leaves the last value: a gauge has no error to report.
+      if (!batch.ok()) return static_cast<double>(open_conflicts_);
+      for (const auto& [key, value] : *batch) {
+        position = key;
+        if (value == "o") ++open;
+      }
+      if (batch->size() < kBatch) break;
+    }
+    counted_ = true;
+    counted_head_ = head;
+    open_conflicts_ = open;
+    return static_cast<double>(open);
+  }
+
+ private:
+  absl::Mutex mu_;
+  const StreamServiceImpl* stream_ ABSL_GUARDED_BY(mu_);
+  const storage::EventStore* store_ ABSL_GUARDED_BY(mu_);
+  bool counted_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t counted_head_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t open_conflicts_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 class ServiceSetImpl final : public ServiceSet {
  public:
@@ -41,12 +100,27 @@ class ServiceSetImpl final : public ServiceSet {
         deps.state, set->identity_.get(), set->limiter_.get(),
         absl::StrCat("(limits.device_requests_per_second=", settings.device_requests_per_second,
                      ", limits.device_request_burst=", settings.device_request_burst, ")"));
+    // The sync engine verifies signatures with the keys devices enrolled;
+    // its scope digests are salted with the node's id, so a checkpoint from
+    // another deployment never matches here.
+    sync::SyncOptions sync_options = SyncOptionsFrom(settings, clock);
+    sync_options.scope_digest_salt = set->identity_->node_device_id();
+    set->engine_ = std::make_unique<sync::SyncEngine>(
+        deps.store, &set->policy_, &set->identity_->device_keys(), std::move(sync_options));
+    set->queries_ = std::make_unique<domain::DomainQueries>(&set->engine_->reader(),
+                                                            settings.max_page_size, clock);
     set->worker_ = std::make_unique<Worker>();
+    set->blob_worker_ = std::make_unique<Worker>();
     set->context_.store = deps.store;
     set->context_.directory = set->directory_.get();
     set->context_.identity = set->identity_.get();
     set->context_.guard = set->guard_.get();
     set->context_.worker = set->worker_.get();
+    set->context_.blob_worker = set->blob_worker_.get();
+    set->context_.engine = set->engine_.get();
+    set->context_.queries = set->queries_.get();
+    set->context_.state = deps.state;
+    set->context_.metrics = deps.metrics;
     set->context_.settings = settings;
     set->context_.clock = clock;
     set->sync_ = std::make_unique<SyncServiceImpl>(&set->context_);
@@ -54,7 +128,21 @@ class ServiceSetImpl final : public ServiceSet {
     set->query_ = std::make_unique<QueryServiceImpl>(&set->context_);
     set->report_ = std::make_unique<ReportServiceImpl>(&set->context_);
     set->admin_ = std::make_unique<AdminServiceImpl>(&set->context_);
+    if (deps.metrics != nullptr) {
+      set->gauges_ = std::make_shared<GaugeSources>(set->stream_.get(), deps.store);
+      std::shared_ptr<GaugeSources> gauges = set->gauges_;
+      deps.metrics->Gauge("fieldsync_subscribers_connected",
+                          "Subscribe streams open now (StreamService).",
+                          [gauges] { return gauges->Subscribers(); });
+      deps.metrics->Gauge("fieldsync_open_conflicts",
+                          "Conflicts waiting for review (open conflict records).",
+                          [gauges] { return gauges->OpenConflicts(); });
+    }
     return set;
+  }
+
+  ~ServiceSetImpl() override {
+    if (gauges_ != nullptr) gauges_->Detach();
   }
 
   std::vector<grpc::Service*> services() override {
@@ -68,19 +156,23 @@ class ServiceSetImpl final : public ServiceSet {
  private:
   ServiceSetImpl() = default;
 
-  // Destroyed in reverse: the services, then the worker (which finishes its
-  // queued backups), then what they use.
-  // The domain's merge policy: link events of AdminService go through it (and
-  // the sync engine's pushes will).
+  // Destroyed in reverse: the services (the stream hub stops its thread),
+  // then the workers (which finish their queued tasks), then what they use.
+  // The domain's merge policy: the sync engine's pushes and the link events
+  // of AdminService go through it.
   domain::ShuanglianPolicy policy_;
   std::unique_ptr<HouseholdLocator> households_;
   std::unique_ptr<Directory> directory_;
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<CallGuard> guard_;
+  std::unique_ptr<sync::SyncEngine> engine_;
+  std::unique_ptr<domain::DomainQueries> queries_;
   ServiceContext context_;
-  // After the context: its queued backups use the context while it joins.
+  // After the context: their queued tasks use the context while they join.
   std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Worker> blob_worker_;
+  std::shared_ptr<GaugeSources> gauges_;
   std::unique_ptr<SyncServiceImpl> sync_;
   std::unique_ptr<StreamServiceImpl> stream_;
   std::unique_ptr<QueryServiceImpl> query_;

@@ -1,51 +1,257 @@
 #include "server/sync_service.h"
 
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "storage/sha256.h"
 #include "storage/status_macros.h"
 
 namespace fieldsync::server {
+namespace {
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+// The longest content type of a blob header.
+constexpr size_t kMaxContentTypeBytes = 255;
+
+// One UploadBlob call. Reads run one at a time: the next starts only after
+// the previous message was handled (for a chunk: after its synced write on
+// the blob worker). Finish is called exactly once, from OnReadDone or from
+// the worker, never while a read or a write is in flight, so nothing touches
+// the reactor after OnDone.
+class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
+ public:
+  UploadBlobReactor(const ServiceContext* ctx, Admission admission,
+                    v1::UploadBlobResponse* response)
+      : ctx_(ctx), admission_(std::move(admission)), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed (or the call was cancelled): answer what is
+      // stored now.
+      if (!have_header_) {
+        Fail(Invalid("an upload starts with a header (sha256, total_size, content_type)"));
+        return;
+      }
+      response_->set_sha256(sha256_);
+      response_->set_received_bytes(status_.received_bytes);
+      response_->set_complete(status_.complete);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    switch (request_.part_case()) {
+      case v1::UploadBlobRequest::kHeader:
+        OnHeader();
+        return;
+      case v1::UploadBlobRequest::kChunk:
+        OnChunk();
+        return;
+      default:
+        Fail(Invalid("each message needs a header or a chunk"));
+        return;
+    }
+  }
+
+  void OnDone() override {
+    ctx_->guard->Release(admission_);
+    delete this;
+  }
+
+ private:
+  void Fail(const absl::Status& status) { Finish(ToGrpc(status)); }
+
+  void OnHeader() {
+    const v1::BlobHeader& header = request_.header();
+    auto check = [&]() -> absl::Status {
+      if (have_header_) return Invalid("the header comes once, first");
+      if (header.sha256().size() != storage::kSha256Size) {
+        return Invalid(
+            absl::StrCat("header.sha256 must be 32 bytes, got ", header.sha256().size()));
+      }
+      if (header.total_size() == 0) return Invalid("header.total_size is required");
+      if (header.total_size() > ctx_->settings.max_blob_bytes) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("a blob of ", header.total_size(),
+                         " bytes is over limits.max_blob_bytes=", ctx_->settings.max_blob_bytes));
+      }
+      if (!IsCleanText(header.content_type(), kMaxContentTypeBytes)) {
+        return Invalid("header.content_type is required (e.g. \"image/jpeg\")");
+      }
+      // A point read: quick enough for the gRPC thread.
+      ASSIGN_OR_RETURN(storage::BlobStatus status, ctx_->store->GetBlobStatus(header.sha256()));
+      if (!status.complete && status.total_size != 0 && status.total_size != header.total_size()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("an upload of this blob with total_size ", status.total_size,
+                         " is in progress; resume it with that size, not ", header.total_size()));
+      }
+      sha256_ = header.sha256();
+      total_size_ = header.total_size();
+      status_ = status;
+      have_header_ = true;
+      return absl::OkStatus();
+    };
+    absl::Status status = check();
+    if (!status.ok()) return Fail(status);
+    StartRead(&request_);
+  }
+
+  void OnChunk() {
+    v1::BlobChunk* chunk = request_.mutable_chunk();
+    const uint64_t offset = chunk->offset();
+    const uint64_t size = chunk->data().size();
+    auto check = [&]() -> absl::Status {
+      if (!have_header_) return Invalid("an upload starts with a header, then chunks");
+      if (size == 0) return Invalid("chunk.data is empty");
+      if (size > ctx_->settings.max_message_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "a chunk of ", size,
+            " bytes is over limits.max_message_bytes=", ctx_->settings.max_message_bytes));
+      }
+      if (offset > total_size_ || size > total_size_ - offset) {
+        return Invalid(absl::StrCat("chunk [", offset, ", ", offset + size,
+                                    ") runs past the blob's total_size ", total_size_));
+      }
+      return absl::OkStatus();
+    };
+    absl::Status status = check();
+    if (!status.ok()) return Fail(status);
+    // The synced write runs on the blob worker; the next read starts there.
+    ctx_->blob_worker->Run([this, offset, data = std::move(*chunk->mutable_data())] {
+      const bool last = offset + data.size() == total_size_;
+      absl::StatusOr<storage::BlobStatus> stored =
+          ctx_->store->PutBlobChunk(sha256_, total_size_, offset, data);
+      if (!stored.ok()) {
+        // Everything else a last chunk could be refused for was checked
+        // above: an InvalidArgument now is the hash (the upload is gone).
+        if (last && absl::IsInvalidArgument(stored.status())) {
+          return Fail(absl::DataLossError(stored.status().message()));
+        }
+        return Fail(stored.status());
+      }
+      status_ = *stored;
+      StartRead(&request_);
+    });
+  }
+
+  const ServiceContext* ctx_;
+  Admission admission_;
+  v1::UploadBlobResponse* response_;
+  v1::UploadBlobRequest request_;
+  bool have_header_ = false;
+  std::string sha256_;
+  uint64_t total_size_ = 0;
+  storage::BlobStatus status_;
+};
+
+}  // namespace
 
 grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* context,
-                                                const v1::PushRequest*, v1::PushResponse*) {
+                                                const v1::PushRequest* request,
+                                                v1::PushResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Push);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  // The sync engine checks each event against the caller's scope.
-  call->Finish(NotServedYet(path));
+  const ServiceSettings& settings = ctx_->settings;
+  // The engine checks these too; here the answer names the settings.
+  if (static_cast<size_t>(request->events_size()) > settings.max_push_events) {
+    call->Finish(absl::ResourceExhaustedError(absl::StrCat(
+        "a push of ", request->events_size(),
+        " events is over limits.max_push_events=", settings.max_push_events, "; split the batch")));
+    return call;
+  }
+  size_t bytes = 0;
+  for (const v1::Event& event : request->events()) bytes += event.ByteSizeLong();
+  if (bytes > settings.max_push_bytes) {
+    call->Finish(absl::ResourceExhaustedError(
+        absl::StrCat("a push of ", bytes, " bytes of events is over limits.max_push_bytes=",
+                     settings.max_push_bytes, "; split the batch")));
+    return call;
+  }
+  const Principal& principal = call->principal();
+  absl::StatusOr<Scope> scope = ctx_->directory->ComputeScope(principal.user);
+  if (!scope.ok()) {
+    call->Finish(scope.status());
+    return call;
+  }
+  sync::PushContext push;
+  push.actor = principal.user_id();
+  push.role = principal.role();
+  push.device_id = principal.device_id();
+  push.scope = *std::move(scope);
+  push.now = ctx_->clock();
+  // A relayed event must also lie in the scope of the user its signer is
+  // enrolled to (a tablet cannot launder another user's writes).
+  const Directory* directory = ctx_->directory;
+  push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
+    ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));
+    if (!user.has_value()) return Scope();
+    return directory->ComputeScope(*user);
+  };
+  std::vector<v1::Event> events(request->events().begin(), request->events().end());
+  ctx_->engine->PushAsync(
+      std::move(push), std::move(events),
+      [call, context, response](absl::StatusOr<sync::PushOutcome> outcome) {
+        if (!outcome.ok()) {
+          if (std::optional<v1::SequenceGap> gap = sync::SequenceGapOf(outcome.status())) {
+            context->AddTrailingMetadata(kSequenceGapTrailer, gap->SerializeAsString());
+          }
+          call->Finish(outcome.status());
+          return;
+        }
+        *response = std::move(outcome->response);
+        call->Finish(absl::OkStatus());
+      });
   return call;
 }
 
 grpc::ServerUnaryReactor* SyncServiceImpl::Pull(grpc::CallbackServerContext* context,
-                                                const v1::PullRequest*, v1::PullResponse*) {
+                                                const v1::PullRequest* request,
+                                                v1::PullResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Pull);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
   // Pull serves exactly the caller's scope, computed here on the server.
-  absl::StatusOr<Scope> scope = ctx_->directory->ComputeScope(call->principal().user);
-  call->Finish(scope.ok() ? NotServedYet(path) : scope.status());
+  auto pull = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(*response, ctx_->engine->Pull(scope, *request));
+    return absl::OkStatus();
+  };
+  call->Finish(pull());
   return call;
 }
 
 grpc::ServerReadReactor<v1::UploadBlobRequest>* SyncServiceImpl::UploadBlob(
-    grpc::CallbackServerContext* context, v1::UploadBlobResponse*) {
+    grpc::CallbackServerContext* context, v1::UploadBlobResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, UploadBlob);
   Admission admission = ctx_->guard->Admit(context, path);
-  absl::Status status = admission.status.ok() ? NotServedYet(path) : admission.status;
-  return new FinishedReader<v1::UploadBlobRequest>(ctx_->guard, std::move(admission), status);
+  if (!admission.status.ok()) {
+    absl::Status status = admission.status;
+    return new FinishedReader<v1::UploadBlobRequest>(ctx_->guard, std::move(admission), status);
+  }
+  return new UploadBlobReactor(ctx_, std::move(admission), response);
 }
 
 grpc::ServerUnaryReactor* SyncServiceImpl::GetBlobStatus(grpc::CallbackServerContext* context,
                                                          const v1::GetBlobStatusRequest* request,
-                                                         v1::GetBlobStatusResponse*) {
+                                                         v1::GetBlobStatusResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, GetBlobStatus);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  if (request->sha256().size() != 32) {
-    call->Finish(absl::InvalidArgumentError(
-        absl::StrCat("sha256 must be 32 bytes, got ", request->sha256().size())));
-    return call;
-  }
-  call->Finish(NotServedYet(path));
+  auto status = [&]() -> absl::Status {
+    if (request->sha256().size() != storage::kSha256Size) {
+      return Invalid(absl::StrCat("sha256 must be 32 bytes, got ", request->sha256().size()));
+    }
+    ASSIGN_OR_RETURN(storage::BlobStatus blob, ctx_->store->GetBlobStatus(request->sha256()));
+    response->set_sha256(request->sha256());
+    response->set_received_bytes(blob.received_bytes);
+    response->set_complete(blob.complete);
+    response->set_total_size(blob.total_size);
+    return absl::OkStatus();
+  };
+  call->Finish(status());
   return call;
 }
 

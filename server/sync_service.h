@@ -1,6 +1,32 @@
-// SyncService: device enrollment now; Push, Pull, UploadBlob and
-// GetBlobStatus pass the guard (role, rate limit) and answer UNIMPLEMENTED
-// until the sync engine is wired here.
+// SyncService: the device-facing sync API over the sync engine
+// (sync/sync_engine.h, protocol in docs/sync.md).
+//
+//   - Push: a callback reactor that never waits: the guard, the caller's
+//     PushContext (actor, role and device from the token; scope from the
+//     directory; relayed events checked against their signer's scope too),
+//     then SyncEngine::PushAsync, whose callback finishes the call from the
+//     store's committer thread once the batch is durable. The engine's
+//     checks (signatures, point reads) run on the gRPC thread that took the
+//     call: CPU work of at most limits.max_push_events events, no waiting.
+//     Over a limit: RESOURCE_EXHAUSTED naming the setting. A device_seq gap:
+//     FAILED_PRECONDITION naming the next expected number, with the
+//     serialized v1.SequenceGap in the trailer `fieldsync-sequence-gap-bin`.
+//   - Pull: the caller's scope, computed on the server, then
+//     SyncEngine::Pull on the gRPC thread (reads bounded by
+//     limits.max_pull_events and max_pull_bytes, never a wait on a commit).
+//   - UploadBlob: a client-streaming reactor, one read in flight at a time:
+//     a header, then chunks from GetBlobStatus.received_bytes on. Each chunk
+//     is a synced RocksDB write (milliseconds), so it runs on the context's
+//     blob worker, never on a gRPC thread; the next read starts when it is
+//     done, which is the upload's back-pressure. Errors: INVALID_ARGUMENT
+//     (no header first, bad sha256, size or content type, an empty chunk or
+//     one running past total_size), RESOURCE_EXHAUSTED (total_size over
+//     limits.max_blob_bytes, a chunk over limits.max_message_bytes),
+//     FAILED_PRECONDITION (a chunk not at the expected offset, named in the
+//     message; or a total_size other than the one of the upload in
+//     progress), DATA_LOSS (the bytes do not hash to sha256: discarded).
+//   - GetBlobStatus: how much of a blob is stored.
+//   - Enroll: a device with a one-time code.
 //
 // Thread-safety: safe for concurrent calls.
 #pragma once
@@ -9,6 +35,9 @@
 #include "server/service_context.h"
 
 namespace fieldsync::server {
+
+// The trailing metadata key of a sequence gap (a serialized v1.SequenceGap).
+inline constexpr char kSequenceGapTrailer[] = "fieldsync-sequence-gap-bin";
 
 class SyncServiceImpl final : public v1::SyncService::CallbackService {
  public:

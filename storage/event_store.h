@@ -63,6 +63,12 @@ struct StoreOptions {
   size_t block_cache_bytes = 256 << 20;
   // Memtable size per column family, in bytes (RocksDB write_buffer_size).
   size_t write_buffer_bytes = 64 << 20;
+  // RocksDB flush and compaction threads (max_background_jobs). Default 2: the
+  // machine a township or county node runs on has few cores, and the commit
+  // path needs one.
+  int max_background_jobs = 2;
+  // Most files RocksDB keeps open; -1 keeps them all. Default 4096.
+  int max_open_files = 4096;
   // Called by the committer thread after every committed group. Must not block.
   std::function<void(const struct GroupCommitInfo&)> on_group_committed;
 };

@@ -928,6 +928,9 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
           absl::StrCat("scope_prefix_lengths: ", length, " is not between 1 and 12"));
     }
   }
+  if (options.max_background_jobs < 1) {
+    return absl::InvalidArgumentError("max_background_jobs must be at least 1");
+  }
   if (options.max_group_records == 0 || options.max_append_records == 0) {
     return absl::InvalidArgumentError("max_group_records and max_append_records must be positive");
   }
@@ -938,7 +941,8 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
-  db_options.max_background_jobs = 2;
+  db_options.max_background_jobs = options.max_background_jobs;
+  db_options.max_open_files = options.max_open_files;
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 512 << 20;
   db_options.keep_log_file_num = 4;

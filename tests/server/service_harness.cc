@@ -2,15 +2,20 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <sodium.h>
 
 #include <chrono>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
 #include "server/identity.h"
 #include "storage/status_macros.h"
 #include "sync/event_codec.h"
+#include "sync/hlc.h"
+#include "sync/sync_engine.h"
 
 namespace fieldsync::testing {
 
@@ -35,6 +40,11 @@ absl::StatusOr<std::unique_ptr<ServiceHarness>> ServiceHarness::Start(const std:
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  if (harness->config_.limits().max_message_bytes() > 0) {
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(harness->config_.limits().max_message_bytes()));
+    builder.SetMaxSendMessageSize(static_cast<int>(harness->config_.limits().max_message_bytes()));
+  }
   for (grpc::Service* service : harness->services_->services()) builder.RegisterService(service);
   harness->server_ = builder.BuildAndStart();
   if (harness->server_ == nullptr || port == 0) {
@@ -126,6 +136,7 @@ absl::Status ServiceHarness::AppendThroughDomain(v1::Event event, const std::str
       return absl::FailedPreconditionError(result.rejection->message);
     }
     for (v1::WriteOutcome& write : result.writes) *stored.add_writes() = std::move(write);
+    RETURN_IF_ERROR(sync::IndexSubject(ctx, stored.event()));
     ctx.payload() = sync::EncodePayload(stored);
     return absl::OkStatus();
   };
@@ -152,6 +163,12 @@ absl::StatusOr<v1::User> UpsertUser(grpc::Channel& channel, const std::string& a
 
 absl::StatusOr<EnrolledDevice> EnrollDevice(grpc::Channel& channel, const std::string& admin_token,
                                             const std::string& user_id) {
+  return EnrollDevice(channel, admin_token, user_id, std::string(32, '\x07'));
+}
+
+absl::StatusOr<EnrolledDevice> EnrollDevice(grpc::Channel& channel, const std::string& admin_token,
+                                            const std::string& user_id,
+                                            const std::string& public_key) {
   std::shared_ptr<grpc::Channel> shared(&channel, [](auto*) {});
   auto admin = v1::AdminService::NewStub(shared);
   v1::IssueEnrollmentCodeRequest issue;
@@ -162,12 +179,148 @@ absl::StatusOr<EnrolledDevice> EnrollDevice(grpc::Channel& channel, const std::s
   auto sync = v1::SyncService::NewStub(shared);
   v1::EnrollRequest enroll;
   enroll.set_code(code.code());
-  enroll.set_ed25519_public_key(std::string(32, '\x07'));
+  enroll.set_ed25519_public_key(public_key);
   enroll.set_device_model("test phone");
   v1::EnrollResponse enrolled;
   context = ServiceHarness::Context("");
   RETURN_IF_ERROR(FromGrpc(sync->Enroll(context.get(), enroll, &enrolled)));
   return EnrolledDevice{enrolled.device_id(), enrolled.token()};
+}
+
+// --- TestDevice ----------------------------------------------------------------------
+
+TestDevice::TestDevice(std::function<absl::Time()> clock) : clock_(std::move(clock)) {
+  if (sodium_init() < 0) {
+    // Ignored on purpose: key generation and signing work without it.
+  }
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+  unsigned char sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_keypair(pk, sk);
+  public_key_.assign(reinterpret_cast<char*>(pk), sizeof pk);
+  secret_key_.assign(reinterpret_cast<char*>(sk), sizeof sk);
+}
+
+absl::Status TestDevice::Enroll(grpc::Channel& channel, const std::string& admin_token,
+                                const std::string& user_id) {
+  ASSIGN_OR_RETURN(EnrolledDevice enrolled,
+                   EnrollDevice(channel, admin_token, user_id, public_key_));
+  id_ = enrolled.device_id;
+  token_ = enrolled.token;
+  user_id_ = user_id;
+  return absl::OkStatus();
+}
+
+void TestDevice::Sign(v1::Event& event) const {
+  event.clear_signature();
+  const std::string canonical = sync::CanonicalEventBytes(event);
+  unsigned char signature[crypto_sign_BYTES];
+  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(canonical.data()),
+                       canonical.size(),
+                       reinterpret_cast<const unsigned char*>(secret_key_.data()));
+  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+}
+
+v1::Event TestDevice::Make(const v1::SubjectRef& subject, const std::string& area_code,
+                           const std::function<void(v1::Event&)>& body) {
+  hlc_ = std::max(hlc_ + 1, sync::HlcAt(clock_()));
+  v1::Event event;
+  event.set_event_id(RandomUuid());
+  event.set_device_id(id_);
+  event.set_device_seq(next_seq_++);
+  event.set_hlc(hlc_);
+  *event.mutable_device_time() = server::ToTimestamp(clock_());
+  *event.mutable_subject() = subject;
+  event.set_area_code(area_code);
+  body(event);
+  Sign(event);
+  return event;
+}
+
+v1::Event TestDevice::Register(const std::string& household_id, const std::string& village,
+                               const std::string& number) {
+  return Make(Household(household_id), village, [&](v1::Event& e) {
+    v1::HouseholdRegistered* r = e.mutable_household_registered();
+    r->set_household_number(number);
+    r->set_head_name(absl::StrCat("戶主", number));
+    r->set_head_id_number(ResidentId(std::hash<std::string>()(number)));
+    r->set_initial_status(v1::HOUSEHOLD_STATUS_IDENTIFIED);
+  });
+}
+
+v1::Event TestDevice::SetField(const std::string& household_id, const std::string& village,
+                               const std::string& field, const v1::FieldValue& value,
+                               uint64_t base) {
+  return Make(Household(household_id), village, [&](v1::Event& e) {
+    v1::FieldPatch* p = e.mutable_household_fields_set()->add_patches();
+    p->set_field(field);
+    *p->mutable_value() = value;
+    p->set_base_version(base);
+  });
+}
+
+v1::Event TestDevice::Visit(const std::string& household_id, const std::string& village,
+                            const std::string& notes) {
+  return Make(Household(household_id), village, [&](v1::Event& e) {
+    v1::VisitRecorded* v = e.mutable_visit_recorded();
+    *v->mutable_start_time() = server::ToTimestamp(clock_() - absl::Hours(1));
+    *v->mutable_end_time() = server::ToTimestamp(clock_());
+    v->set_purpose(v1::VISIT_PURPOSE_ROUTINE);
+    v->set_notes(notes);
+  });
+}
+
+v1::Event TestDevice::Propose(const std::string& household_id, const std::string& village,
+                              v1::HouseholdStatus from, v1::HouseholdStatus to) {
+  return Make(Household(household_id), village, [&](v1::Event& e) {
+    v1::StatusChangeProposed* p = e.mutable_status_change_proposed();
+    p->set_from_status(from);
+    p->set_to_status(to);
+    p->set_reason("收入達標");
+  });
+}
+
+v1::Event TestDevice::Confirm(const std::string& household_id, const std::string& village,
+                              const std::string& proposal_id, v1::HouseholdStatus from,
+                              v1::HouseholdStatus to, v1::ReviewStage stage) {
+  return Make(Household(household_id), village, [&](v1::Event& e) {
+    v1::StatusChangeConfirmed* c = e.mutable_status_change_confirmed();
+    c->set_proposal_event_id(proposal_id);
+    c->set_from_status(from);
+    c->set_to_status(to);
+    c->set_stage(stage);
+    c->set_decision(v1::REVIEW_DECISION_APPROVE);
+  });
+}
+
+std::string RandomUuid() {
+  unsigned char bytes[16];
+  randombytes_buf(bytes, sizeof bytes);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  std::string hex;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) hex += '-';
+    absl::StrAppend(&hex, absl::Hex(bytes[i], absl::kZeroPad2));
+  }
+  return hex;
+}
+
+std::string ResidentId(uint64_t n) {
+  std::string first17 = absl::StrFormat("620102%011d", n % 100000000000ULL);
+  return first17 + domain::ResidentIdCheckChar(first17);
+}
+
+v1::SubjectRef Household(const std::string& id) {
+  v1::SubjectRef ref;
+  ref.set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
+  ref.set_id(id);
+  return ref;
+}
+
+v1::FieldValue Text(const std::string& s) {
+  v1::FieldValue value;
+  value.set_string_value(s);
+  return value;
 }
 
 }  // namespace fieldsync::testing

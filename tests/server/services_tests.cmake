@@ -1,11 +1,46 @@
 # Tests of the v1 services, auth and identity: included by tests/server/CMakeLists.txt.
 
 # The services on a real gRPC server on port 0, with an injected clock and
-# household locator.
+# household locator; TestDevice signs with libsodium's Ed25519.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 add_library(fieldsync_service_harness STATIC service_harness.cc service_harness.h)
 target_include_directories(fieldsync_service_harness PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(fieldsync_service_harness PUBLIC fieldsync_server)
+target_link_libraries(fieldsync_service_harness PUBLIC fieldsync_server PkgConfig::SODIUM
+                      absl::str_format)
 fieldsync_warnings(fieldsync_service_harness)
+
+# A small world (areas, users, enrolled devices, households) made through the
+# real API, for the end-to-end tests of the sync, query and stream services.
+add_library(fieldsync_sync_world STATIC sync_world.cc sync_world.h)
+target_link_libraries(fieldsync_sync_world PUBLIC fieldsync_service_harness GTest::gtest)
+fieldsync_warnings(fieldsync_sync_world)
+
+# SyncService Push and Pull: results, duplicates across restarts, sequence
+# gaps, snapshots, resets, scope changes, relays.
+fieldsync_test(push_pull_test
+  SOURCES push_pull_test.cc
+  DEPS fieldsync_sync_world)
+
+# The bad-input table through gRPC.
+fieldsync_test(bad_input_test
+  SOURCES bad_input_test.cc
+  DEPS fieldsync_sync_world)
+
+# UploadBlob and GetBlobStatus.
+fieldsync_test(blob_test
+  SOURCES blob_test.cc
+  DEPS fieldsync_sync_world)
+
+# QueryService.
+fieldsync_test(query_test
+  SOURCES query_test.cc
+  DEPS fieldsync_sync_world)
+
+# StreamService.Subscribe.
+fieldsync_test(subscribe_test
+  SOURCES subscribe_test.cc
+  DEPS fieldsync_sync_world)
 
 fieldsync_test(identity_test
   SOURCES identity_test.cc
@@ -38,3 +73,10 @@ else()
 endif()
 set_tests_properties(ForeignClient.PythonGrpcioDrivesFieldsyncd PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# SIGTERM while a push is in flight, against the real binary.
+fieldsync_test(sigterm_push_test
+  SOURCES sigterm_push_test.cc
+  DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
+target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
+add_dependencies(sigterm_push_test fieldsyncd)
