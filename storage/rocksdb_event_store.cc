@@ -92,6 +92,8 @@ struct PreparedGroup {
   rocksdb::WriteBatch batch;
   std::vector<absl::StatusOr<std::vector<AppendResult>>> answers;  // One per append.
   size_t records = 0;          // Records written (duplicates excluded).
+  size_t entries = 0;          // Entries of its appends (duplicates included).
+  size_t bytes = 0;            // Payload bytes of its appends.
   uint64_t first_offset = 0;   // The offset the group starts at.
   std::string hash_before;     // The chain's last hash before the group.
   uint64_t next_offset = 0;    // The offset after the group.
@@ -170,7 +172,7 @@ class RocksDbEventStore final : public EventStore {
 
   ~RocksDbEventStore() override {
     {
-      absl::MutexLock lock(&queue_mu_);
+      absl::MutexLock lock(&mu_);
       stopping_ = true;
     }
     committer_.join();  // Drains every queued append first,
@@ -204,7 +206,7 @@ class RocksDbEventStore final : public EventStore {
     pending->done = std::move(done);
     pending->bytes = bytes;
     {
-      absl::MutexLock lock(&queue_mu_);
+      absl::MutexLock lock(&mu_);
       if (!stopping_) {
         queue_.push_back(std::move(pending));
         return;
@@ -460,47 +462,71 @@ class RocksDbEventStore final : public EventStore {
     return out;
   }
 
-  // Takes the next commit group from the queue; nullopt once stopping and
-  // drained.
-  std::optional<std::vector<std::unique_ptr<PendingAppend>>> TakeGroup() {
-    absl::MutexLock lock(&queue_mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-      return !queue_.empty() || stopping_;
-    };
-    queue_mu_.Await(absl::Condition(&ready));
-    if (queue_.empty()) return std::nullopt;
-    std::vector<std::unique_ptr<PendingAppend>> group;
+  // Pops queued appends while they fit in `records_room` and `bytes_room`;
+  // with `at_least_one` the first is taken even if it alone is larger.
+  std::vector<std::unique_ptr<PendingAppend>> TakeLocked(size_t records_room, size_t bytes_room,
+                                                         bool at_least_one)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<std::unique_ptr<PendingAppend>> taken;
     size_t records = 0;
     size_t bytes = 0;
     while (!queue_.empty() &&
-           (group.empty() ||
-            (records + queue_.front()->entries.size() <= options_.max_group_records &&
-             bytes + queue_.front()->bytes <= options_.max_group_bytes))) {
+           ((at_least_one && taken.empty()) ||
+            (records + queue_.front()->entries.size() <= records_room &&
+             bytes + queue_.front()->bytes <= bytes_room))) {
       records += queue_.front()->entries.size();
       bytes += queue_.front()->bytes;
-      group.push_back(std::move(queue_.front()));
+      taken.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    return group;
+    return taken;
+  }
+
+  // Whether the next queued append fits in `prepared` within the group limits.
+  bool NextFits(const PreparedGroup& prepared) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() &&
+           prepared.entries + queue_.front()->entries.size() <= options_.max_group_records &&
+           prepared.bytes + queue_.front()->bytes <= options_.max_group_bytes;
   }
 
   // The committer: prepares group N+1 while the writer thread syncs group N,
-  // so hashing, duplicate lookups and hooks overlap the fsync. Exactly one
-  // group is in the writer's hands at a time, and groups are written in
-  // order, so offsets stay gapless on disk.
+  // so hashing, duplicate lookups and hooks overlap the fsync. Appends that
+  // arrive while the writer is busy join the group being prepared, so groups
+  // stay as large as without the pipeline. Exactly one group is in the
+  // writer's hands at a time, and groups are written in order, so offsets
+  // stay gapless on disk.
   void CommitterLoop() {
     while (true) {
-      std::optional<std::vector<std::unique_ptr<PendingAppend>>> group = TakeGroup();
-      if (!group) break;
-      std::unique_ptr<PreparedGroup> prepared = Prepare(std::move(*group));
-      absl::Status previous;
+      std::vector<std::unique_ptr<PendingAppend>> taken;
       {
-        absl::MutexLock lock(&pipe_mu_);
-        auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) {
-          return to_write_ == nullptr;
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !queue_.empty() || stopping_;
         };
-        pipe_mu_.Await(absl::Condition(&idle));
-        previous = std::exchange(write_status_, absl::OkStatus());
+        mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) break;  // Stopping and drained.
+        taken = TakeLocked(options_.max_group_records, options_.max_group_bytes, /*at_least_one=*/true);
+      }
+      auto prepared = std::make_unique<PreparedGroup>();
+      prepared->first_offset = prepared->next_offset = next_offset_;
+      prepared->hash_before = prepared->last_hash = last_hash_;
+      PrepareMore(*prepared, std::move(taken));
+      absl::Status previous;
+      while (true) {
+        mu_.Lock();
+        auto ready = [this, &prepared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return to_write_ == nullptr || NextFits(*prepared);
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (to_write_ == nullptr) {
+          previous = std::exchange(write_status_, absl::OkStatus());
+          mu_.Unlock();
+          break;
+        }
+        taken = TakeLocked(options_.max_group_records - prepared->entries,
+                           options_.max_group_bytes - prepared->bytes, /*at_least_one=*/false);
+        mu_.Unlock();
+        PrepareMore(*prepared, std::move(taken));
       }
       if (!previous.ok()) {
         // The group in flight failed, and this one was prepared on top of it:
@@ -516,31 +542,31 @@ class RocksDbEventStore final : public EventStore {
       } else {
         next_offset_ = prepared->next_offset;
         last_hash_ = prepared->last_hash;
+        if (prepared->records > 0) {
+          prepared->batch.Put(meta_, kHeadKey, keys::LogKey(prepared->next_offset - 1));
+        }
       }
       in_flight_ = std::move(prepared);
-      absl::MutexLock lock(&pipe_mu_);
+      absl::MutexLock lock(&mu_);
       to_write_ = in_flight_.get();
     }
-    absl::MutexLock lock(&pipe_mu_);
-    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) { return to_write_ == nullptr; };
-    pipe_mu_.Await(absl::Condition(&idle));
+    absl::MutexLock lock(&mu_);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return to_write_ == nullptr; };
+    mu_.Await(absl::Condition(&idle));
     writer_stopping_ = true;
   }
 
-  // Builds the WriteBatch of `group` on top of the committer's state and the
-  // group still in flight. Runs on the committer thread only.
-  std::unique_ptr<PreparedGroup> Prepare(std::vector<std::unique_ptr<PendingAppend>> group) {
-    auto prepared = std::make_unique<PreparedGroup>();
-    prepared->group = std::move(group);
-    prepared->first_offset = next_offset_;
-    prepared->hash_before = last_hash_;
+  // Adds `more` to the WriteBatch of `prepared`, on top of what it holds, the
+  // committer's state and the group still in flight. Committer thread only.
+  void PrepareMore(PreparedGroup& group, std::vector<std::unique_ptr<PendingAppend>> more) {
+    PreparedGroup* prepared = &group;
     const PreparedGroup* in_flight = in_flight_.get();
 
     // Look every event_id of the group up in one MultiGet. Only the writer
     // thread changes the store, one whole group at a time, and ids of the
     // group it may be writing are also looked up in `in_flight`.
     std::vector<rocksdb::Slice> ids;
-    for (const auto& pending : prepared->group) {
+    for (const auto& pending : more) {
       for (const AppendEntry& e : pending->entries) ids.emplace_back(e.event_id);
     }
     std::vector<rocksdb::PinnableSlice> found(ids.size());
@@ -551,11 +577,13 @@ class RocksDbEventStore final : public EventStore {
     rocksdb::WriteBatch& batch = prepared->batch;
     Overlay& group_overlay = prepared->overlay;
     auto& group_ids = prepared->ids;
-    uint64_t next = next_offset_;
-    std::string prev = last_hash_;
+    uint64_t next = prepared->next_offset;
+    std::string prev = prepared->last_hash;
     size_t id_index = 0;
 
-    for (auto& pending : prepared->group) {
+    for (auto& pending : more) {
+      prepared->entries += pending->entries.size();
+      prepared->bytes += pending->bytes;
       batch.SetSavePoint();
       Overlay request_overlay;
       std::unordered_map<std::string_view, uint64_t> request_ids;
@@ -648,8 +676,7 @@ class RocksDbEventStore final : public EventStore {
     }
     prepared->next_offset = next;
     prepared->last_hash = std::move(prev);
-    if (prepared->records > 0) batch.Put(meta_, kHeadKey, keys::LogKey(next - 1));
-    return prepared;
+    for (auto& pending : more) prepared->group.push_back(std::move(pending));
   }
 
   // The writer: syncs each prepared group, publishes the head, answers the
@@ -659,16 +686,16 @@ class RocksDbEventStore final : public EventStore {
     while (true) {
       PreparedGroup* group = nullptr;
       {
-        absl::MutexLock lock(&pipe_mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipe_mu_) {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return to_write_ != nullptr || writer_stopping_;
         };
-        pipe_mu_.Await(absl::Condition(&ready));
+        mu_.Await(absl::Condition(&ready));
         if (to_write_ == nullptr) return;
         group = to_write_;
       }
       absl::Status status = Write(*group);
-      absl::MutexLock lock(&pipe_mu_);
+      absl::MutexLock lock(&mu_);
       if (!status.ok()) write_status_ = status;
       to_write_ = nullptr;
     }
@@ -734,9 +761,11 @@ class RocksDbEventStore final : public EventStore {
   uint64_t next_offset_;
   std::string last_hash_;
 
-  absl::Mutex queue_mu_;
-  std::deque<std::unique_ptr<PendingAppend>> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Guards the queue of appends and the commit pipeline between the
+  // committer and the writer thread.
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<PendingAppend>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   mutable absl::Mutex head_mu_;
   uint64_t head_ ABSL_GUARDED_BY(head_mu_);
@@ -748,11 +777,9 @@ class RocksDbEventStore final : public EventStore {
 
   absl::Mutex blob_mu_;  // Serializes the read-modify-write of uploads.
 
-  // The commit pipeline between the committer and the writer thread.
-  absl::Mutex pipe_mu_;
-  PreparedGroup* to_write_ ABSL_GUARDED_BY(pipe_mu_) = nullptr;  // Owned by in_flight_.
-  absl::Status write_status_ ABSL_GUARDED_BY(pipe_mu_);  // Of the last failed write.
-  bool writer_stopping_ ABSL_GUARDED_BY(pipe_mu_) = false;
+  PreparedGroup* to_write_ ABSL_GUARDED_BY(mu_) = nullptr;  // Owned by in_flight_.
+  absl::Status write_status_ ABSL_GUARDED_BY(mu_);  // Of the last failed write.
+  bool writer_stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<PreparedGroup> in_flight_;  // Committer thread only.
 
   // Last: started after every member above exists.
