@@ -155,41 +155,30 @@ class GuardedUnary final : public grpc::ServerUnaryReactor {
   Admission admission_;
 };
 
-// A server-streaming call finished right after the guard (or by it).
+// A streaming call finished right after the guard (or by it). `Reactor` is
+// grpc::ServerWriteReactor<Response> (server streaming) or
+// grpc::ServerReadReactor<Request> (client streaming).
+template <typename Reactor>
+class FinishedStream final : public Reactor {
+ public:
+  FinishedStream(const CallGuard* guard, Admission admission, const absl::Status& status)
+      : guard_(guard), admission_(std::move(admission)) {
+    this->Finish(ToGrpc(status));
+  }
+  void OnDone() override {
+    guard_->Release(admission_);
+    delete this;
+  }
+
+ private:
+  const CallGuard* guard_;
+  Admission admission_;
+};
+
 template <typename Response>
-class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
- public:
-  FinishedWriter(const CallGuard* guard, Admission admission, const absl::Status& status)
-      : guard_(guard), admission_(std::move(admission)) {
-    this->Finish(ToGrpc(status));
-  }
-  void OnDone() override {
-    guard_->Release(admission_);
-    delete this;
-  }
-
- private:
-  const CallGuard* guard_;
-  Admission admission_;
-};
-
-// A client-streaming call finished right after the guard (or by it).
+using FinishedWriter = FinishedStream<grpc::ServerWriteReactor<Response>>;
 template <typename Request>
-class FinishedReader final : public grpc::ServerReadReactor<Request> {
- public:
-  FinishedReader(const CallGuard* guard, Admission admission, const absl::Status& status)
-      : guard_(guard), admission_(std::move(admission)) {
-    this->Finish(ToGrpc(status));
-  }
-  void OnDone() override {
-    guard_->Release(admission_);
-    delete this;
-  }
-
- private:
-  const CallGuard* guard_;
-  Admission admission_;
-};
+using FinishedReader = FinishedStream<grpc::ServerReadReactor<Request>>;
 
 // PERMISSION_DENIED for a request outside the caller's scope.
 absl::Status OutOfScope(const Principal& principal, std::string_view what);
