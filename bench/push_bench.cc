@@ -133,13 +133,10 @@ constexpr char kUsage[] =
 absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
+    absl::StatusOr<std::pair<std::string, std::string>> flag = SplitFlag(argv[i]);
+    if (!flag.ok()) return flag.status();
+    const auto& [name, value] = *flag;
     const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") return absl::CancelledError("help");
-    if (arg.rfind("--", 0) != 0) return absl::InvalidArgumentError("bad argument " + arg);
-    const size_t eq = arg.find('=');
-    if (eq == std::string::npos) return absl::InvalidArgumentError("flag " + arg + " needs =value");
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
     bool ok = true;
     if (name == "seconds") {
       ok = ParseNumber(value, &flags.seconds) && flags.seconds > 0;

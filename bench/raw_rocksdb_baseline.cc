@@ -256,6 +256,14 @@ std::string DefaultTempParent() {
   return ec ? "/tmp" : tmp.string();
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> SplitFlag(const std::string& arg) {
+  if (arg == "--help" || arg == "-h") return absl::CancelledError("help");
+  if (arg.rfind("--", 0) != 0) return absl::InvalidArgumentError("bad argument " + arg);
+  const size_t eq = arg.find('=');
+  if (eq == std::string::npos) return absl::InvalidArgumentError("flag " + arg + " needs =value");
+  return std::make_pair(arg.substr(2, eq - 2), arg.substr(eq + 1));
+}
+
 std::string JsonNumber(double value, int decimals) {
   if (!std::isfinite(value)) return "null";
   char buf[64];

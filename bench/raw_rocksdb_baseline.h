@@ -223,6 +223,10 @@ std::string DefaultTempParent();
 // "%.<decimals>f" of `value`; "null" if not finite (for JSON).
 std::string JsonNumber(double value, int decimals);
 
+// Splits one command-line argument "--name=value" into (name, value).
+// Cancelled for --help/-h; InvalidArgument for anything else not of that form.
+absl::StatusOr<std::pair<std::string, std::string>> SplitFlag(const std::string& arg);
+
 // Parses all of `text` as a number; false on junk, overflow or a negative
 // value for an unsigned type.
 template <typename T>
