@@ -9,9 +9,9 @@
 //     policy's stateless validation, references and the client clock.
 //     Everything that decides an authenticated event is its signer's (role,
 //     scope, sequence, event ids): the pushing device is transport, so
-//     nothing that depends on who pushed is ever remembered for the event. Each event becomes a
-//     plan item: a duplicate or a replayed rejection (nothing to write), a rejection, or an
-//     acceptance.
+//     nothing that depends on who pushed is ever remembered for the event.
+//     Each event becomes a plan item: a duplicate or a replayed rejection
+//     (nothing to write), a rejection, or an acceptance.
 //  2. In the store's commit, on the committer thread, in log order: every
 //     rejection and every acceptance is one AppendEntry whose prepare hook
 //     re-checks the device's high-water mark (another push may have moved it
