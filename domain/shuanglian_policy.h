@@ -43,9 +43,10 @@ class ShuanglianPolicy : public sync::MergePolicy {
   std::optional<sync::Rejection> Validate(const v1::Event& event,
                                           const sync::Author& author) const override;
   sync::References ReferencesOf(const v1::Event& event) const override;
-  std::optional<sync::Rejection> CheckReference(const v1::Event& event,
+  std::optional<sync::Rejection> CheckReference(const v1::Event& event, const sync::Author& author,
                                                 const sync::References::EventRef& ref,
-                                                const v1::Event& referenced) const override;
+                                                const v1::Event& referenced,
+                                                std::string_view referenced_actor) const override;
   absl::StatusOr<sync::MergeResult> Merge(const v1::Event& event, const sync::EventMeta& meta,
                                           sync::ProjectionView& view) const override;
   absl::Status AppendSnapshot(const sync::ProjectionReader& reader, const v1::SubjectRef& subject,

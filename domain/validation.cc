@@ -786,8 +786,8 @@ sync::References ShuanglianPolicy::ReferencesOf(const v1::Event& event) const {
 }
 
 std::optional<sync::Rejection> ShuanglianPolicy::CheckReference(
-    const v1::Event& event, const sync::References::EventRef& ref,
-    const v1::Event& referenced) const {
+    const v1::Event& event, const sync::Author& author, const sync::References::EventRef& ref,
+    const v1::Event& referenced, std::string_view referenced_actor) const {
   const bool same_subject = referenced.subject().kind() == event.subject().kind() &&
                             referenced.subject().id() == event.subject().id();
   switch (event.body_case()) {
@@ -797,6 +797,15 @@ std::optional<sync::Rejection> ShuanglianPolicy::CheckReference(
                          "the original is not a recorded visit"};
       }
       if (!same_subject) return Mismatch("a correction has the subject of its original visit");
+      // A visit is its author's record: only they correct or withdraw it
+      // (from any of their devices); a supervisor who doubts it records an
+      // inspection instead.
+      if (referenced_actor != author.actor) {
+        return Rejection{v1::REJECTION_CODE_PERMISSION_DENIED, ref.field,
+                         absl::StrCat("the visit was recorded by ", std::string(referenced_actor),
+                                      "; a visit is corrected only by its author (supervisors "
+                                      "record an inspection)")};
+      }
       return std::nullopt;
     case v1::Event::kStatusChangeConfirmed:
       if (referenced.body_case() != v1::Event::kStatusChangeProposed) {

@@ -176,14 +176,24 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     call->Finish(scope.status());
     return call;
   }
+  absl::StatusOr<std::string> area = ctx_->directory->AreaOfUser(principal.user);
+  if (!area.ok()) {
+    call->Finish(area.status());
+    return call;
+  }
   sync::PushContext push;
   push.actor = principal.user_id();
   push.role = principal.role();
   push.device_id = principal.device_id();
   push.scope = *std::move(scope);
+  push.area_code = *std::move(area);
   push.now = ctx_->clock();
-  // A relayed event must also lie in the scope of the user its signer is
-  // enrolled to (a tablet cannot launder another user's writes).
+  // A relayed event is judged as its signer's: in the scope of the user its
+  // signing device is enrolled to (never the relay's), and its signer's role
+  // must be one this very row lets push (one rule for direct and relayed
+  // events). The policy table is static, so the row outlives the push.
+  const PolicyRow* row = &call->policy();
+  push.may_push = [row](v1::Role role) { return row->Allows(role); };
   const Directory* directory = ctx_->directory;
   push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
     ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));

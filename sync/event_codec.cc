@@ -68,6 +68,15 @@ std::string CanonicalEventBytes(const v1::Event& event) {
   return Deterministic(copy);
 }
 
+std::string LogEventId(std::string_view device_id, std::string_view event_id) {
+  std::string out;
+  out.reserve(device_id.size() + 1 + event_id.size());
+  out.append(device_id);
+  out.push_back('/');
+  out.append(event_id);
+  return out;
+}
+
 std::string EncodePayload(const v1::StoredEvent& stored) {
   v1::StoredEvent copy = stored;
   copy.clear_offset();
@@ -78,7 +87,7 @@ std::string EncodePayload(const v1::StoredEvent& stored) {
 
 storage::AppendEntry ToAppendEntry(const v1::StoredEvent& stored) {
   storage::AppendEntry entry;
-  entry.event_id = stored.event().event_id();
+  entry.event_id = LogEventId(stored.event().device_id(), stored.event().event_id());
   if (stored.event().has_subject()) entry.subject = SubjectKey(stored.event().subject());
   entry.area_code = stored.event().area_code();
   entry.payload = EncodePayload(stored);

@@ -39,10 +39,18 @@ std::string EventContentHash(const v1::Event& event);
 // `event` with `signature` cleared.
 std::string CanonicalEventBytes(const v1::Event& event);
 
+// The key of an event in the store's event_id index (storage AppendEntry.event_id):
+// "<device_id>/<event_id>". Idempotency is per signing device: a second device using the same
+// event_id is a different event, so no device can occupy another's id. Device ids never
+// contain '/' (server-made), so the key is unambiguous. Callers keep it within the store's
+// max_event_id_bytes (128): a server-made device id (at most 64 bytes) and a UUID fit.
+std::string LogEventId(std::string_view device_id, std::string_view event_id);
+
 // The record payload of `stored` (offset and hashes cleared, deterministic).
 std::string EncodePayload(const v1::StoredEvent& stored);
 
-// An AppendEntry for `stored`: event_id, subject key, area code and payload.
+// An AppendEntry for `stored`: event_id (LogEventId of the event's device and id), subject key,
+// area code and payload.
 storage::AppendEntry ToAppendEntry(const v1::StoredEvent& stored);
 
 // True for a rejection marker: a log record without a body that the sync

@@ -142,11 +142,16 @@ class MergePolicy {
   // What the event refers to.
   virtual References ReferencesOf(const v1::Event& event) const = 0;
 
-  // Checks a required reference against the referenced event (e.g. a visit
-  // correction must point at a visit of the same subject).
-  virtual std::optional<Rejection> CheckReference(const v1::Event& event,
+  // Checks a required reference against a referenced event (e.g. a visit
+  // correction must point at a visit of the same subject, by the same user).
+  // `author` wrote `event`; `referenced_actor` is the user `referenced` is
+  // attributed to (StoredEvent.actor). Event ids are unique per signing device
+  // only, so the engine may ask about several candidates with the id
+  // `ref.event_id` (in log order); the reference holds if one fits.
+  virtual std::optional<Rejection> CheckReference(const v1::Event& event, const Author& author,
                                                   const References::EventRef& ref,
-                                                  const v1::Event& referenced) const = 0;
+                                                  const v1::Event& referenced,
+                                                  std::string_view referenced_actor) const = 0;
 
   // Folds the event into entity state. Errors (storage, corrupt projections)
   // fail the whole push; a state-dependent refusal is MergeResult::rejection.

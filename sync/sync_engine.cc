@@ -3,11 +3,15 @@
 //
 // Push runs in two phases.
 //  1. On the calling thread (PushRun::Plan): limits, the replay checks
-//     (stored rejections by content hash, event ids in the log), the device
-//     and its signature, sequencing against the committed high-water marks,
-//     the envelope, the scope, the policy's stateless validation, references
-//     and the client clock. Each event becomes a plan item: a duplicate or a
-//     replayed rejection (nothing to write), a rejection, or an acceptance.
+//     (stored rejections by content hash, the signer's event ids in the log),
+//     the device and its signature, sequencing against the committed
+//     high-water marks, the envelope, the signer's role and scope, the
+//     policy's stateless validation, references and the client clock.
+//     Everything that decides an authenticated event is its signer's (role,
+//     scope, sequence, event ids): the pushing device is transport, so
+//     nothing that depends on who pushed is ever remembered for the event.
+//     Each event becomes a plan item: a duplicate or a replayed rejection
+//     (nothing to write), a rejection, or an acceptance.
 //  2. In the store's commit, on the committer thread, in log order: every
 //     rejection and every acceptance is one AppendEntry whose prepare hook
 //     re-checks the device's high-water mark (another push may have moved it
@@ -23,6 +27,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <deque>
 #include <set>
@@ -50,9 +55,21 @@ constexpr size_t kMaxEventIdBytes = 128;
 constexpr size_t kMaxSubjectIdBytes = 256;
 constexpr size_t kMaxDeviceIdBytes = 128;
 constexpr std::string_view kMarkerIdPrefix = "~rej/";
+// The store's max_event_id_bytes: LogEventId keys must fit.
+constexpr size_t kMaxLogEventIdBytes = 128;
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+// "hq_analyst" for ROLE_HQ_ANALYST, for messages.
+std::string RoleName(v1::Role role) {
+  std::string name = v1::Role_Name(role);
+  if (name.rfind("ROLE_", 0) == 0) name = name.substr(5);
+  if (name.empty()) return absl::StrCat(static_cast<int>(role));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
 }
 
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
@@ -324,9 +341,12 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   absl::StatusOr<uint64_t> Expected(const std::string& device_id);
   absl::StatusOr<std::optional<DeviceInfo>> LookupDevice(const std::string& device_id);
   absl::StatusOr<std::optional<Scope>> ScopeOfUser(const std::string& user_id);
-  absl::StatusOr<std::optional<Rejection>> CheckReferences(size_t index, Item& item);
+  absl::StatusOr<std::optional<Rejection>> CheckReferences(size_t index, const Author& author,
+                                                           Item& item);
   v1::RejectionRecord MakeRecord(const v1::Event& event, const Rejection& rejection,
                                  const std::string& actor, bool keep_event) const;
+  v1::RejectionRecord MakeUnprovenRecord(const v1::Event& event, const Rejection& rejection,
+                                         bool keep_event) const;
   storage::AppendEntry AcceptedEntry(size_t index);
   storage::AppendEntry RejectionEntry(size_t index);
   absl::Status PrepareAccepted(size_t index, storage::CommitContext& context);
@@ -345,7 +365,9 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   std::map<std::string, uint64_t> expected_;  // Next expected device_seq by device.
   std::map<std::string, std::optional<DeviceInfo>> devices_;
   std::map<std::string, std::optional<Scope>> user_scopes_;
-  std::unordered_map<std::string, size_t> ids_;     // event_id → first item with it.
+  std::unordered_map<std::string, size_t> ids_;  // LogEventId → first item with it.
+  // event_id → the items accepted so far with it (any signer), in order.
+  std::unordered_map<std::string, std::vector<size_t>> accepted_ids_;
   std::unordered_map<std::string, size_t> hashes_;  // content hash → first item.
 };
 
@@ -395,26 +417,80 @@ v1::RejectionRecord SyncEngine::PushRun::MakeRecord(const v1::Event& event,
   return record;
 }
 
+v1::RejectionRecord SyncEngine::PushRun::MakeUnprovenRecord(const v1::Event& event,
+                                                            const Rejection& rejection,
+                                                            bool keep_event) const {
+  // Nothing proves who made the event, so nothing it claims (device, subject,
+  // area) may file the record: it is the pushing device's, listed to its user
+  // and to the supervisors of its user's area, and the claims stay inside
+  // `event` as evidence. Otherwise anyone could plant text in another area's
+  // or another device's list.
+  v1::RejectionRecord record;
+  record.set_event_id(event.event_id());
+  record.set_device_id(context_.device_id);
+  record.set_device_seq(event.device_seq());
+  record.set_code(rejection.code);
+  record.set_field(rejection.field);
+  record.set_message(rejection.message);
+  *record.mutable_received_at() = received_at_proto_;
+  record.set_actor(context_.actor);
+  record.set_kind(static_cast<v1::EventKind>(event.body_case()));
+  record.mutable_subject()->set_kind(v1::SUBJECT_KIND_DEVICE);
+  record.mutable_subject()->set_id(context_.device_id);
+  record.set_area_code(context_.area_code);
+  record.set_unproven_origin(true);
+  if (keep_event) *record.mutable_event() = event;
+  return record;
+}
+
 absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(size_t index,
+                                                                              const Author& author,
                                                                               Item& item) {
   const v1::Event& event = events_[index];
   const References refs = engine_->policy_->ReferencesOf(event);
   for (const References::EventRef& ref : refs.events) {
-    const v1::Event* referenced = nullptr;
-    v1::StoredEvent stored;
-    if (auto it = ids_.find(ref.event_id);
-        it != ids_.end() && it->second < index && items_[it->second].kind == Item::kAccepted) {
-      referenced = &events_[it->second];
-    } else {
-      ASSIGN_OR_RETURN(std::optional<uint64_t> offset,
-                       engine_->store_->LookupEventId(ref.event_id));
-      if (offset) {
-        ASSIGN_OR_RETURN(storage::LogRecord record, engine_->store_->Read(*offset));
-        ASSIGN_OR_RETURN(stored, DecodeRecord(record));
-        if (!IsRejectionMarker(stored)) referenced = &stored.event();
+    // Event ids are unique per signing device only, so a reference names a
+    // set of candidates: the accepted events with that id, in log order
+    // (committed ones, then earlier ones of this push). A required reference
+    // resolves to the first candidate the policy accepts; if none fits, the
+    // first candidate's refusal is the answer. So a device that takes someone
+    // else's event_id for an event of its own can never hide the real one.
+    struct Candidate {
+      v1::StoredEvent stored;            // A committed candidate (offset set).
+      const v1::Event* event = nullptr;  // Else an event of this push.
+      std::string actor;
+      const v1::Event& Event() const { return event != nullptr ? *event : stored.event(); }
+    };
+    std::vector<Candidate> candidates;
+    const std::string prefix = sync_keys::EventIdPrefix(ref.event_id);
+    std::string position;
+    while (true) {
+      ASSIGN_OR_RETURN(auto batch, engine_->store_->ScanProjections(prefix, position, 64));
+      for (const auto& [key, value] : batch) {
+        position = key;
+        ASSIGN_OR_RETURN(storage::LogRecord record,
+                         engine_->store_->Read(sync_keys::ParseBe64(value)));
+        Candidate candidate;
+        ASSIGN_OR_RETURN(candidate.stored, DecodeRecord(record));
+        if (IsRejectionMarker(candidate.stored)) continue;
+        candidate.actor = candidate.stored.actor();
+        candidates.push_back(std::move(candidate));
+      }
+      if (batch.size() < 64) break;
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      return a.stored.offset() < b.stored.offset();
+    });
+    if (auto it = accepted_ids_.find(ref.event_id); it != accepted_ids_.end()) {
+      for (size_t j : it->second) {
+        if (j >= index) break;
+        Candidate candidate;
+        candidate.event = &events_[j];
+        candidate.actor = items_[j].author.actor;
+        candidates.push_back(std::move(candidate));
       }
     }
-    if (referenced == nullptr) {
+    if (candidates.empty()) {
       if (ref.required) {
         return Rejection{v1::REJECTION_CODE_UNKNOWN_REFERENCE, ref.field,
                          absl::StrCat("event ", ref.event_id, " is not in the log")};
@@ -422,9 +498,19 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
       item.pending_events.push_back(ref.event_id);
       continue;
     }
-    if (ref.required) {
-      if (auto r = engine_->policy_->CheckReference(event, ref, *referenced)) return r;
+    if (!ref.required) continue;
+    std::optional<Rejection> first_refusal;
+    bool fits = false;
+    for (const Candidate& candidate : candidates) {
+      std::optional<Rejection> refusal =
+          engine_->policy_->CheckReference(event, author, ref, candidate.Event(), candidate.actor);
+      if (!refusal) {
+        fits = true;
+        break;
+      }
+      if (!first_refusal) first_refusal = std::move(refusal);
     }
+    if (!fits) return first_refusal;
   }
   for (const References::BlobRef& blob : refs.blobs) {
     if (blob.sha256.size() != storage::kSha256Size) {
@@ -483,18 +569,22 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
 
     // The same event already in the log: a duplicate, whatever became of its
-    // device since (it was authenticated when it was appended).
+    // device since (it was authenticated when it was appended). Ids are the
+    // signer's own: only this device's earlier event can take this one's id.
     bool id_taken = false;
-    if (!event.event_id().empty() && event.event_id().size() <= kMaxEventIdBytes) {
-      ASSIGN_OR_RETURN(std::optional<uint64_t> offset,
-                       engine_->store_->LookupEventId(event.event_id()));
+    const std::string log_id = LogEventId(event.device_id(), event.event_id());
+    const bool log_id_valid = IsValidDeviceId(event.device_id()) && !event.event_id().empty() &&
+                              event.event_id().size() <= kMaxEventIdBytes &&
+                              log_id.size() <= kMaxLogEventIdBytes;
+    if (log_id_valid) {
+      ASSIGN_OR_RETURN(std::optional<uint64_t> offset, engine_->store_->LookupEventId(log_id));
       if (offset) {
         ASSIGN_OR_RETURN(storage::LogRecord record, engine_->store_->Read(*offset));
         ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(record));
         if (!IsRejectionMarker(stored) && EventContentHash(stored.event()) == item.content_hash) {
           item.kind = Item::kDuplicate;
           item.duplicate_offset = *offset;
-          ids_.emplace(event.event_id(), i);
+          ids_.emplace(log_id, i);
           continue;
         }
         id_taken = true;
@@ -547,26 +637,27 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
 
     if (!authenticated) {
-      // Unproven origin: recorded, but it never touches the device's sequence
-      // (a forged event must not be able to take a real event's number).
+      // Unproven origin: recorded as the pushing device's, and it never
+      // touches the claimed device's sequence (a forged event must not be
+      // able to take a real event's number).
       item.kind = Item::kRejected;
       item.advances = false;
       item.rejection =
-          MakeRecord(event, *reason, author.actor, event.ByteSizeLong() <= options.max_event_bytes);
+          MakeUnprovenRecord(event, *reason, event.ByteSizeLong() <= options.max_event_bytes);
       continue;
     }
 
     // Authenticated: from here on the event holds its device_seq.
-    if (event.event_id().empty() || event.event_id().size() > kMaxEventIdBytes) {
+    if (!log_id_valid) {
       reason = Rejection{v1::REJECTION_CODE_MALFORMED, "event_id", "event_id is malformed"};
-    } else if (auto it = ids_.find(event.event_id()); it != ids_.end()) {
+    } else if (auto it = ids_.find(log_id); it != ids_.end()) {
       reason = Rejection{v1::REJECTION_CODE_EVENT_ID_REUSED, "event_id",
                          "event_id was used earlier in this push with other content"};
     } else if (id_taken) {
       reason = Rejection{v1::REJECTION_CODE_EVENT_ID_REUSED, "event_id",
                          "event_id was already used with other content"};
     }
-    if (!event.event_id().empty()) ids_.emplace(event.event_id(), i);
+    if (log_id_valid) ids_.emplace(log_id, i);
 
     ASSIGN_OR_RETURN(const uint64_t expected, Expected(event.device_id()));
     if (event.device_seq() > expected) {
@@ -588,13 +679,26 @@ absl::Status SyncEngine::PushRun::Plan() {
                                       " bytes; the limit is ", options.max_event_bytes)};
     }
     if (!reason) reason = CheckEnvelope(event);
+    // The signer's role must be one that may push at all (the same rule as
+    // the Push row of the server's policy table): a relay cannot write for a
+    // read-only role.
+    if (!reason && context_.may_push && !context_.may_push(author.role)) {
+      reason = Rejection{v1::REJECTION_CODE_PERMISSION_DENIED, "device_id",
+                         absl::StrCat("the signing device's user ", author.actor, " has role ",
+                                      RoleName(author.role), ", which may not push events",
+                                      relayed ? " (relaying does not change that)" : "")};
+    }
     if (!reason) {
-      const std::string subject_key = SubjectKey(event.subject());
-      bool in_scope = Contains(caller_scope, event.area_code(), subject_key);
-      if (in_scope && relayed) {
-        ASSIGN_OR_RETURN(std::optional<Scope> signer_scope, ScopeOfUser(author.actor));
-        if (signer_scope) in_scope = Contains(*signer_scope, event.area_code(), subject_key);
+      // The signer's scope: a relayed event is judged as its signer's, never
+      // in the relay's scope (the relay is transport).
+      const Scope* scope = &caller_scope;
+      std::optional<Scope> signer_scope;
+      if (relayed) {
+        ASSIGN_OR_RETURN(signer_scope, ScopeOfUser(author.actor));
+        if (signer_scope) scope = &*signer_scope;
       }
+      const std::string subject_key = SubjectKey(event.subject());
+      const bool in_scope = Contains(*scope, event.area_code(), subject_key);
       if (!in_scope) {
         reason = Rejection{v1::REJECTION_CODE_OUT_OF_SCOPE, "subject",
                            absl::StrCat(subject_key, " in area ", event.area_code(),
@@ -603,7 +707,7 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
     if (!reason) reason = engine_->policy_->Validate(event, author);
     if (!reason) {
-      ASSIGN_OR_RETURN(reason, CheckReferences(i, item));
+      ASSIGN_OR_RETURN(reason, CheckReferences(i, author, item));
     }
     if (reason) {
       item.kind = Item::kRejected;
@@ -615,6 +719,7 @@ absl::Status SyncEngine::PushRun::Plan() {
     // Accepted (the merge may still refuse it for a state-dependent reason).
     item.kind = Item::kAccepted;
     item.author = std::move(author);
+    accepted_ids_[event.event_id()].push_back(i);
     const uint64_t limit = HlcAt(received_at_ + options.max_hlc_skew);
     if (event.hlc() > limit) {
       item.hlc_flagged = true;
@@ -634,7 +739,7 @@ absl::Status SyncEngine::PushRun::Plan() {
 storage::AppendEntry SyncEngine::PushRun::AcceptedEntry(size_t index) {
   const v1::Event& event = events_[index];
   storage::AppendEntry entry;
-  entry.event_id = event.event_id();
+  entry.event_id = LogEventId(event.device_id(), event.event_id());
   entry.subject = SubjectKey(event.subject());
   entry.area_code = event.area_code();
   // A placeholder payload: the hook writes the real one (with the writes).
@@ -755,6 +860,8 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
     context.Put(sync_keys::PendingEvent(id, meta.offset), "");
   }
   context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+  context.Put(sync_keys::EventId(event.event_id(), event.device_id()),
+              sync_keys::Be64(meta.offset));
 
   v1::StoredEvent stored;
   *stored.mutable_event() = event;

@@ -4,9 +4,10 @@
 //   - Push takes a batch of signed events from a device (or a tablet relaying
 //     other devices' events) and answers one PushResult per event: accepted,
 //     duplicate, rejected or conflict recorded. It checks sequencing (gapless
-//     device_seq per device), idempotency (event_id), the Ed25519 signature
-//     against the device's enrolled key, the client's clock, the actor's scope
-//     and the domain's validation; merges every accepted event into entity
+//     device_seq per device), idempotency (device_id, event_id), the Ed25519
+//     signature against the device's enrolled key, the client's clock, the
+//     signer's role and scope and the domain's validation (a relayed event is
+//     judged as its signer's: the relay is transport); merges every accepted event into entity
 //     state through the MergePolicy inside the store's commit (same WriteBatch
 //     as the log record: state, conflicts, rejections, device high-water
 //     marks); and answers once the batch is durable.
@@ -95,14 +96,27 @@ struct PushContext {
   // The token's device. Events signed by another device are relays: they keep
   // their signer's device_id, and relayed_by is this device.
   std::string device_id;
-  // The actor's scope (Normalize is applied by the engine).
+  // The actor's scope (Normalize is applied by the engine): the scope of the
+  // events the token's own device signed.
   Scope scope;
+  // The area of the actor's unit ("" without one; server: Directory::
+  // AreaOfUser). Records of events of unproven origin pushed by this device
+  // are filed under it (and under `device_id`), never under what the event
+  // claims.
+  std::string area_code;
   // Receipt time; InfinitePast = the engine's clock.
   absl::Time now = absl::InfinitePast();
-  // The scope of the user a relayed event's signing device is enrolled to;
-  // relayed events must lie in that scope too. Unset: relayed events are
-  // checked against `scope` only.
+  // The scope of the user a relayed event's signing device is enrolled to: a
+  // relayed event is judged in its signer's scope only, never in the relay's
+  // (`scope`), so that a relay can neither widen nor spend the signer's
+  // writes. The server always sets it; unset (engine tests) means the signer's
+  // scope is taken to be `scope`.
   std::function<absl::StatusOr<Scope>(std::string_view user_id)> scope_of_user;
+  // Whether a role may push events at all: the server fills it from the Push
+  // row of its policy table (one source of truth), and the engine applies it
+  // to every event's signer's role, so that a relay cannot write for a
+  // read-only role (PERMISSION_DENIED). Unset: every role may.
+  std::function<bool(v1::Role role)> may_push;
 };
 
 // The answer to a push.

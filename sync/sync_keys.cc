@@ -85,6 +85,16 @@ std::string PendingEvent(std::string_view event_id, uint64_t offset) {
   return out;
 }
 
+std::string EventIdPrefix(std::string_view event_id) {
+  std::string out = Join(kEventIdPrefix, event_id);
+  out.push_back('\0');
+  return out;
+}
+
+std::string EventId(std::string_view event_id, std::string_view device_id) {
+  return EventIdPrefix(event_id) + std::string(device_id);
+}
+
 uint64_t TrailingOffset(std::string_view key, bool complemented) {
   if (key.size() < 8) return 0;
   const uint64_t value = ParseBe64(key.substr(key.size() - 8));

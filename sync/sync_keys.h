@@ -16,6 +16,14 @@
 //   sync/pend/b/<32-byte sha256>\0<be64 off>  ""  event at `off` refers to a blob not uploaded then
 //   sync/pend/e/<event_id>\0<be64 off>        ""  event at `off` refers to an event not in the log
 //   then
+//   sync/eid/<event_id>\0<device_id>          be64 offset of the event `event_id` that `device_id`
+//                                             signed (accepted events only): how references by
+//                                             event_id find their candidates
+//
+// The store's own event_id index (storage AppendEntry.event_id) holds the engine's events under
+// LogEventId (sync/event_codec.h), "<device_id>/<event_id>": idempotency is per signing device,
+// so no device can occupy another's event_id. This replaced the bare event_id before any
+// production store existed; stores written before it are not migrated (there are none).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +42,7 @@ inline constexpr std::string_view kRejectionAreaPrefix = "sync/rej/a/";
 inline constexpr std::string_view kRejectionAllPrefix = "sync/rej/t/";
 inline constexpr std::string_view kPendingBlobPrefix = "sync/pend/b/";
 inline constexpr std::string_view kPendingEventPrefix = "sync/pend/e/";
+inline constexpr std::string_view kEventIdPrefix = "sync/eid/";
 
 std::string Be64(uint64_t value);
 // The value of an 8-byte big-endian string; 0 if `bytes` is not 8 bytes.
@@ -53,6 +62,9 @@ std::string RejectionArea(std::string_view area_prefix, uint64_t offset);
 std::string RejectionAll(uint64_t offset);
 std::string PendingBlob(std::string_view sha256, uint64_t offset);
 std::string PendingEvent(std::string_view event_id, uint64_t offset);
+// The signers of `event_id`: sync/eid/<event_id>\0, then one key per device.
+std::string EventIdPrefix(std::string_view event_id);
+std::string EventId(std::string_view event_id, std::string_view device_id);
 // The offset in the last 8 bytes of an index key (complemented for the
 // newest-first indexes: pass complemented = true).
 uint64_t TrailingOffset(std::string_view key, bool complemented);

@@ -80,3 +80,10 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# Relays and identities in the push path (issue 7 items 3, 4, 5, 6, 9): a
+# relayed event is judged as its signer's; idempotency per signing device;
+# corrections by the visit's author; unproven records belong to the pusher.
+fieldsync_test(relay_defects_test
+  SOURCES relay_defects_test.cc
+  DEPS fieldsync_sync_world)

@@ -2,13 +2,12 @@
 // push that was admitted completes with one result per event and every event
 // it acknowledged is on disk; calls after the signal are refused; the process
 // exits 0.
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <thread>
-
-#include <httplib.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "storage/event_store.h"
+#include "sync/event_codec.h"
 #include "tests/server/server_process.h"
 #include "tests/server/service_harness.h"
 
@@ -75,8 +75,7 @@ TEST(SigtermDuringPushTest, AdmittedPushCompletesLaterCallsAreRefusedAndExitIsZe
   }
   v1::PushRequest request;
   for (int i = 0; i < kBatch; ++i) {
-    *request.add_events() =
-        tablet.Register(HouseholdId(i), kVillage, absl::StrCat(1000 + i));
+    *request.add_events() = tablet.Register(HouseholdId(i), kVillage, absl::StrCat(1000 + i));
   }
 
   // The push goes out on the async API. The signal is sent once the server
@@ -125,7 +124,9 @@ TEST(SigtermDuringPushTest, AdmittedPushCompletesLaterCallsAreRefusedAndExitIsZe
   for (int i = 0; i < kBatch; ++i) {
     const v1::PushResult& result = pushed.results(i);
     ASSERT_TRUE(result.has_accepted()) << result.DebugString();
-    auto offset = (*store)->LookupEventId(request.events(i).event_id());
+    // The engine indexes events per signing device.
+    auto offset = (*store)->LookupEventId(
+        sync::LogEventId(request.events(i).device_id(), request.events(i).event_id()));
     ASSERT_TRUE(offset.ok()) << offset.status();
     ASSERT_TRUE(offset->has_value()) << "acknowledged event " << i << " is missing";
     EXPECT_EQ(**offset, result.accepted().offset());

@@ -207,9 +207,11 @@ class SimulatedRun {
     RunResult result;
     result.fingerprint = Fingerprint();
     for (const auto& round : plan_.rounds) {
-      for (const auto& ops : round) {
-        for (const Op& op : ops) {
-          absl::StatusOr<std::optional<uint64_t>> offset = env_.store().LookupEventId(op.event_id);
+      for (size_t d = 0; d < round.size(); ++d) {
+        for (const Op& op : round[d]) {
+          // The store indexes engine events per signing device.
+          absl::StatusOr<std::optional<uint64_t>> offset = env_.store().LookupEventId(
+              sync::LogEventId(DeviceId(static_cast<int>(d)), op.event_id));
           EXPECT_TRUE(offset.ok() && offset->has_value()) << "edit " << op.event_id << " lost";
           if (!offset.ok() || !offset->has_value()) continue;
           result.offsets[op.event_id] = **offset;

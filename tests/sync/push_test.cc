@@ -151,7 +151,8 @@ TEST_F(PushTest, ARejectedEventIsRecordedAdvancesTheSequenceAndNeverBlocksTheQue
   EXPECT_EQ(outcome.response.results(1).rejected().field(), "visit_recorded.end_time");
   EXPECT_TRUE(outcome.response.results(2).has_accepted());
   EXPECT_EQ(outcome.response.next_expected_seq().at("phone-1"), 4u);
-  EXPECT_FALSE(env_.store().LookupEventId(bad.event_id())->has_value());
+  EXPECT_FALSE(
+      env_.store().LookupEventId(sync::LogEventId("phone-1", bad.event_id()))->has_value());
 
   // Visible to the device and its supervisor.
   v1::ListRejectionsRequest by_device;
