@@ -325,6 +325,15 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   absl::StatusOr<std::optional<DeviceInfo>> LookupDevice(const std::string& device_id);
   absl::StatusOr<std::optional<Scope>> ScopeOfUser(const std::string& user_id);
   absl::StatusOr<std::optional<Rejection>> CheckReferences(size_t index, Item& item);
+  // Where the subject of `event` really lives (SyncOptions::subject_area), or
+  // why the server cannot place it.
+  struct Placement {
+    std::string area;
+    std::optional<Rejection> rejection;
+    // The event brings its subject into being here (MergePolicy::CreatesSubject).
+    bool creates = false;
+  };
+  absl::StatusOr<Placement> RealArea(const v1::Event& event);
   v1::RejectionRecord MakeRecord(const v1::Event& event, const Rejection& rejection,
                                  const std::string& actor, bool keep_event) const;
   storage::AppendEntry AcceptedEntry(size_t index);
@@ -345,6 +354,9 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   std::map<std::string, uint64_t> expected_;  // Next expected device_seq by device.
   std::map<std::string, std::optional<DeviceInfo>> devices_;
   std::map<std::string, std::optional<Scope>> user_scopes_;
+  // Subject key → area of subjects created by an earlier acceptance of this
+  // push (not in the server's records until the commit).
+  std::unordered_map<std::string, std::string> created_areas_;
   std::unordered_map<std::string, size_t> ids_;     // event_id → first item with it.
   std::unordered_map<std::string, size_t> hashes_;  // content hash → first item.
 };
@@ -393,6 +405,46 @@ v1::RejectionRecord SyncEngine::PushRun::MakeRecord(const v1::Event& event,
   record.set_area_code(event.area_code());
   if (keep_event) *record.mutable_event() = event;
   return record;
+}
+
+absl::StatusOr<SyncEngine::PushRun::Placement> SyncEngine::PushRun::RealArea(
+    const v1::Event& event) {
+  Placement placed;
+  const auto& subject_area = engine_->options_.subject_area;
+  if (!subject_area) {
+    placed.area = event.area_code();
+    return placed;
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> known, subject_area(event.subject()));
+  if (known) {
+    placed.area = *std::move(known);
+    return placed;
+  }
+  const std::string subject_key = SubjectKey(event.subject());
+  if (auto it = created_areas_.find(subject_key); it != created_areas_.end()) {
+    placed.area = it->second;
+    return placed;
+  }
+  if (engine_->policy_->CreatesSubject(event)) {
+    // A new subject lives where its creation says, if that is a village the
+    // server knows (a village is its own area).
+    v1::SubjectRef village;
+    village.set_kind(v1::SUBJECT_KIND_VILLAGE);
+    village.set_id(event.area_code());
+    ASSIGN_OR_RETURN(std::optional<std::string> village_area, subject_area(village));
+    if (!village_area || *village_area != event.area_code()) {
+      placed.rejection = Rejection{
+          v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
+          absl::StrCat("area_code ", event.area_code(), " is not a village the server knows")};
+      return placed;
+    }
+    placed.area = event.area_code();
+    placed.creates = true;
+    return placed;
+  }
+  placed.rejection = Rejection{v1::REJECTION_CODE_UNKNOWN_SUBJECT, "subject",
+                               absl::StrCat(subject_key, " is not known to the server")};
+  return placed;
 }
 
 absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(size_t index,
@@ -541,9 +593,11 @@ absl::Status SyncEngine::PushRun::Plan() {
     if (authenticated && relayed) {
       author.actor = device->user_id;
       author.role = device->role;
+      author.unit_id = device->unit_id;
     } else {
       author.actor = context_.actor;
       author.role = context_.role;
+      author.unit_id = context_.unit_id;
     }
 
     if (!authenticated) {
@@ -588,18 +642,36 @@ absl::Status SyncEngine::PushRun::Plan() {
                                       " bytes; the limit is ", options.max_event_bytes)};
     }
     if (!reason) reason = CheckEnvelope(event);
+    // The scope is judged on where the subject really lives, never on the
+    // area_code the event claims (docs/sync.md "Scope").
+    Placement placed;
+    if (!reason) {
+      ASSIGN_OR_RETURN(placed, RealArea(event));
+      reason = placed.rejection;
+    }
+    const std::string& area = placed.area;
     if (!reason) {
       const std::string subject_key = SubjectKey(event.subject());
-      bool in_scope = Contains(caller_scope, event.area_code(), subject_key);
+      bool in_scope = Contains(caller_scope, area, subject_key);
       if (in_scope && relayed) {
         ASSIGN_OR_RETURN(std::optional<Scope> signer_scope, ScopeOfUser(author.actor));
-        if (signer_scope) in_scope = Contains(*signer_scope, event.area_code(), subject_key);
+        if (signer_scope) in_scope = Contains(*signer_scope, area, subject_key);
       }
       if (!in_scope) {
+        // The real area is not told to an actor outside it.
+        const std::string where =
+            area == event.area_code() ? absl::StrCat(" in area ", area) : std::string();
         reason = Rejection{v1::REJECTION_CODE_OUT_OF_SCOPE, "subject",
-                           absl::StrCat(subject_key, " in area ", event.area_code(),
-                                        " is outside the actor's scope")};
+                           absl::StrCat(subject_key, where, " is outside the actor's scope")};
       }
+    }
+    if (!reason && area != event.area_code()) {
+      // In scope, but the claim is wrong: refused rather than corrected, so
+      // that the signed bytes in the log are the ones the device sent.
+      const std::string real = area.empty() ? "it has no area" : absl::StrCat("it is in ", area);
+      reason = Rejection{v1::REJECTION_CODE_SUBJECT_MISMATCH, "area_code",
+                         absl::StrCat("area_code ", event.area_code(), " is not where ",
+                                      SubjectKey(event.subject()), " lives: ", real)};
     }
     if (!reason) reason = engine_->policy_->Validate(event, author);
     if (!reason) {
@@ -613,6 +685,7 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
 
     // Accepted (the merge may still refuse it for a state-dependent reason).
+    if (placed.creates) created_areas_.emplace(SubjectKey(event.subject()), area);
     item.kind = Item::kAccepted;
     item.author = std::move(author);
     const uint64_t limit = HlcAt(received_at_ + options.max_hlc_skew);
