@@ -80,3 +80,8 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# Payload identities and the subject's real area (issue 7, items 6 and 7).
+fieldsync_test(identity_area_test
+  SOURCES identity_area_test.cc
+  DEPS fieldsync_sync_world)
