@@ -10,6 +10,10 @@
 
 namespace fieldsync::domain {
 
+bool ShuanglianPolicy::CreatesSubject(const v1::Event& event) const {
+  return event.body_case() == v1::Event::kHouseholdRegistered;
+}
+
 absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event,
                                                           const sync::EventMeta& meta,
                                                           sync::ProjectionView& view) const {

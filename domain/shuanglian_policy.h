@@ -40,6 +40,9 @@ class ShuanglianPolicy : public sync::MergePolicy {
   explicit ShuanglianPolicy(DomainOptions options = {}) : options_(options) {}
 
   bool IsInsertOnly(v1::Event::BodyCase body) const override;
+  // HouseholdRegistered: a new household lives in the village it is
+  // registered in.
+  bool CreatesSubject(const v1::Event& event) const override;
   std::optional<sync::Rejection> Validate(const v1::Event& event,
                                           const sync::Author& author) const override;
   sync::References ReferencesOf(const v1::Event& event) const override;

@@ -648,6 +648,17 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (!IsPlainId(f.from_unit_id())) {
         return Malformed("feedback_filed.from_unit_id", "from_unit_id is required");
       }
+      // A unit speaks through its own people: the author's unit, never another.
+      if (author.unit_id.empty()) {
+        return Rejection{
+            v1::REJECTION_CODE_PERMISSION_DENIED, "feedback_filed.from_unit_id",
+            absl::StrCat("user ", author.actor, " belongs to no unit and cannot file feedback")};
+      }
+      if (f.from_unit_id() != author.unit_id) {
+        return Rejection{v1::REJECTION_CODE_PERMISSION_DENIED, "feedback_filed.from_unit_id",
+                         absl::StrCat("from_unit_id ", f.from_unit_id(), " is not the unit ",
+                                      author.unit_id, " of the author ", author.actor)};
+      }
       if (f.kind() == v1::FEEDBACK_KIND_UNSPECIFIED) {
         return Malformed("feedback_filed.kind", "kind is required");
       }
@@ -670,6 +681,13 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       }
       if (!i.inspector_user_id().empty() && !IsPlainId(i.inspector_user_id())) {
         return Invalid("inspection_recorded.inspector_user_id", "not a user id");
+      }
+      // An inspector with an account records their own inspections.
+      if (!i.inspector_user_id().empty() && i.inspector_user_id() != author.actor) {
+        return Rejection{v1::REJECTION_CODE_PERMISSION_DENIED,
+                         "inspection_recorded.inspector_user_id",
+                         absl::StrCat("inspector_user_id ", i.inspector_user_id(),
+                                      " is not the author ", author.actor)};
       }
       if (auto r = RequireText(i.inspector_name(), "inspection_recorded.inspector_name", 64)) {
         return r;

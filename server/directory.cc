@@ -382,6 +382,23 @@ absl::StatusOr<std::string> Directory::AreaOfSubject(const v1::SubjectRef& subje
   }
 }
 
+absl::StatusOr<std::optional<std::string>> Directory::AreaOfEventSubject(
+    const v1::SubjectRef& subject) const {
+  if (subject.kind() == v1::SUBJECT_KIND_VILLAGE) {
+    ASSIGN_OR_RETURN(std::optional<v1::Area> area, GetArea(subject.id()));
+    if (!area.has_value() || area->level() != v1::AREA_LEVEL_VILLAGE) return std::nullopt;
+    return area->code();
+  }
+  absl::StatusOr<std::string> area = AreaOfSubject(subject);
+  // Unknown, or a kind that is no event subject (the engine's envelope check
+  // refuses those first): either way there is nowhere to place it.
+  if (absl::IsNotFound(area.status()) || absl::IsInvalidArgument(area.status())) {
+    return std::nullopt;
+  }
+  if (!area.ok()) return area.status();
+  return std::optional<std::string>(*std::move(area));
+}
+
 // --- Paging ------------------------------------------------------------------------------
 
 absl::StatusOr<IndexPage> ScanIndexPage(

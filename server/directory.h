@@ -168,6 +168,13 @@ class Directory {
   // InvalidArgument for kinds that are no event subject (member, plan...).
   absl::StatusOr<std::string> AreaOfSubject(const v1::SubjectRef& subject) const;
 
+  // Where the subject of a pushed event lives, for the sync engine's scope
+  // check (sync::SyncOptions::subject_area): AreaOfSubject, with nullopt for
+  // a subject the directory does not know, and a VILLAGE subject must be an
+  // area of village level. Errors: the store's.
+  absl::StatusOr<std::optional<std::string>> AreaOfEventSubject(
+      const v1::SubjectRef& subject) const;
+
   // The area code of a user's unit ("" without a unit): the scope key of
   // user and device events.
   absl::StatusOr<std::string> AreaOfUser(const v1::User& user) const;

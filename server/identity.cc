@@ -251,6 +251,7 @@ class DirectoryDeviceKeys final : public sync::DeviceKeys {
     // A disabled user's devices sign nothing any more.
     if (user.has_value()) {
       info.role = user->role();
+      info.unit_id = user->unit_id();
       info.revoked = info.revoked || user->disabled();
     }
     return info;

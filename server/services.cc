@@ -105,6 +105,11 @@ class ServiceSetImpl final : public ServiceSet {
     // another deployment never matches here.
     sync::SyncOptions sync_options = SyncOptionsFrom(settings, clock);
     sync_options.scope_digest_salt = set->identity_->node_device_id();
+    // Pushes are judged on where their subjects really live.
+    const Directory* directory = set->directory_.get();
+    sync_options.subject_area = [directory](const v1::SubjectRef& subject) {
+      return directory->AreaOfEventSubject(subject);
+    };
     set->engine_ = std::make_unique<sync::SyncEngine>(
         deps.store, &set->policy_, &set->identity_->device_keys(), std::move(sync_options));
     set->queries_ = std::make_unique<domain::DomainQueries>(&set->engine_->reader(),

@@ -184,6 +184,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   sync::PushContext push;
   push.actor = principal.user_id();
   push.role = principal.role();
+  push.unit_id = principal.user.unit_id();
   push.device_id = principal.device_id();
   push.scope = *std::move(scope);
   push.area_code = *std::move(area);

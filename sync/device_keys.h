@@ -23,6 +23,9 @@ struct DeviceInfo {
   std::string user_id;
   // That user's role, for the events it signs when relayed.
   v1::Role role = v1::ROLE_UNSPECIFIED;
+  // That user's unit (User.unit_id), empty if none: the Author::unit_id of
+  // the events it signs when relayed.
+  std::string unit_id;
   // True once revoked: its new events are rejected (DEVICE_REVOKED).
   bool revoked = false;
 };

@@ -53,6 +53,9 @@ struct Author {
   std::string device_id;
   // The device that pushed it, when it relayed another device's event.
   std::string relayed_by;
+  // The actor's unit (User.unit_id); empty for a user without one. Payload
+  // identities that name a unit (FeedbackFiled.from_unit_id) must equal it.
+  std::string unit_id;
 };
 
 // What the engine adds to an event it appends.
@@ -133,6 +136,14 @@ class MergePolicy {
   // True for bodies that never change entity fields (visits, measures,
   // incomes, feedback, inspections): they only add to the log.
   virtual bool IsInsertOnly(v1::Event::BodyCase body) const = 0;
+
+  // True for bodies that bring their subject into being (a household's
+  // registration). The engine places every other event's subject where the
+  // server's records say it lives (SyncOptions::subject_area); a subject that
+  // is not known yet is placed at such an event's own area_code, which must
+  // be a known village, and later events of the same push find it there.
+  // Default: no body creates its subject.
+  virtual bool CreatesSubject(const v1::Event& /*event*/) const { return false; }
 
   // Stateless checks of an authenticated event: required fields, ranges,
   // enums, subject kind against body, the author's role. The engine has

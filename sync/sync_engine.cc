@@ -343,6 +343,15 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   absl::StatusOr<std::optional<Scope>> ScopeOfUser(const std::string& user_id);
   absl::StatusOr<std::optional<Rejection>> CheckReferences(size_t index, const Author& author,
                                                            Item& item);
+  // Where the subject of `event` really lives (SyncOptions::subject_area), or
+  // why the server cannot place it.
+  struct Placement {
+    std::string area;
+    std::optional<Rejection> rejection;
+    // The event brings its subject into being here (MergePolicy::CreatesSubject).
+    bool creates = false;
+  };
+  absl::StatusOr<Placement> RealArea(const v1::Event& event);
   v1::RejectionRecord MakeRecord(const v1::Event& event, const Rejection& rejection,
                                  const std::string& actor, bool keep_event) const;
   v1::RejectionRecord MakeUnprovenRecord(const v1::Event& event, const Rejection& rejection,
@@ -368,6 +377,9 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
   std::unordered_map<std::string, size_t> ids_;  // LogEventId → first item with it.
   // event_id → the items accepted so far with it (any signer), in order.
   std::unordered_map<std::string, std::vector<size_t>> accepted_ids_;
+  // Subject key → area of subjects created by an earlier acceptance of this
+  // push (not in the server's records until the commit).
+  std::unordered_map<std::string, std::string> created_areas_;
   std::unordered_map<std::string, size_t> hashes_;  // content hash → first item.
 };
 
@@ -441,6 +453,46 @@ v1::RejectionRecord SyncEngine::PushRun::MakeUnprovenRecord(const v1::Event& eve
   record.set_unproven_origin(true);
   if (keep_event) *record.mutable_event() = event;
   return record;
+}
+
+absl::StatusOr<SyncEngine::PushRun::Placement> SyncEngine::PushRun::RealArea(
+    const v1::Event& event) {
+  Placement placed;
+  const auto& subject_area = engine_->options_.subject_area;
+  if (!subject_area) {
+    placed.area = event.area_code();
+    return placed;
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> known, subject_area(event.subject()));
+  if (known) {
+    placed.area = *std::move(known);
+    return placed;
+  }
+  const std::string subject_key = SubjectKey(event.subject());
+  if (auto it = created_areas_.find(subject_key); it != created_areas_.end()) {
+    placed.area = it->second;
+    return placed;
+  }
+  if (engine_->policy_->CreatesSubject(event)) {
+    // A new subject lives where its creation says, if that is a village the
+    // server knows (a village is its own area).
+    v1::SubjectRef village;
+    village.set_kind(v1::SUBJECT_KIND_VILLAGE);
+    village.set_id(event.area_code());
+    ASSIGN_OR_RETURN(std::optional<std::string> village_area, subject_area(village));
+    if (!village_area || *village_area != event.area_code()) {
+      placed.rejection = Rejection{
+          v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
+          absl::StrCat("area_code ", event.area_code(), " is not a village the server knows")};
+      return placed;
+    }
+    placed.area = event.area_code();
+    placed.creates = true;
+    return placed;
+  }
+  placed.rejection = Rejection{v1::REJECTION_CODE_UNKNOWN_SUBJECT, "subject",
+                               absl::StrCat(subject_key, " is not known to the server")};
+  return placed;
 }
 
 absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(size_t index,
@@ -631,9 +683,11 @@ absl::Status SyncEngine::PushRun::Plan() {
     if (authenticated && relayed) {
       author.actor = device->user_id;
       author.role = device->role;
+      author.unit_id = device->unit_id;
     } else {
       author.actor = context_.actor;
       author.role = context_.role;
+      author.unit_id = context_.unit_id;
     }
 
     if (!authenticated) {
@@ -688,6 +742,14 @@ absl::Status SyncEngine::PushRun::Plan() {
                                       RoleName(author.role), ", which may not push events",
                                       relayed ? " (relaying does not change that)" : "")};
     }
+    // The scope is judged on where the subject really lives, never on the
+    // area_code the event claims (docs/sync.md "Scope").
+    Placement placed;
+    if (!reason) {
+      ASSIGN_OR_RETURN(placed, RealArea(event));
+      reason = placed.rejection;
+    }
+    const std::string& area = placed.area;
     if (!reason) {
       // The signer's scope: a relayed event is judged as its signer's, never
       // in the relay's scope (the relay is transport).
@@ -698,12 +760,22 @@ absl::Status SyncEngine::PushRun::Plan() {
         if (signer_scope) scope = &*signer_scope;
       }
       const std::string subject_key = SubjectKey(event.subject());
-      const bool in_scope = Contains(*scope, event.area_code(), subject_key);
+      const bool in_scope = Contains(*scope, area, subject_key);
       if (!in_scope) {
+        // The real area is not told to an actor outside it.
+        const std::string where =
+            area == event.area_code() ? absl::StrCat(" in area ", area) : std::string();
         reason = Rejection{v1::REJECTION_CODE_OUT_OF_SCOPE, "subject",
-                           absl::StrCat(subject_key, " in area ", event.area_code(),
-                                        " is outside the actor's scope")};
+                           absl::StrCat(subject_key, where, " is outside the actor's scope")};
       }
+    }
+    if (!reason && area != event.area_code()) {
+      // In scope, but the claim is wrong: refused rather than corrected, so
+      // that the signed bytes in the log are the ones the device sent.
+      const std::string real = area.empty() ? "it has no area" : absl::StrCat("it is in ", area);
+      reason = Rejection{v1::REJECTION_CODE_SUBJECT_MISMATCH, "area_code",
+                         absl::StrCat("area_code ", event.area_code(), " is not where ",
+                                      SubjectKey(event.subject()), " lives: ", real)};
     }
     if (!reason) reason = engine_->policy_->Validate(event, author);
     if (!reason) {
@@ -717,6 +789,7 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
 
     // Accepted (the merge may still refuse it for a state-dependent reason).
+    if (placed.creates) created_areas_.emplace(SubjectKey(event.subject()), area);
     item.kind = Item::kAccepted;
     item.author = std::move(author);
     accepted_ids_[event.event_id()].push_back(i);

@@ -85,6 +85,18 @@ struct SyncOptions {
   size_t scope_memory = 100000;
   // The server's wall clock. Default absl::Now.
   std::function<absl::Time()> clock;
+  // Where a subject really lives, as the server's records say: the area code
+  // of a household's village, of a village or area itself, of a unit, of a
+  // user's (cadre's) unit, of a device's user's unit; "" for a user without a
+  // unit; nullopt for a subject the server does not know. An error fails the
+  // push (use it for storage errors only). Push checks the scope against this
+  // area, never against the area_code an event claims, and rejects an event
+  // whose area_code differs (SUBJECT_MISMATCH, field "area_code"); see
+  // docs/sync.md "Scope". Called on pushing threads: must be thread-safe.
+  // Default unset: an event's own area_code is taken as its subject's area
+  // (for tests of the engine alone; the server always sets it).
+  std::function<absl::StatusOr<std::optional<std::string>>(const v1::SubjectRef& subject)>
+      subject_area;
 };
 
 // Who pushes, as the server authenticated them.
@@ -93,6 +105,8 @@ struct PushContext {
   std::string actor;
   // That user's role.
   v1::Role role = v1::ROLE_UNSPECIFIED;
+  // That user's unit (User.unit_id); empty if none.
+  std::string unit_id;
   // The token's device. Events signed by another device are relays: they keep
   // their signer's device_id, and relayed_by is this device.
   std::string device_id;

@@ -87,3 +87,8 @@ add_dependencies(sigterm_push_test fieldsyncd)
 fieldsync_test(relay_defects_test
   SOURCES relay_defects_test.cc
   DEPS fieldsync_sync_world)
+
+# Payload identities and the subject's real area (issue 7, items 6 and 7).
+fieldsync_test(identity_area_test
+  SOURCES identity_area_test.cc
+  DEPS fieldsync_sync_world)
