@@ -80,3 +80,10 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# Issue 7 items 1 and 13: writes against never-set values (a base other than
+# 0, up to 2^64-1) answer a conflict instead of crashing the server; money and
+# date bounds (ServerConfig.validation) reject naming the field and the bound.
+fieldsync_test(merge_defects_test
+  SOURCES merge_defects_test.cc
+  DEPS fieldsync_sync_world)
