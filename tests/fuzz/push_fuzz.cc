@@ -30,13 +30,16 @@
 // The store is wiped and re-seeded every kResetEvery inputs so it stays small.
 // PUSH_FUZZ_VERBOSE=1 in the environment prints every push result.
 // Not thread-safe: libFuzzer calls the entry point from one thread.
+#include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -74,6 +77,7 @@ constexpr char kSeedVisit[] = "33333333-3333-4333-8333-000000000001";
 constexpr char kSeedProposal[] = "33333333-3333-4333-8333-000000000002";
 constexpr char kSeedNamespace[] = "33333333-";
 constexpr uint64_t kResetEvery = 20000;
+constexpr char kDirPrefix[] = "fieldsync_push_fuzz_";
 
 absl::Time Now() {
   // 2024-06-01 10:00 China Standard Time, as the sync tests.
@@ -208,7 +212,8 @@ class World {
   World() : devices_(MakeDevices()), keys_(&devices_) {
     if (sodium_init() < 0) Finding("sodium_init failed");
     const char* base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    std::string path = absl::StrCat(base, "/fieldsync_push_fuzz_XXXXXX");
+    RemoveStoresOfDeadRuns(base);
+    std::string path = absl::StrCat(base, "/", kDirPrefix, getpid(), "_XXXXXX");
     if (mkdtemp(path.data()) == nullptr) Finding("mkdtemp failed");
     dir_ = path;
     Open();
@@ -218,6 +223,21 @@ class World {
     Close();
     std::error_code ignored;  // Best effort: a leftover temp dir harms nothing.
     std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // A finding aborts the process and leaves its store behind (in memory, on
+  // /dev/shm): remove those of processes that are gone.
+  static void RemoveStoresOfDeadRuns(const std::string& base) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(base, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(kDirPrefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + sizeof(kDirPrefix) - 1, nullptr, 10);
+      if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        std::error_code ignored;  // Best effort.
+        std::filesystem::remove_all(entry.path(), ignored);
+      }
+    }
   }
 
   void Run(const v1::PushRequest& request) {
