@@ -9,7 +9,13 @@ CTEST_ARGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_MAXSIZE ?= 5G
 
-.PHONY: run test bench deps build-dev build-release asan format clean
+# `make fuzz`: the push fuzz target (tests/fuzz) built with clang, ASan and
+# UBSan (preset `fuzz`) and run for FUZZ_SECONDS over the checked-in corpus
+# tests/fuzz/corpus/push (read only: new inputs go to build/fuzz/corpus/push,
+# crash inputs to build/fuzz/artifacts/).
+FUZZ_SECONDS ?= 600
+
+.PHONY: run test bench deps build-dev build-release asan fuzz format clean
 
 deps:
 	@bash deploy/install-deps.sh
@@ -22,6 +28,9 @@ build/release/build.ninja:
 
 build/asan/build.ninja:
 	cmake --preset asan
+
+build/fuzz/build.ninja:
+	cmake --preset fuzz
 
 build-dev: deps build/dev/build.ninja
 	cmake --build build/dev -j $(JOBS)
@@ -44,6 +53,13 @@ bench: deps build/release/build.ninja
 asan: deps build/asan/build.ninja
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+fuzz: deps build/fuzz/build.ninja
+	cmake --build build/fuzz -j $(JOBS) --target push_fuzz
+	mkdir -p build/fuzz/corpus/push build/fuzz/artifacts
+	./build/fuzz/tests/fuzz/push_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	  -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ \
+	  build/fuzz/corpus/push tests/fuzz/corpus/push
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

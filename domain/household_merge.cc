@@ -1,6 +1,7 @@
 // Households and members: registration, versioned field patches, members,
 // and the subject checks of insert-only bodies.
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "domain/body_merges.h"
@@ -400,7 +401,20 @@ absl::Status MergeMeasureDelivered(MergeContext& mc) {
               absl::StrCat("plan ", body.plan_id(), " has no item ", body.item_id()));
     return absl::OkStatus();
   }
-  (*plan->mutable_delivered_fen())[body.item_id()] += body.amount_fen();
+  // Validation bounds one amount (DomainOptions::max_amount_fen); the total
+  // is checked here so that it never wraps (events stored before the bound
+  // existed may carry any int64). A delivery that would overflow it is
+  // refused, visibly, rather than saturated into a wrong total.
+  int64_t& delivered = (*plan->mutable_delivered_fen())[body.item_id()];
+  int64_t total = 0;
+  if (body.amount_fen() < 0 || __builtin_add_overflow(delivered, body.amount_fen(), &total)) {
+    mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, "measure_delivered.amount_fen",
+              absl::StrCat("measure_delivered.amount_fen ", body.amount_fen(),
+                           " would take the delivered total of item ", body.item_id(), " (",
+                           delivered, " fen) past the bound of ", INT64_MAX, " fen"));
+    return absl::OkStatus();
+  }
+  delivered = total;
   plan->set_last_offset(mc.meta().offset);
   mc.Save(keys::Plan(owner, body.plan_id()), *plan);
   return absl::OkStatus();

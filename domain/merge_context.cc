@@ -116,8 +116,14 @@ absl::StatusOr<ContestResult> Contend(MergeContext& mc, const Contest& c) {
   if (!holder && c.current_version > 0) holder = c.implicit_holder;
 
   ContestResult out;
+  // A base other than the current version is a concurrent write, whether it
+  // is behind the current version or ahead of it (a device whose state came
+  // from another server, a lost reset, 2^64-1): the same rule decides both.
   const bool sequential = c.base_version == c.current_version ||
                           (holder && holder->device_id() == c.incoming.device_id());
+  // No holder: the field (or plan) was never set, so nothing stands against
+  // the write. It applies; when it is not sequential it still opens a
+  // conflict "against unset" (below) that keeps the patch for review.
   out.apply = sequential || !holder || Wins(c.incoming, *holder);
   out.result = sequential ? v1::WRITE_RESULT_APPLIED
                           : (out.apply ? v1::WRITE_RESULT_WON : v1::WRITE_RESULT_LOST);
@@ -133,6 +139,7 @@ absl::StatusOr<ContestResult> Contend(MergeContext& mc, const Contest& c) {
     // A concurrent write also records the value it raced against.
     if (!sequential && holder) UpsertSide(*conflict, *holder);
     UpsertSide(*conflict, c.incoming);
+    // out.apply is true whenever holder is empty.
     SetWinner(*conflict, out.apply ? c.incoming.event_id() : holder->event_id());
     RETURN_IF_ERROR(SaveConflict(mc, *conflict, c.owner_key));
     out.conflict_id = *open_id;
@@ -144,7 +151,11 @@ absl::StatusOr<ContestResult> Contend(MergeContext& mc, const Contest& c) {
     conflict.set_area_code(c.area_code);
     conflict.set_field(c.field);
     conflict.set_base_version(c.base_version);
-    UpsertSide(conflict, *holder);
+    // Against "unset" (no holder) the record lists the write alone: the
+    // unset state has no event to stand for it. Leaving it out keeps the set
+    // of sides the same whatever order the writes arrive in (a sequential
+    // first write later joins as the holder side).
+    if (holder) UpsertSide(conflict, *holder);
     UpsertSide(conflict, c.incoming);
     SetWinner(conflict, out.apply ? c.incoming.event_id() : holder->event_id());
     conflict.set_open(true);

@@ -80,10 +80,12 @@ absl::Status SaveConflict(MergeContext& mc, const v1::Conflict& conflict,
 // One write to a versioned value (a household or member field, a plan's item
 // list) under the rule of docs/sync.md "Merge":
 //   sequential (base == current version, or the holder is the writer's own
-//   device) → applied; else concurrent → the higher (HLC, device) holds the
-//   value; a concurrent write opens a conflict unless one is open on the
-//   field, and every write to a field with an open conflict joins it with its
-//   device's latest write.
+//   device) → applied; else concurrent (base behind or ahead of the current
+//   version) → the higher (HLC, device) holds the value; a concurrent write
+//   opens a conflict unless one is open on the field, and every write to a
+//   field with an open conflict joins it with its device's latest write.
+//   A concurrent write to a value that was never set (no holder) applies and
+//   opens a conflict "against unset" whose only side is the write.
 struct Contest {
   v1::ConflictKind kind = v1::CONFLICT_KIND_FIELD_CONCURRENT;
   v1::SubjectRef entity;

@@ -30,9 +30,25 @@
 namespace fieldsync::domain {
 
 // Settings of the domain rules; every one documents its default.
+// The server fills the bounds from ServerConfig.validation (config.proto
+// ValidationConfig); a value outside them is INVALID_VALUE, the rejection's
+// field its path and its message the bound.
 struct DomainOptions {
   // Longest visit (end - start); longer ones are INVALID_VALUE. Default 72 hours.
   absl::Duration max_visit_duration = absl::Hours(72);
+  // Largest money amount of one value, fen: MeasureDelivered.amount_fen,
+  // IncomeObserved.amount_fen, PlanItem.cost_fen. Default 100,000,000 (one
+  // million yuan): far above any one household's support measure or income
+  // entry, far below anything that could wrap a sum. A plan item's delivered
+  // total is checked at merge: a delivery that would take it past
+  // INT64_MAX is rejected (never wrapped, never saturated).
+  int64_t max_amount_fen = 100'000'000;
+  // Window of calendar years (China Standard Time, UTC+8) of the dates and
+  // years of events: visit start and end times, delivery dates, plan and plan
+  // item years, income years. Validation is stateless (no receipt time), so
+  // the window is fixed. Defaults 2000 and 2100.
+  int min_year = 2000;
+  int max_year = 2100;
 };
 
 class ShuanglianPolicy : public sync::MergePolicy {

@@ -3,6 +3,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
 #include "domain/status_machine.h"
@@ -83,6 +85,56 @@ Reason CheckTimestamp(const v1::Event&, bool has, const google::protobuf::Timest
   return std::nullopt;
 }
 
+// --- Number and date bounds (DomainOptions, config.proto ValidationConfig) ---
+
+// A money amount of one value: 0..options.max_amount_fen.
+Reason CheckAmount(int64_t amount_fen, const std::string& field, const DomainOptions& options) {
+  if (amount_fen < 0) return Invalid(field, absl::StrCat(field, " is negative"));
+  if (amount_fen > options.max_amount_fen) {
+    return Invalid(field, absl::StrCat(field, " ", amount_fen, " fen is over the bound of ",
+                                       options.max_amount_fen, " fen (validation.max_amount_fen)"));
+  }
+  return std::nullopt;
+}
+
+std::string YearBound(const DomainOptions& options) {
+  return absl::StrCat("within the years ", options.min_year, "..", options.max_year,
+                      " (validation.min_year, validation.max_year)");
+}
+
+// A calendar year within the window.
+Reason CheckYear(int64_t year, const std::string& field, const DomainOptions& options) {
+  if (year < options.min_year || year > options.max_year) {
+    return Invalid(field, absl::StrCat(field, " ", year, " is not ", YearBound(options)));
+  }
+  return std::nullopt;
+}
+
+// A valid calendar date (CheckDate) whose year is within the window.
+Reason CheckDateInWindow(const v1::Date& date, const std::string& field,
+                         const DomainOptions& options) {
+  if (date.year() < options.min_year || date.year() > options.max_year) {
+    return Invalid(field, absl::StrCat(field, " ", date.year(), "-", date.month(), "-", date.day(),
+                                       " is not ", YearBound(options)));
+  }
+  return std::nullopt;
+}
+
+// A valid timestamp (IsValidTimestamp) within the window, in China Standard
+// Time: from min_year-01-01 00:00 to the end of max_year.
+Reason CheckTimeInWindow(const google::protobuf::Timestamp& t, const std::string& field,
+                         const DomainOptions& options) {
+  const absl::TimeZone cst = absl::FixedTimeZone(8 * 3600);
+  const absl::Time time = absl::FromUnixSeconds(t.seconds());
+  const absl::Time from = absl::FromCivil(absl::CivilYear(options.min_year), cst);
+  const absl::Time to = absl::FromCivil(absl::CivilYear(int64_t{options.max_year} + 1), cst);
+  if (time < from || time >= to) {
+    return Invalid(field, absl::StrCat(field, " ", absl::FormatTime("%Y-%m-%d", time, cst),
+                                       " is not ", YearBound(options)));
+  }
+  return std::nullopt;
+}
+
 Reason CheckSubjectKind(const v1::Event& event, std::initializer_list<v1::SubjectKind> kinds) {
   for (v1::SubjectKind kind : kinds) {
     if (event.subject().kind() == kind) {
@@ -117,6 +169,12 @@ Reason CheckVisit(const v1::VisitRecorded& visit, const std::string& path,
     return Invalid(
         absl::StrCat(path, ".end_time"),
         absl::StrCat("a visit lasts at most ", absl::FormatDuration(options.max_visit_duration)));
+  }
+  if (auto r = CheckTimeInWindow(visit.start_time(), absl::StrCat(path, ".start_time"), options)) {
+    return r;
+  }
+  if (auto r = CheckTimeInWindow(visit.end_time(), absl::StrCat(path, ".end_time"), options)) {
+    return r;
   }
   if (visit.purpose() == v1::VISIT_PURPOSE_UNSPECIFIED) {
     return Malformed(absl::StrCat(path, ".purpose"), "purpose is required");
@@ -466,8 +524,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (!p.unit_id().empty() && !IsPlainId(p.unit_id())) {
         return Invalid("plan_revised.unit_id", "not a unit id");
       }
-      if (p.year() < 2000 || p.year() > 2100)
-        return Invalid("plan_revised.year", "year out of range");
+      if (auto r = CheckYear(p.year(), "plan_revised.year", options)) return r;
       if (p.plan_id().empty()) return Malformed("plan_revised.plan_id", "plan_id is required");
       if (p.plan_id() != PlanIdFor(event, p)) {
         return Invalid("plan_revised.plan_id",
@@ -493,10 +550,10 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
         if (auto r = RequireText(item.content(), absl::StrCat(at, ".content"), kLongText, true)) {
           return r;
         }
-        if (item.cost_fen() < 0) return Invalid(absl::StrCat(at, ".cost_fen"), "negative cost");
-        if (item.year() < 2000 || item.year() > 2100) {
-          return Invalid(absl::StrCat(at, ".year"), "year out of range");
+        if (auto r = CheckAmount(item.cost_fen(), absl::StrCat(at, ".cost_fen"), options)) {
+          return r;
         }
+        if (auto r = CheckYear(item.year(), absl::StrCat(at, ".year"), options)) return r;
       }
       return OptionalText(p.note(), "plan_revised.note", kLongText);
     }
@@ -510,9 +567,12 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (m.plan_id().empty()) return Malformed("measure_delivered.plan_id", "plan_id is required");
       if (!IsPlainId(m.item_id()))
         return Malformed("measure_delivered.item_id", "item_id is required");
-      if (m.amount_fen() < 0) return Invalid("measure_delivered.amount_fen", "negative amount");
+      if (auto r = CheckAmount(m.amount_fen(), "measure_delivered.amount_fen", options)) return r;
       if (auto r =
               CheckDate(m.has_delivered_on(), m.delivered_on(), "measure_delivered.delivered_on")) {
+        return r;
+      }
+      if (auto r = CheckDateInWindow(m.delivered_on(), "measure_delivered.delivered_on", options)) {
         return r;
       }
       if (auto r = OptionalText(m.note(), "measure_delivered.note", kLongText)) return r;
@@ -522,8 +582,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       const v1::IncomeObserved& o = event.income_observed();
       if (!IsFieldRole(role)) return Denied("only field roles observe incomes");
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD})) return r;
-      if (o.year() < 2000 || o.year() > 2100)
-        return Invalid("income_observed.year", "year out of range");
+      if (auto r = CheckYear(o.year(), "income_observed.year", options)) return r;
       if (o.period() == v1::INCOME_PERIOD_UNSPECIFIED) {
         return Malformed("income_observed.period", "period is required");
       }
@@ -554,7 +613,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (!v1::IncomeCategory_IsValid(o.category())) {
         return Invalid("income_observed.category", "unknown category");
       }
-      if (o.amount_fen() < 0) return Invalid("income_observed.amount_fen", "negative amount");
+      if (auto r = CheckAmount(o.amount_fen(), "income_observed.amount_fen", options)) return r;
       if (!o.member_id().empty() && !IsUuid(o.member_id())) {
         return Invalid("income_observed.member_id", "not a member id");
       }

@@ -6,8 +6,10 @@
 #include <google/protobuf/text_format.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -211,6 +213,9 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"assessment.gps_far_m", "1000"},
       {"assessment.max_travel_kmh", "120"},
       {"assessment.device_time_skew_ms", "600000"},
+      {"validation.max_amount_fen", "100000000"},
+      {"validation.min_year", "2000"},
+      {"validation.max_year", "2100"},
       {"kafka.topic", "\"fieldsync.events\""},
       {"kafka.client_id", "\"fieldsyncd\""},
   };
@@ -277,6 +282,13 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config) {
   if (config.storage().write_buffer_mb() > (1u << 16)) {
     return ConfigError("storage.write_buffer_mb must be <= 65536 (64 GiB)");
   }
+  if (config.validation().max_amount_fen() > static_cast<uint64_t>(INT64_MAX)) {
+    return ConfigError(absl::StrCat("validation.max_amount_fen must be <= ", INT64_MAX));
+  }
+  if (config.validation().max_year() > 9999) {
+    return ConfigError("validation.max_year must be <= 9999");
+  }
+  RETURN_IF_ERROR(CheckAtMost(config, "validation.min_year", "validation.max_year"));
   for (const auto& [key, value] : config.kafka().properties()) {
     if (key.empty()) return ConfigError("kafka.properties: a property has an empty name");
   }
@@ -328,6 +340,23 @@ absl::StatusOr<v1::ServerConfig> LoadServerConfig(const std::string& path,
   ApplyConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
+}
+
+domain::DomainOptions DomainOptionsFrom(const v1::ServerConfig& config) {
+  domain::DomainOptions options;
+  const v1::ValidationConfig& validation = config.validation();
+  // ValidateServerConfig keeps each within int64 / int.
+  if (validation.max_amount_fen() != 0) {
+    options.max_amount_fen = static_cast<int64_t>(
+        std::min<uint64_t>(validation.max_amount_fen(), static_cast<uint64_t>(INT64_MAX)));
+  }
+  if (validation.min_year() != 0) {
+    options.min_year = static_cast<int>(std::min<uint32_t>(validation.min_year(), 9999));
+  }
+  if (validation.max_year() != 0) {
+    options.max_year = static_cast<int>(std::min<uint32_t>(validation.max_year(), 9999));
+  }
+  return options;
 }
 
 absl::StatusOr<HostPort> ParseHostPort(const std::string& address, const std::string& setting) {

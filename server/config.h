@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "domain/shuanglian_policy.h"
 #include "fieldsync/v1/config.pb.h"
 
 namespace fieldsync::server {
@@ -83,6 +84,11 @@ absl::StatusOr<HostPort> ParseHostPort(const std::string& address, const std::st
 // everything else, wildcard addresses and names included (names are not
 // resolved).
 bool IsLoopbackHost(const std::string& host);
+
+// The domain policy's options from a config whose defaults are applied
+// (ServerConfig.validation: money and date bounds). A field still 0 keeps the
+// DomainOptions default.
+domain::DomainOptions DomainOptionsFrom(const v1::ServerConfig& config);
 
 // True when the config serves gRPC over TLS (tls.cert_file set).
 inline bool TlsEnabled(const v1::ServerConfig& config) { return !config.tls().cert_file().empty(); }

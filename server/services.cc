@@ -7,6 +7,7 @@
 #include "domain/shuanglian_policy.h"
 #include "server/admin_service.h"
 #include "server/auth.h"
+#include "server/config.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/query_service.h"
@@ -81,10 +82,11 @@ class ServiceSetImpl final : public ServiceSet {
     if (deps.store == nullptr || deps.state == nullptr) {
       return absl::InvalidArgumentError("CreateServices needs a store and a server state");
     }
-    auto set = std::unique_ptr<ServiceSetImpl>(new ServiceSetImpl());
     Clock clock = deps.clock ? deps.clock : Clock([] { return absl::Now(); });
     static const v1::ServerConfig* empty_config = new v1::ServerConfig();
-    ServiceSettings settings = SettingsFrom(deps.config != nullptr ? *deps.config : *empty_config);
+    const v1::ServerConfig& config = deps.config != nullptr ? *deps.config : *empty_config;
+    ServiceSettings settings = SettingsFrom(config);
+    auto set = std::unique_ptr<ServiceSetImpl>(new ServiceSetImpl(DomainOptionsFrom(config)));
 
     const HouseholdLocator* households = deps.households;
     if (households == nullptr) {
@@ -159,7 +161,7 @@ class ServiceSetImpl final : public ServiceSet {
   }
 
  private:
-  ServiceSetImpl() = default;
+  explicit ServiceSetImpl(domain::DomainOptions domain_options) : policy_(domain_options) {}
 
   // Destroyed in reverse: the services (the stream hub stops its thread),
   // then the workers (which finish their queued tasks), then what they use.

@@ -92,3 +92,10 @@ fieldsync_test(relay_defects_test
 fieldsync_test(identity_area_test
   SOURCES identity_area_test.cc
   DEPS fieldsync_sync_world)
+
+# Issue 7 items 1 and 13: writes against never-set values (a base other than
+# 0, up to 2^64-1) answer a conflict instead of crashing the server; money and
+# date bounds (ServerConfig.validation) reject naming the field and the bound.
+fieldsync_test(merge_defects_test
+  SOURCES merge_defects_test.cc
+  DEPS fieldsync_sync_world)
