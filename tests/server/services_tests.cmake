@@ -80,3 +80,9 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# AdminService links and pushed LinkStarted / LinkEnded are one state: ListLinks,
+# EndLink, Pull and Push agree whoever made or ended a link (issue 7 item 8).
+fieldsync_test(links_agree_test
+  SOURCES links_agree_test.cc
+  DEPS fieldsync_sync_world)
