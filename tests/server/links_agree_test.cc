@@ -186,6 +186,36 @@ TEST_F(LinksAgreeTest, APushedLinkStartedIsListedAndEndLinkEndsIt) {
   EXPECT_EQ(again.rejected().field(), "link_ended.link_id");
 }
 
+TEST_F(LinksAgreeTest, ADeviceEndsAndReplacesALinkAdminServiceMadeUnderAnAdminId) {
+  AddUser("cadre2", v1::ROLE_CADRE, /*disabled=*/false);
+  // L-h1 (the world's StartLink) has an admin id, not a UUID.
+  v1::Event end = PushedEnd("L-h1", kH1);
+  v1::Event start = PushedStart(kPushedLink, "cadre2", Household(kH1));
+  start.mutable_link_started()->set_replaces_link_id("L-h1");
+  start.mutable_link_started()->set_reason("cadre1 moved to another post");
+  county().Sign(start);
+  v1::PushResponse response;
+  ASSERT_TRUE(Push(county(), {end, start}, &response).ok());
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_EQ(OutcomeOf(response.results(0)), "accepted");
+  EXPECT_EQ(OutcomeOf(response.results(1)), "accepted");
+
+  std::vector<v1::Link> links = ListLinks("", kH1, false);
+  ASSERT_EQ(links.size(), 2u);
+  for (const v1::Link& link : links) {
+    if (link.id() == "L-h1") {
+      EXPECT_FALSE(link.active());
+      EXPECT_EQ(link.replaced_by_link_id(), kPushedLink);
+    } else {
+      EXPECT_EQ(link.id(), kPushedLink);
+      EXPECT_TRUE(link.active());
+      EXPECT_EQ(link.replaces_link_id(), "L-h1");
+    }
+  }
+  EXPECT_TRUE(ListLinks("cadre1", "", true).empty());
+  EXPECT_EQ(OutcomeOf(PushOne(phone(), phone().Visit(kH1, kV1))), "REJECTION_CODE_OUT_OF_SCOPE");
+}
+
 TEST_F(LinksAgreeTest, AnAdminLinkEndedThroughEndLinkCannotBeEndedByAPushEither) {
   ASSERT_TRUE(StartLink(kAdminLink, "cadre1", v1::SUBJECT_KIND_HOUSEHOLD, kH2,
                         v1::LINK_ROLE_HOUSEHOLD_HELPER)
