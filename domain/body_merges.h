@@ -21,6 +21,10 @@ absl::Status MergeStatusChangeConfirmed(MergeContext& mc);
 absl::Status MergePlanRevised(MergeContext& mc);
 absl::Status MergeLinkStarted(MergeContext& mc);
 absl::Status MergeLinkEnded(MergeContext& mc);
+// Server-made (never pushed): the domain's projection of users and units,
+// which a LinkStarted's holder is checked against.
+absl::Status MergeUserUpserted(MergeContext& mc);
+absl::Status MergeUnitUpserted(MergeContext& mc);
 absl::Status MergeConflictResolved(MergeContext& mc);
 
 // The household of the event's subject, checked: nullopt (and mc rejected

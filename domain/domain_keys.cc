@@ -68,12 +68,22 @@ std::string ConflictAll(uint64_t offset, std::string_view id) {
   return Cat({kConflictAllIndex, Be64(offset), kNul, id});
 }
 std::string LinkTarget(std::string_view link_id) { return Cat({"dom/link/", link_id}); }
-std::string LinkHolder(bool cadre, std::string_view holder_id, std::string_view link_id) {
-  return Cat({kLinkHolderPrefix, cadre ? "c/" : "u/", holder_id, kNul, link_id});
+std::string LinkOrder(std::string_view order) { return Cat({kLinkOrderPrefix, order}); }
+std::string LinkHolder(bool cadre, std::string_view holder_id, std::string_view order) {
+  return Cat({kLinkHolderPrefix, cadre ? "c/" : "u/", holder_id, kNul, order});
 }
 std::string LinkHolderScan(bool cadre, std::string_view holder_id) {
   return Cat({kLinkHolderPrefix, cadre ? "c/" : "u/", holder_id, kNul});
 }
+
+std::string LinkTargetOrder(std::string_view area_code, int target_kind,
+                            std::string_view target_id) {
+  const char kind[3] = {static_cast<char>('0' + (target_kind / 10) % 10),
+                        static_cast<char>('0' + target_kind % 10), '\0'};
+  return Cat({area_code, kNul, std::string_view(kind, 2), kNul, target_id, kNul});
+}
+std::string User(std::string_view user_id) { return Cat({"dom/user/", user_id}); }
+std::string Unit(std::string_view unit_id) { return Cat({"dom/unit/", unit_id}); }
 
 std::string Created(std::string_view entity_key) {
   return Cat({"dom/aux/", entity_key, "/created"});

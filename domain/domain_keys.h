@@ -17,7 +17,19 @@
 //   dom/cf/p/<prefix>\0<be64 offset>\0<id>    "o" open / "c" closed; prefix = 6, 9, 12 digits
 //   dom/cf/t/<be64 offset>\0<id>              "o" / "c"; every conflict
 //   dom/link/<link_id>                        the target's subject key
-//   dom/link/holder/<c|u>/<holder>\0<link_id> the target's subject key
+//   dom/link/order/<link order>               the target's subject key (ListLinks order)
+//   dom/link/holder/<c|u>/<holder>\0<link order> the target's subject key (a holder's links)
+//   dom/user/<user_id>                        v1.User (as last upserted)
+//   dom/unit/<unit_id>                        v1.Unit (as last upserted)
+// where <link order> = <area code>\0<target kind, 2 digits>\0<target id>\0
+// <valid_from yyyymmdd>\0<link_id> (links.h LinkOrder): by area, then target,
+// then valid_from; the link id is what follows the last NUL.
+//
+// Links exist only here: AdminService's link events are folded by the same
+// Merge as pushed ones (the server's writer calls the policy in the commit),
+// and so are UserUpserted and UnitUpserted, so that a LinkStarted is checked
+// against the holder as of its place in the log. The server reads links and
+// holders' link indexes through links.h; it never writes these keys.
 // Merge bookkeeping (never shipped to clients):
 //   dom/aux/<entity_key>/created              event_id that created the entity
 //   dom/aux/<entity_key>/f/<field>            v1.ConflictSide: the write holding the field
@@ -40,6 +52,7 @@ inline constexpr std::string_view kHouseholdAreaPrefix = "dom/hh/area/";
 inline constexpr std::string_view kConflictPrefixIndex = "dom/cf/p/";
 inline constexpr std::string_view kConflictAllIndex = "dom/cf/t/";
 inline constexpr std::string_view kLinkHolderPrefix = "dom/link/holder/";
+inline constexpr std::string_view kLinkOrderPrefix = "dom/link/order/";
 
 std::string SubjectState(std::string_view subject_key);  // "dom/st/<key>/"
 std::string Household(std::string_view subject_key);
@@ -58,8 +71,15 @@ std::string ConflictIndex(std::string_view prefix, uint64_t offset, std::string_
 std::string ConflictIndexScan(std::string_view prefix);
 std::string ConflictAll(uint64_t offset, std::string_view id);
 std::string LinkTarget(std::string_view link_id);
-std::string LinkHolder(bool cadre, std::string_view holder_id, std::string_view link_id);
+// `order` is a link order (links.h LinkOrder).
+std::string LinkOrder(std::string_view order);
+std::string LinkHolder(bool cadre, std::string_view holder_id, std::string_view order);
 std::string LinkHolderScan(bool cadre, std::string_view holder_id);
+// The part of a link order naming the target: <area>\0<kind, 2 digits>\0<id>\0.
+std::string LinkTargetOrder(std::string_view area_code, int target_kind,
+                            std::string_view target_id);
+std::string User(std::string_view user_id);
+std::string Unit(std::string_view unit_id);
 
 std::string Created(std::string_view entity_key);
 std::string FieldHolder(std::string_view entity_key, std::string_view field);

@@ -1,6 +1,8 @@
 // Links: effective-dated assignments of a cadre or unit to a household,
 // village or county. Started once, ended once; a replacement names the link
-// it replaces.
+// it replaces. The holder must be an existing, enabled cadre (or unit) as of
+// the event's place in the log: the domain keeps its own projection of users
+// and units, folded from the server's UserUpserted / UnitUpserted.
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "domain/body_merges.h"
@@ -10,19 +12,80 @@
 #include "sync/status_macros.h"
 
 namespace fieldsync::domain {
+namespace {
+
+// Rejects the event (and returns false) unless the holder of `body` is an
+// existing, enabled cadre, or an existing, enabled unit.
+absl::StatusOr<bool> HolderFits(MergeContext& mc, const v1::LinkStarted& body) {
+  if (body.holder_case() == v1::LinkStarted::kCadreId) {
+    const std::string field = "link_started.cadre_id";
+    ASSIGN_OR_RETURN(std::optional<v1::User> user, mc.Load<v1::User>(keys::User(body.cadre_id())));
+    if (!user) {
+      mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, field,
+                absl::StrCat("no user '", body.cadre_id(), "'"));
+      return false;
+    }
+    if (user->role() != v1::ROLE_CADRE) {
+      mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
+                absl::StrCat("user ", body.cadre_id(), " is not a cadre (role ",
+                             v1::Role_Name(user->role()), ")"));
+      return false;
+    }
+    if (user->disabled()) {
+      mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
+                absl::StrCat("cadre ", body.cadre_id(), " is disabled"));
+      return false;
+    }
+    return true;
+  }
+  const std::string field = "link_started.unit_id";
+  ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, mc.Load<v1::Unit>(keys::Unit(body.unit_id())));
+  if (!unit) {
+    mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, field,
+              absl::StrCat("no unit '", body.unit_id(), "'"));
+    return false;
+  }
+  if (unit->disabled()) {
+    mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
+              absl::StrCat("unit ", body.unit_id(), " is disabled"));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status MergeUserUpserted(MergeContext& mc) {
+  const v1::User& user = mc.event().user_upserted().user();
+  mc.Save(keys::User(user.id()), user);
+  return absl::OkStatus();
+}
+
+absl::Status MergeUnitUpserted(MergeContext& mc) {
+  const v1::Unit& unit = mc.event().unit_upserted().unit();
+  mc.Save(keys::Unit(unit.id()), unit);
+  return absl::OkStatus();
+}
 
 absl::Status MergeLinkStarted(MergeContext& mc) {
   const v1::Event& event = mc.event();
   const v1::LinkStarted& body = event.link_started();
+  // The link lives in its target's real area: a household's village (which
+  // LoadSubjectHousehold checks the event's area_code against), a village's
+  // or county's own code. Never only what the event claims.
+  std::string area_code = event.subject().id();
   if (event.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD) {
     ASSIGN_OR_RETURN(std::optional<v1::Household> household, LoadSubjectHousehold(mc));
     if (!household) return absl::OkStatus();
+    area_code = household->village_code();
   }
   ASSIGN_OR_RETURN(std::optional<std::string> existing, mc.Get(keys::LinkTarget(body.link_id())));
   if (existing) {
     mc.Reject(v1::REJECTION_CODE_SUBJECT_EXISTS, "link_started.link_id", "the link already exists");
     return absl::OkStatus();
   }
+  ASSIGN_OR_RETURN(bool holder_fits, HolderFits(mc, body));
+  if (!holder_fits) return absl::OkStatus();
   const std::string target = sync::SubjectKey(event.subject());
   v1::Link link;
   link.set_id(body.link_id());
@@ -43,7 +106,7 @@ absl::Status MergeLinkStarted(MergeContext& mc) {
   link.set_replaces_link_id(body.replaces_link_id());
   link.set_start_reason(body.reason());
   link.set_started_offset(mc.meta().offset);
-  link.set_area_code(event.area_code());
+  link.set_area_code(area_code);
 
   if (!body.replaces_link_id().empty()) {
     ASSIGN_OR_RETURN(std::optional<std::string> old_target,
@@ -66,7 +129,11 @@ absl::Status MergeLinkStarted(MergeContext& mc) {
   }
   mc.Save(keys::Link(target, link.id()), link);
   mc.Put(keys::LinkTarget(link.id()), target);
-  mc.Put(keys::LinkHolder(cadre, cadre ? body.cadre_id() : body.unit_id(), link.id()), target);
+  // The order indexes: a link's area, target, holder and valid_from never
+  // change, so they are written once.
+  const std::string order = LinkOrder(link);
+  mc.Put(keys::LinkOrder(order), target);
+  mc.Put(keys::LinkHolder(cadre, cadre ? body.cadre_id() : body.unit_id(), order), target);
   return absl::OkStatus();
 }
 

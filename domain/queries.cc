@@ -224,23 +224,7 @@ absl::StatusOr<v1::ListConflictsResponse> DomainQueries::ListConflicts(
 absl::StatusOr<std::vector<v1::Link>> DomainQueries::LinksOfHolder(bool cadre,
                                                                    std::string_view holder_id,
                                                                    bool active_only) const {
-  std::vector<v1::Link> links;
-  const std::string index = keys::LinkHolderScan(cadre, holder_id);
-  const v1::Date today = DateOf(clock_());
-  std::string position;
-  while (true) {
-    ASSIGN_OR_RETURN(auto batch, reader_->Scan(index, position, kScanBatch));
-    for (const auto& [key, target] : batch) {
-      position = key;
-      const std::string link_id = key.substr(index.size());
-      ASSIGN_OR_RETURN(std::optional<v1::Link> link,
-                       LoadMessage<v1::Link>(*reader_, keys::Link(target, link_id)));
-      if (!link) continue;
-      if (active_only && !LinkActive(*link, today)) continue;
-      links.push_back(*std::move(link));
-    }
-    if (batch.size() < kScanBatch) return links;
-  }
+  return domain::LinksOfHolder(*reader_, cadre, holder_id, active_only, DateOf(clock_()));
 }
 
 }  // namespace fieldsync::domain

@@ -56,6 +56,14 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
     case B::kConflictResolved:
       RETURN_IF_ERROR(MergeConflictResolved(mc));
       break;
+    // Admin bodies reach Merge only from the server's writer (Validate
+    // refuses them through Push): the holders links are checked against.
+    case B::kUserUpserted:
+      RETURN_IF_ERROR(MergeUserUpserted(mc));
+      break;
+    case B::kUnitUpserted:
+      RETURN_IF_ERROR(MergeUnitUpserted(mc));
+      break;
     case B::kVisitRecorded:
     case B::kVisitCorrected:
     case B::kIncomeObserved:

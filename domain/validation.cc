@@ -6,6 +6,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "domain/field_schema.h"
+#include "domain/links.h"
 #include "domain/shuanglian_policy.h"
 #include "domain/status_machine.h"
 #include "google/protobuf/util/time_util.h"
@@ -286,37 +287,13 @@ Reason CheckDate(bool has, const v1::Date& date, const std::string& field) {
   return std::nullopt;
 }
 
-// Which holder and target kinds a link role takes.
+// Which holder and target kinds a link role takes (links.h FitLinkRole, the
+// rule AdminService applies too).
 Reason CheckLinkRole(v1::LinkRole role, bool cadre, v1::SubjectKind target) {
-  bool holder_ok = false;
-  bool target_ok = false;
-  switch (role) {
-    case v1::LINK_ROLE_HOUSEHOLD_HELPER:
-      holder_ok = cadre;
-      target_ok = target == v1::SUBJECT_KIND_HOUSEHOLD;
-      break;
-    case v1::LINK_ROLE_VILLAGE_UNIT:
-      holder_ok = !cadre;
-      target_ok = target == v1::SUBJECT_KIND_VILLAGE;
-      break;
-    case v1::LINK_ROLE_VILLAGE_CADRE:
-      holder_ok = cadre;
-      target_ok = target == v1::SUBJECT_KIND_VILLAGE;
-      break;
-    case v1::LINK_ROLE_COUNTY_LEADER:
-    case v1::LINK_ROLE_LEAD_LEADER:
-      holder_ok = cadre;
-      target_ok = target == v1::SUBJECT_KIND_AREA;
-      break;
-    case v1::LINK_ROLE_GROUP_LEADER_UNIT:
-      holder_ok = !cadre;
-      target_ok = target == v1::SUBJECT_KIND_AREA;
-      break;
-    default:
-      return Invalid("link_started.role", "unknown link role");
-  }
-  if (!holder_ok) return Invalid("link_started.role", "the role does not fit the holder");
-  if (!target_ok) return Mismatch("the link role does not fit the target");
+  const LinkRoleFit fit = FitLinkRole(role, cadre, target);
+  if (!fit.known_role) return Invalid("link_started.role", "unknown link role");
+  if (!fit.holder_fits) return Invalid("link_started.role", "the role does not fit the holder");
+  if (!fit.target_fits) return Mismatch("the link role does not fit the target");
   return std::nullopt;
 }
 
@@ -641,7 +618,8 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (auto r = CheckDate(l.has_valid_from(), l.valid_from(), "link_started.valid_from"))
         return r;
       if (!l.replaces_link_id().empty()) {
-        if (!IsUuid(l.replaces_link_id())) {
+        // Links AdminService made have ids of the admin grammar, not UUIDs.
+        if (!IsPlainId(l.replaces_link_id())) {
           return Invalid("link_started.replaces_link_id", "not a link id");
         }
         if (l.replaces_link_id() == l.link_id()) {
@@ -658,7 +636,10 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
                                             v1::SUBJECT_KIND_AREA})) {
         return r;
       }
-      if (!IsUuid(l.link_id())) return Malformed("link_ended.link_id", "link_id is required");
+      // Any link can be ended, AdminService's (ids of the admin grammar,
+      // [A-Za-z0-9._:-]{1,64}) as well as pushed ones (UUIDs).
+      if (l.link_id().empty()) return Malformed("link_ended.link_id", "link_id is required");
+      if (!IsPlainId(l.link_id())) return Invalid("link_ended.link_id", "not a link id");
       if (auto r = CheckDate(l.has_valid_to(), l.valid_to(), "link_ended.valid_to")) return r;
       if (l.reason() == v1::LINK_END_REASON_UNSPECIFIED) {
         return Malformed("link_ended.reason", "reason is required");

@@ -12,6 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "domain/domain_keys.h"
+#include "domain/links.h"
 #include "storage/sha256.h"
 #include "storage/status_macros.h"
 #include "sync/event_codec.h"
@@ -143,24 +145,6 @@ struct Holder {
   bool cadre = false;
   std::string id;
 };
-
-bool RoleFits(v1::LinkRole role, bool cadre, v1::LinkTargetKind kind) {
-  switch (role) {
-    case v1::LINK_ROLE_HOUSEHOLD_HELPER:
-      return cadre && kind == v1::LINK_TARGET_KIND_HOUSEHOLD;
-    case v1::LINK_ROLE_VILLAGE_UNIT:
-      return !cadre && kind == v1::LINK_TARGET_KIND_VILLAGE;
-    case v1::LINK_ROLE_VILLAGE_CADRE:
-      return cadre && kind == v1::LINK_TARGET_KIND_VILLAGE;
-    case v1::LINK_ROLE_COUNTY_LEADER:
-    case v1::LINK_ROLE_LEAD_LEADER:
-      return cadre && kind == v1::LINK_TARGET_KIND_COUNTY;
-    case v1::LINK_ROLE_GROUP_LEADER_UNIT:
-      return !cadre && kind == v1::LINK_TARGET_KIND_COUNTY;
-    default:
-      return false;
-  }
-}
 
 v1::Link Presented(v1::Link link, const v1::Date& today) {
   link.set_active(LinkActive(link, today));
@@ -819,18 +803,17 @@ absl::StatusOr<v1::Date> DateOrToday(const Directory& directory, std::string_vie
 absl::Status NotAlreadyLinked(const Directory& directory, const storage::EventStore& store,
                               const Holder& holder, const std::string& area_code,
                               const v1::SubjectRef& target, v1::LinkRole role) {
-  std::string prefix = absl::StrCat(dir_keys::LinkHolderPrefix(holder.cadre, holder.id),
-                                    dir_keys::LinkTargetOrderPrefix(area_code, target));
+  std::string prefix =
+      absl::StrCat(domain::keys::LinkHolderScan(holder.cadre, holder.id),
+                   domain::keys::LinkTargetOrder(area_code, target.kind(), target.id()));
   ASSIGN_OR_RETURN(auto entries, store.ScanProjections(prefix, "", 1000));
   v1::Date today = directory.Today();
   for (const auto& [key, value] : entries) {
-    ASSIGN_OR_RETURN(std::optional<v1::Link> link,
-                     directory.GetLink(key.substr(key.rfind('\0') + 1)));
-    if (link.has_value() && link->role() == role && LinkActive(*link, today) &&
-        link->ended_offset() == 0) {
+    ASSIGN_OR_RETURN(v1::Link link, domain::LinkOfIndexEntry(directory.projections(), key, value));
+    if (link.role() == role && LinkActive(link, today) && link.ended_offset() == 0) {
       return absl::AlreadyExistsError(
           absl::StrCat(holder.id, " is already linked to ", sync::SubjectKey(target), " as ",
-                       v1::LinkRole_Name(role), " by link ", link->id()));
+                       v1::LinkRole_Name(role), " by link ", link.id()));
     }
   }
   return absl::OkStatus();
@@ -853,9 +836,11 @@ void SetHolder(v1::LinkStarted& started, const Holder& holder) {
 }
 
 // The LinkStarted change of `link` (holder, target, role, valid_from,
-// start_reason and replaces_link_id set).
-ServerChange LinkStartedChange(const v1::Link& link, v1::Role actor_role,
-                               std::shared_ptr<v1::Link> out) {
+// start_reason and replaces_link_id set). It has no projection writes of its
+// own: the domain's merge, run by the writer in the same commit, records the
+// link (and refuses it, FAILED_PRECONDITION, if the log moved on since the
+// checks: the id taken, the holder disabled meanwhile).
+ServerChange LinkStartedChange(const v1::Link& link, v1::Role actor_role) {
   ServerChange change;
   change.actor_role = actor_role;
   *change.event.mutable_subject() = link.target();
@@ -869,17 +854,6 @@ ServerChange LinkStartedChange(const v1::Link& link, v1::Role actor_role,
   *body->mutable_valid_from() = link.valid_from();
   body->set_replaces_link_id(link.replaces_link_id());
   body->set_reason(link.start_reason());
-  change.apply = [link, out](storage::CommitContext& cctx,
-                             const v1::StoredEvent& stored) -> absl::Status {
-    ASSIGN_OR_RETURN(std::optional<v1::Link> existing, ReadLink(cctx, link.id()));
-    if (existing.has_value()) {
-      return absl::AlreadyExistsError(absl::StrCat("link ", link.id(), " already exists"));
-    }
-    v1::Link stored_link = link;
-    stored_link.set_started_offset(stored.offset());
-    *out = stored_link;
-    return WriteLink(cctx, stored_link);
-  };
   return change;
 }
 
@@ -914,7 +888,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartLink(grpc::CallbackServerContex
     ASSIGN_OR_RETURN(Holder holder,
                      CheckHolder(directory, "", request->has_cadre_id(), request->has_unit_id(),
                                  request->cadre_id(), request->unit_id()));
-    if (!RoleFits(request->role(), holder.cadre, target.first)) {
+    if (!domain::FitLinkRole(request->role(), holder.cadre, request->target().kind()).ok()) {
       return Invalid(absl::StrCat("role ", v1::LinkRole_Name(request->role()), " does not fit a ",
                                   holder.cadre ? "cadre" : "unit", " linked to a ",
                                   v1::LinkTargetKind_Name(target.first)));
@@ -943,15 +917,17 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartLink(grpc::CallbackServerContex
     call->Finish(link.status());
     return call;
   }
-  auto stored_link = std::make_shared<v1::Link>();
   std::vector<ServerChange> changes;
-  changes.push_back(LinkStartedChange(*link, call->principal().role(), stored_link));
+  changes.push_back(LinkStartedChange(*link, call->principal().role()));
   v1::Date today = directory.Today();
   ctx_->identity->writer().AppendAsync(
       call->principal().user_id(), std::move(changes),
-      [call, response, stored_link, today](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
+      [call, response, link = *std::move(link),
+       today](absl::StatusOr<std::vector<v1::StoredEvent>> events) mutable {
         if (!events.ok()) return call->Finish(events.status());
-        *response->mutable_link() = Presented(*stored_link, today);
+        // The link as the domain's merge recorded it.
+        link.set_started_offset(events->front().offset());
+        *response->mutable_link() = Presented(std::move(link), today);
         response->set_offset(events->front().offset());
         call->Finish(absl::OkStatus());
       });
@@ -1049,8 +1025,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
     call->Finish(plan.status());
     return call;
   }
-  auto ended = std::make_shared<v1::Link>();
-  auto replacement = std::make_shared<v1::Link>();
+  // No projection writes of our own: the domain's merge, run by the writer
+  // in the same commit, ends the link (and starts the replacement, which
+  // marks the old link replaced_by). If the link ended meanwhile (a device's
+  // LinkEnded committed after our checks) the domain refuses and the call
+  // fails FAILED_PRECONDITION.
   std::vector<ServerChange> changes;
   {
     ServerChange change;
@@ -1062,45 +1041,31 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
     *body->mutable_valid_to() = plan->valid_to;
     body->set_reason(request->reason());
     body->set_note(request->note());
-    std::string replaced_by = plan->replacement.has_value() ? plan->replacement->id() : "";
-    change.apply = [ended, replaced_by](storage::CommitContext& cctx,
-                                        const v1::StoredEvent& stored) -> absl::Status {
-      const v1::LinkEnded& body = stored.event().link_ended();
-      ASSIGN_OR_RETURN(std::optional<v1::Link> link, ReadLink(cctx, body.link_id()));
-      if (!link.has_value()) {
-        return absl::NotFoundError(absl::StrCat("no link '", body.link_id(), "'"));
-      }
-      if (link->ended_offset() != 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("link ", link->id(), " was ended meanwhile"));
-      }
-      *link->mutable_valid_to() = body.valid_to();
-      link->set_end_reason(body.reason());
-      link->set_end_note(body.note());
-      link->set_ended_offset(stored.offset());
-      link->set_replaced_by_link_id(replaced_by);
-      *ended = *link;
-      cctx.Put(dir_keys::Link(link->id()), link->SerializeAsString());
-      return absl::OkStatus();
-    };
     changes.push_back(std::move(change));
   }
   if (plan->replacement.has_value()) {
-    changes.push_back(LinkStartedChange(*plan->replacement, call->principal().role(), replacement));
+    changes.push_back(LinkStartedChange(*plan->replacement, call->principal().role()));
   }
   v1::Date today = directory.Today();
-  bool has_replacement = plan->replacement.has_value();
-  ctx_->identity->writer().AppendAsync(call->principal().user_id(), std::move(changes),
-                                       [call, response, ended, replacement, has_replacement, today](
-                                           absl::StatusOr<std::vector<v1::StoredEvent>> events) {
-                                         if (!events.ok()) return call->Finish(events.status());
-                                         *response->mutable_ended() = Presented(*ended, today);
-                                         if (has_replacement)
-                                           *response->mutable_replacement() =
-                                               Presented(*replacement, today);
-                                         response->set_offset(events->back().offset());
-                                         call->Finish(absl::OkStatus());
-                                       });
+  v1::Link ended = plan->old;
+  *ended.mutable_valid_to() = plan->valid_to;
+  ended.set_end_reason(request->reason());
+  ended.set_end_note(request->note());
+  if (plan->replacement.has_value()) ended.set_replaced_by_link_id(plan->replacement->id());
+  ctx_->identity->writer().AppendAsync(
+      call->principal().user_id(), std::move(changes),
+      [call, response, ended = std::move(ended), replacement = std::move(plan->replacement),
+       today](absl::StatusOr<std::vector<v1::StoredEvent>> events) mutable {
+        if (!events.ok()) return call->Finish(events.status());
+        ended.set_ended_offset(events->front().offset());
+        *response->mutable_ended() = Presented(std::move(ended), today);
+        if (replacement.has_value()) {
+          replacement->set_started_offset(events->back().offset());
+          *response->mutable_replacement() = Presented(*std::move(replacement), today);
+        }
+        response->set_offset(events->back().offset());
+        call->Finish(absl::OkStatus());
+      });
   return call;
 }
 
@@ -1135,16 +1100,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLinks(grpc::CallbackServerContex
     }
     // Which index: a holder's links, or all links; then narrowed by target
     // or by area prefix (both order keys start with the area code).
+    // The domain's link indexes (domain/domain_keys.h): every link, whoever
+    // started or ended it.
     std::string prefix =
-        !request->cadre_id().empty()  ? dir_keys::LinkHolderPrefix(true, request->cadre_id())
-        : !request->unit_id().empty() ? dir_keys::LinkHolderPrefix(false, request->unit_id())
-                                      : std::string(dir_keys::kLinkOrderPrefix);
+        !request->cadre_id().empty()  ? domain::keys::LinkHolderScan(true, request->cadre_id())
+        : !request->unit_id().empty() ? domain::keys::LinkHolderScan(false, request->unit_id())
+                                      : std::string(domain::keys::kLinkOrderPrefix);
     if (request->has_target()) {
       absl::StatusOr<std::string> area = directory.AreaOfSubject(request->target());
       if (absl::IsNotFound(area.status())) return absl::OkStatus();  // No such target: no links.
       if (!area.ok()) return area.status();
       if (!absl::StartsWith(*area, request->scope_prefix())) return absl::OkStatus();
-      absl::StrAppend(&prefix, dir_keys::LinkTargetOrderPrefix(*area, request->target()));
+      absl::StrAppend(&prefix, domain::keys::LinkTargetOrder(*area, request->target().kind(),
+                                                             request->target().id()));
     } else {
       absl::StrAppend(&prefix, request->scope_prefix());
     }
@@ -1154,16 +1122,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLinks(grpc::CallbackServerContex
         IndexPage page,
         ScanIndexPage(
             *ctx_->store, prefix, request->page_token(), ctx_->PageSize(request->page_size()),
-            [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-              ASSIGN_OR_RETURN(std::optional<v1::Link> link,
-                               directory.GetLink(std::string(key.substr(key.rfind('\0') + 1))));
-              if (!link.has_value()) return false;
+            [&](std::string_view key, std::string_view target) -> absl::StatusOr<bool> {
+              ASSIGN_OR_RETURN(v1::Link link,
+                               domain::LinkOfIndexEntry(directory.projections(), key, target));
               if (request->target_kind() != v1::LINK_TARGET_KIND_UNSPECIFIED &&
-                  link->target_kind() != request->target_kind()) {
+                  link.target_kind() != request->target_kind()) {
                 return false;
               }
-              if (request->active_only() && !LinkActive(*link, today)) return false;
-              links.push_back(Presented(*std::move(link), today));
+              if (request->active_only() && !LinkActive(link, today)) return false;
+              links.push_back(Presented(std::move(link), today));
               return true;
             }));
     links.resize(page.entries.size());

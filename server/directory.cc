@@ -1,7 +1,6 @@
 #include "server/directory.h"
 
 #include <algorithm>
-#include <set>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -45,12 +44,6 @@ template <typename Message>
 absl::StatusOr<std::optional<Message>> LoadInCommit(storage::CommitContext& ctx, std::string key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, ctx.Get(key));
   return ParseValue<Message>(key, value);
-}
-
-std::string LinkOrderSuffix(const v1::Link& link) {
-  return absl::StrCat(dir_keys::LinkTargetOrderPrefix(link.area_code(), link.target()),
-                      absl::StrFormat("%08d", DateNumber(link.valid_from())), std::string(1, kSep),
-                      link.id());
 }
 
 std::string DeviceTime(const v1::Device& device) {
@@ -101,18 +94,9 @@ namespace dir_keys {
 std::string Area(std::string_view code) { return Cat({kAreaPrefix, code}); }
 std::string Unit(std::string_view id) { return Cat({"dir/unit/", id}); }
 std::string User(std::string_view id) { return Cat({"dir/user/", id}); }
-std::string Link(std::string_view id) { return Cat({"dir/link/", id}); }
 std::string Device(std::string_view id) { return Cat({"dir/device/", id}); }
-std::string LinkHolderPrefix(bool cadre, std::string_view holder_id) {
-  return Cat({"dir/link_holder/", cadre ? "c/" : "u/", holder_id, "/"});
-}
 std::string DeviceUserPrefix(std::string_view user_id) {
   return Cat({"dir/device_user/", user_id, std::string_view(&kSep, 1)});
-}
-std::string LinkTargetOrderPrefix(std::string_view area_code, const v1::SubjectRef& target) {
-  std::string sep(1, kSep);
-  return absl::StrCat(std::string(area_code), sep, absl::StrFormat("%02d", target.kind()), sep,
-                      target.id(), sep);
 }
 }  // namespace dir_keys
 
@@ -237,11 +221,6 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp) {
   return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
 }
 
-bool LinkActive(const v1::Link& link, const v1::Date& today) {
-  if (link.ended_offset() == 0) return true;
-  return DateNumber(link.valid_to()) >= DateNumber(today);
-}
-
 // --- Directory ---------------------------------------------------------------------------
 
 Directory::Directory(const storage::EventStore* store, const HouseholdLocator* households,
@@ -249,10 +228,11 @@ Directory::Directory(const storage::EventStore* store, const HouseholdLocator* h
     : store_(store),
       households_(households),
       clock_(std::move(clock)),
-      reader_(std::make_unique<sync::StoreProjectionReader>(store)),
-      domain_(std::make_unique<domain::DomainQueries>(reader_.get(), 1000, clock_)) {}
+      reader_(std::make_unique<sync::StoreProjectionReader>(store)) {}
 
 Directory::~Directory() = default;
+
+const sync::ProjectionReader& Directory::projections() const { return *reader_; }
 
 absl::StatusOr<std::optional<v1::Area>> Directory::GetArea(std::string_view code) const {
   return Load<v1::Area>(*store_, dir_keys::Area(code));
@@ -264,7 +244,7 @@ absl::StatusOr<std::optional<v1::User>> Directory::GetUser(std::string_view id) 
   return Load<v1::User>(*store_, dir_keys::User(id));
 }
 absl::StatusOr<std::optional<v1::Link>> Directory::GetLink(std::string_view id) const {
-  return Load<v1::Link>(*store_, dir_keys::Link(id));
+  return domain::FindLink(*reader_, id);
 }
 absl::StatusOr<std::optional<v1::Device>> Directory::GetDevice(std::string_view id) const {
   return Load<v1::Device>(*store_, dir_keys::Device(id));
@@ -273,33 +253,7 @@ absl::StatusOr<std::optional<v1::Device>> Directory::GetDevice(std::string_view 
 absl::StatusOr<std::vector<v1::Link>> Directory::LinksOfHolder(bool cadre,
                                                                std::string_view holder_id,
                                                                bool active_only) const {
-  std::string prefix = dir_keys::LinkHolderPrefix(cadre, holder_id);
-  v1::Date today = Today();
-  std::vector<v1::Link> links;
-  std::string after;
-  while (true) {
-    ASSIGN_OR_RETURN(auto entries, store_->ScanProjections(prefix, after, 256));
-    for (const auto& [key, value] : entries) {
-      size_t cut = key.rfind(kSep);
-      std::string link_id = key.substr(cut == std::string::npos ? 0 : cut + 1);
-      ASSIGN_OR_RETURN(std::optional<v1::Link> link, GetLink(link_id));
-      if (!link.has_value()) {
-        return absl::DataLossError(absl::StrCat("link index names missing link ", link_id));
-      }
-      if (!active_only || LinkActive(*link, today)) links.push_back(*std::move(link));
-    }
-    if (entries.size() < 256) break;
-    after = entries.back().first;
-  }
-  // Links pushed by devices live only in the domain's projections.
-  std::set<std::string> seen;
-  for (const v1::Link& link : links) seen.insert(link.id());
-  ASSIGN_OR_RETURN(std::vector<v1::Link> pushed,
-                   domain_->LinksOfHolder(cadre, holder_id, active_only));
-  for (v1::Link& link : pushed) {
-    if (seen.insert(link.id()).second) links.push_back(std::move(link));
-  }
-  return links;
+  return domain::LinksOfHolder(*reader_, cadre, holder_id, active_only, Today());
 }
 
 absl::StatusOr<Scope> Directory::ComputeScope(const v1::User& user) const {
@@ -464,17 +418,6 @@ absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user) {
   return absl::OkStatus();
 }
 
-absl::Status WriteLink(storage::CommitContext& ctx, const v1::Link& link) {
-  std::string order = LinkOrderSuffix(link);
-  ctx.Put(absl::StrCat(dir_keys::kLinkOrderPrefix, order), "");
-  bool cadre = link.holder_case() == v1::Link::kCadreId;
-  ctx.Put(absl::StrCat(dir_keys::LinkHolderPrefix(cadre, cadre ? link.cadre_id() : link.unit_id()),
-                       order),
-          "");
-  ctx.Put(dir_keys::Link(link.id()), link.SerializeAsString());
-  return absl::OkStatus();
-}
-
 absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device) {
   std::string sep(1, kSep);
   std::string time = DeviceTime(device);
@@ -484,9 +427,6 @@ absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<v1::Link>> ReadLink(storage::CommitContext& ctx, std::string_view id) {
-  return LoadInCommit<v1::Link>(ctx, dir_keys::Link(id));
-}
 absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx,
                                                      std::string_view id) {
   return LoadInCommit<v1::Device>(ctx, dir_keys::Device(id));

@@ -1,6 +1,6 @@
 // The directory: fieldsync's reference data as projections of the log (admin
-// areas, units, users, links and devices), the scope a user may read and
-// write, and the key layout of those projections.
+// areas, units, users and devices), the links the domain keeps, the scope a
+// user may read and write, and the key layout of the directory's projections.
 //
 // Every record here is written by the committer thread inside the Append of
 // the admin event that changed it (see the Write* functions, meant for
@@ -13,20 +13,19 @@
 //   dir/unit_name/<name>\0<id>                        ""      (ListUnits order)
 //   dir/user/<id>                                     v1.User
 //   dir/user_name/<name>\0<id>                        ""      (ListUsers order)
-//   dir/link/<id>                                     v1.Link
-//   dir/link_order/<link order key>                   ""      (ListLinks order)
-//   dir/link_holder/<c|u>/<holder id>/<link order key> ""     (a holder's links)
 //   dir/device/<id>                                   v1.Device
 //   dir/device_time/<enrolled µs, 20 digits>\0<id>    ""      (ListDevices order)
 //   dir/device_user/<user id>\0<enrolled µs>\0<id>    ""      (a user's devices)
-// where <link order key> = <area code>\0<target kind, 2 digits>\0<target id>\0
-// <valid_from yyyymmdd>\0<link id>: by area, then target, then valid_from.
 //
-// Links are also domain state (domain/domain_keys.h, "dom/..."): the server's
-// link events go through the domain's merge in the same commit (see
-// Identity::Open), and links county staff push from devices exist only there.
-// ComputeScope reads both; ListLinks and EndLink know only the links made
-// through AdminService (dir/link).
+// Links are domain state only (domain/links.h, domain/domain_keys.h
+// "dom/link..."): AdminService's LinkStarted / LinkEnded go through the
+// domain's merge in the same commit (see Identity::Open), exactly as the ones
+// county staff push from devices, so there is one record per link. GetLink,
+// LinksOfHolder, ComputeScope, ListLinks and EndLink all read that record.
+// The domain also folds UserUpserted and UnitUpserted into its own
+// projection ("dom/user/", "dom/unit/"), against which a LinkStarted's holder
+// is checked in log order; the directory's dir/user and dir/unit records are
+// folds of the same events in the same commit.
 //
 // Thread-safety: Directory is immutable after construction and safe for
 // concurrent use; the Write* functions run on the committer thread only.
@@ -44,6 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "domain/links.h"
 #include "fieldsync/v1/common.pb.h"
 #include "fieldsync/v1/state.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -51,11 +51,9 @@
 #include "sync/scope.h"
 
 namespace fieldsync::sync {
+class ProjectionReader;
 class StoreProjectionReader;
 }  // namespace fieldsync::sync
-namespace fieldsync::domain {
-class DomainQueries;
-}  // namespace fieldsync::domain
 
 namespace fieldsync::server {
 
@@ -96,18 +94,12 @@ namespace dir_keys {
 std::string Area(std::string_view code);
 std::string Unit(std::string_view id);
 std::string User(std::string_view id);
-std::string Link(std::string_view id);
 std::string Device(std::string_view id);
 inline constexpr char kAreaPrefix[] = "dir/area/";
 inline constexpr char kUnitNamePrefix[] = "dir/unit_name/";
 inline constexpr char kUserNamePrefix[] = "dir/user_name/";
-inline constexpr char kLinkOrderPrefix[] = "dir/link_order/";
 inline constexpr char kDeviceTimePrefix[] = "dir/device_time/";
-// The holder index prefix of a cadre's ("c") or unit's ("u") links.
-std::string LinkHolderPrefix(bool cadre, std::string_view holder_id);
 std::string DeviceUserPrefix(std::string_view user_id);
-// The part of a link order key that orders by target: <area>\0<kind>\0<id>\0.
-std::string LinkTargetOrderPrefix(std::string_view area_code, const v1::SubjectRef& target);
 }  // namespace dir_keys
 
 // --- Values shared by the services -------------------------------------------
@@ -132,8 +124,9 @@ v1::Date AddDays(const v1::Date& date, int days);
 // Time <-> google.protobuf.Timestamp.
 google::protobuf::Timestamp ToTimestamp(absl::Time time);
 absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp);
-// A link is active while not ended or while its valid_to is `today` or later.
-bool LinkActive(const v1::Link& link, const v1::Date& today);
+// A link is active while not ended or while its valid_to is `today` or later
+// (the domain's rule, the only one).
+using domain::LinkActive;
 
 // --- Reads --------------------------------------------------------------------
 
@@ -148,12 +141,13 @@ class Directory {
   absl::StatusOr<std::optional<v1::Area>> GetArea(std::string_view code) const;
   absl::StatusOr<std::optional<v1::Unit>> GetUnit(std::string_view id) const;
   absl::StatusOr<std::optional<v1::User>> GetUser(std::string_view id) const;
+  // A link as the domain holds it, whoever started or ended it.
   absl::StatusOr<std::optional<v1::Link>> GetLink(std::string_view id) const;
   absl::StatusOr<std::optional<v1::Device>> GetDevice(std::string_view id) const;
 
-  // The links held by a cadre (or a unit), active ones only if `active_only`:
-  // those AdminService made (dir/link) and those devices pushed, which only
-  // the domain's projections hold (domain/queries.h LinksOfHolder).
+  // The links held by a cadre (or a unit), in link order, active ones today
+  // only if `active_only`: the domain's links (domain/links.h), the same
+  // whether AdminService or a device started or ended them.
   absl::StatusOr<std::vector<v1::Link>> LinksOfHolder(bool cadre, std::string_view holder_id,
                                                       bool active_only) const;
 
@@ -183,13 +177,14 @@ class Directory {
   absl::Time Now() const { return clock_(); }
   v1::Date Today() const { return DateOf(clock_()); }
   const storage::EventStore& store() const { return *store_; }
+  // The committed projections, for the domain's reads (domain/links.h).
+  const sync::ProjectionReader& projections() const;
 
  private:
   const storage::EventStore* store_;
   const HouseholdLocator* households_;
   Clock clock_;
   std::unique_ptr<sync::StoreProjectionReader> reader_;
-  std::unique_ptr<domain::DomainQueries> domain_;
 };
 
 // One page of an index scan.
@@ -215,13 +210,9 @@ absl::Status WriteArea(storage::CommitContext& ctx, const v1::Area& area);
 absl::Status WriteUnit(storage::CommitContext& ctx, const v1::Unit& unit);
 // Stores `user` and moves its name index entry.
 absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user);
-// Stores `link` with its order and holder index entries (a link's target,
-// holder and valid_from never change, so the index keys are written once).
-absl::Status WriteLink(storage::CommitContext& ctx, const v1::Link& link);
 // Stores `device` with its time and user index entries.
 absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device);
 // Reads a record as of this point of the log; nullopt if absent.
-absl::StatusOr<std::optional<v1::Link>> ReadLink(storage::CommitContext& ctx, std::string_view id);
 absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx,
                                                      std::string_view id);
 absl::StatusOr<std::optional<v1::User>> ReadUser(storage::CommitContext& ctx, std::string_view id);

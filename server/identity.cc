@@ -164,12 +164,15 @@ class EventWriterImpl final : public EventWriter {
     return absl::OkStatus();
   }
 
-  // Links are domain state too: fold link events through the domain's merge,
-  // exactly as a pushed LinkStarted / LinkEnded would be.
+  // Links are domain state only: fold link events through the domain's
+  // merge, exactly as a pushed LinkStarted / LinkEnded would be. Users and
+  // units too, so that the domain checks a link's holder in log order
+  // (domain/links.h).
   absl::Status MergeIntoDomain(storage::CommitContext& ctx, const v1::StoredEvent& stored,
                                absl::Time now, v1::Role actor_role) {
     const v1::Event& event = stored.event();
-    if (policy_ == nullptr || (!event.has_link_started() && !event.has_link_ended())) {
+    const bool link = event.has_link_started() || event.has_link_ended();
+    if (policy_ == nullptr || (!link && !event.has_user_upserted() && !event.has_unit_upserted())) {
       return absl::OkStatus();
     }
     class CommitView final : public sync::ProjectionView {
@@ -200,6 +203,7 @@ class EventWriterImpl final : public EventWriter {
     // As Push does for every accepted event: pull snapshots and scope
     // changes find subjects through this index, and a link may name one no
     // pushed event ever did (a village, a county).
+    if (!link) return absl::OkStatus();
     return sync::IndexSubject(ctx, event);
   }
 

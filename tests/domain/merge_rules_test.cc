@@ -36,6 +36,45 @@ class MergeRulesTest : public ::testing::Test {
     return outcome->response.results(0);
   }
 
+  // Folds a server-made UserUpserted through the policy, as the server's
+  // writer does: the domain then knows the user as a link holder.
+  void UpsertUser(const std::string& id, v1::Role role) {
+    v1::StoredEvent stored;
+    v1::Event& event = *stored.mutable_event();
+    event.set_event_id(NewUuid());
+    event.mutable_subject()->set_kind(v1::SUBJECT_KIND_USER);
+    event.mutable_subject()->set_id(id);
+    v1::User* user = event.mutable_user_upserted()->mutable_user();
+    user->set_id(id);
+    user->set_name(id);
+    user->set_role(role);
+    storage::AppendEntry entry = sync::ToAppendEntry(stored);
+    const domain::ShuanglianPolicy* policy = &env_.policy();
+    entry.prepare = [stored, policy](storage::CommitContext& ctx) -> absl::Status {
+      class View final : public sync::ProjectionView {
+       public:
+        explicit View(storage::CommitContext& ctx) : ctx_(ctx) {}
+        absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+          return ctx_.Get(key);
+        }
+        void Put(std::string_view key, std::string_view value) override { ctx_.Put(key, value); }
+        void Delete(std::string_view key) override { ctx_.Delete(key); }
+
+       private:
+        storage::CommitContext& ctx_;
+      } view(ctx);
+      sync::EventMeta meta;
+      meta.offset = ctx.offset();
+      absl::StatusOr<sync::MergeResult> merged = policy->Merge(stored.event(), meta, view);
+      if (!merged.ok()) return merged.status();
+      ctx.payload() = sync::EncodePayload(stored);
+      return absl::OkStatus();
+    };
+    std::vector<storage::AppendEntry> entries;
+    entries.push_back(std::move(entry));
+    EXPECT_OK(env_.store().Append(std::move(entries)).status());
+  }
+
   v1::StoredEvent Stored(uint64_t offset) {
     return *sync::DecodeRecord(*env_.store().Read(offset));
   }
@@ -409,6 +448,16 @@ TEST_F(MergeRulesTest, LinksStartEndAndReplaceAndOnlyCountyStaffManageThem) {
   };
   const std::string first = NewUuid();
   const std::string second = NewUuid();
+  // A holder must be a cadre the domain knows (folded from UserUpserted).
+  v1::PushResult unknown = PushOne(county_, start(county_, first, "cadre-a", ""));
+  EXPECT_EQ(unknown.rejected().code(), v1::REJECTION_CODE_UNKNOWN_REFERENCE);
+  EXPECT_EQ(unknown.rejected().field(), "link_started.cadre_id");
+  UpsertUser("township-1", v1::ROLE_TOWNSHIP_STAFF);
+  v1::PushResult staff = PushOne(county_, start(county_, first, "township-1", ""));
+  EXPECT_EQ(staff.rejected().code(), v1::REJECTION_CODE_INVALID_VALUE);
+  EXPECT_EQ(staff.rejected().field(), "link_started.cadre_id");
+  UpsertUser("cadre-a", v1::ROLE_CADRE);
+  UpsertUser("cadre-b", v1::ROLE_CADRE);
   EXPECT_EQ(PushOne(a_, start(a_, first, "cadre-a", "")).rejected().code(),
             v1::REJECTION_CODE_PERMISSION_DENIED);
   ASSERT_TRUE(PushOne(county_, start(county_, first, "cadre-a", "")).has_accepted());

@@ -98,4 +98,9 @@ fieldsync_test(identity_area_test
 # date bounds (ServerConfig.validation) reject naming the field and the bound.
 fieldsync_test(merge_defects_test
   SOURCES merge_defects_test.cc
+
+# AdminService links and pushed LinkStarted / LinkEnded are one state: ListLinks,
+# EndLink, Pull and Push agree whoever made or ended a link (issue 7 item 8).
+fieldsync_test(links_agree_test
+  SOURCES links_agree_test.cc
   DEPS fieldsync_sync_world)
