@@ -80,3 +80,15 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# Issue 7 items 11, 12, 14a: open Subscribe streams end on revocation, the
+# per-user share of streams, idle consumers reaped, the documented hash chain.
+fieldsync_test(stream_defects_test
+  SOURCES stream_defects_test.cc
+  DEPS fieldsync_sync_world OpenSSL::Crypto)
+
+# Issue 7 items 14b, 14c: the Enroll rate limit; disabling a user revokes its
+# devices for good.
+fieldsync_test(identity_defects_test
+  SOURCES identity_defects_test.cc
+  DEPS fieldsync_service_harness)
