@@ -242,14 +242,15 @@ absl::Status CallGuard::LimitPublic(grpc::CallbackServerContext* context) const 
   std::string what;
   absl::Duration wait = public_per_peer_->Take(peer);
   if (wait > absl::ZeroDuration()) {
-    what = absl::StrCat("from ", peer, " (auth.enroll_per_peer_per_minute=",
-                        public_per_peer_per_minute_, ")");
+    what = absl::StrCat("from ", peer,
+                        " (auth.enroll_per_peer_per_minute=", public_per_peer_per_minute_, ")");
   } else {
     wait = public_global_->Take("");
     if (wait == absl::ZeroDuration()) return absl::OkStatus();
     what = absl::StrCat("from all peers (auth.enroll_per_minute=", public_per_minute_, ")");
   }
-  const int64_t wait_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+  const int64_t wait_ms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   context->AddTrailingMetadata("retry-after-ms", absl::StrCat(wait_ms));
   return absl::ResourceExhaustedError(
       absl::StrCat("too many enrollment attempts ", what, "; retry in ",

@@ -339,7 +339,6 @@ v1::Event MakeEvent(v1::SubjectKind kind, std::string id, std::string area_code)
   return event;
 }
 
-
 class DirectoryDeviceKeys final : public sync::DeviceKeys {
  public:
   explicit DirectoryDeviceKeys(const Directory* directory) : directory_(directory) {}

@@ -60,11 +60,6 @@ struct ServiceSettings {
   uint64_t max_blob_bytes = 20 << 20;                          // limits.max_blob_bytes
   uint32_t max_concurrent_streams = 64;                        // limits.max_concurrent_streams
   uint32_t subscriber_buffer_bytes = 16 << 20;                 // limits.subscriber_buffer_bytes
-  // limits.max_streams_per_user; 0 in the config = a quarter of the cap, at least 1.
-  uint32_t max_streams_per_user = 16;
-  absl::Duration stream_idle_timeout = absl::Minutes(1);  // limits.stream_idle_timeout_ms
-  uint32_t enroll_per_peer_per_minute = 30;               // auth.enroll_per_peer_per_minute
-  uint32_t enroll_per_minute = 600;                       // auth.enroll_per_minute
   absl::Duration enrollment_code_ttl = absl::Seconds(259200);  // auth.enrollment_code_ttl_seconds
   absl::Duration max_enrollment_code_ttl =
       absl::Seconds(2592000);              // auth.max_enrollment_code_ttl_seconds
@@ -72,6 +67,13 @@ struct ServiceSettings {
   double device_request_burst = 40;        // limits.device_request_burst
   std::string data_dir = "./var/data";     // data_dir
   std::string backup_dir;                  // storage.backup_dir, default <data_dir>/backups
+
+  // Streams and enrollment (issue 7).
+  // limits.max_streams_per_user; 0 in the config = a quarter of the cap, at least 1.
+  uint32_t max_streams_per_user = 16;
+  absl::Duration stream_idle_timeout = absl::Minutes(1);  // limits.stream_idle_timeout_ms
+  uint32_t enroll_per_peer_per_minute = 30;               // auth.enroll_per_peer_per_minute
+  uint32_t enroll_per_minute = 600;                       // auth.enroll_per_minute
 };
 
 ServiceSettings SettingsFrom(const v1::ServerConfig& config);

@@ -163,7 +163,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
         ctx_(ctx),
         call_(call),
         user_id_(admission.principal->user_id()),
-        device_id_(admission.principal->device_id()),
         admission_(std::move(admission)),
         filter_(std::move(filter)),
         heartbeat_(heartbeat),
@@ -203,9 +202,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
   // Ends the stream when the caller's device is revoked or its user
   // disabled (server/open_streams.h). Set once, before the first Drive.
-  void Register(OpenStreams::Registration registration) {
-    registration_ = std::move(registration);
-  }
+  void Register(OpenStreams::Registration registration) { registration_ = std::move(registration); }
 
   const std::string& user_id() const { return user_id_; }
 
@@ -446,7 +443,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   const ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
   const std::string user_id_;
-  const std::string device_id_;
   Admission admission_;
   OpenStreams::Registration registration_;
   const Filter filter_;
@@ -523,10 +519,10 @@ absl::Status StreamHub::TryAdd(SubscribeReactor* reactor) {
           absl::StrCat("limits.max_concurrent_streams=", ctx_->settings.max_concurrent_streams,
                        " streams are open; retry later"));
     } else if (of_user >= ctx_->settings.max_streams_per_user) {
-      status = absl::ResourceExhaustedError(absl::StrCat(
-          "user ", reactor->user_id(), " has ", of_user,
-          " Subscribe streams open, its share limits.max_streams_per_user=",
-          ctx_->settings.max_streams_per_user, "; close one or retry later"));
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("user ", reactor->user_id(), " has ", of_user,
+                       " Subscribe streams open, its share limits.max_streams_per_user=",
+                       ctx_->settings.max_streams_per_user, "; close one or retry later"));
     } else {
       reactors_.insert(reactor);
     }

@@ -87,8 +87,7 @@ TEST_F(IdentityDefectsTest, EnrollFromOnePeerIsRateLimitedWithARetryHint) {
   }
   std::string retry_after;
   grpc::Status limited = EnrollWithUnknownCode(&retry_after);
-  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-      << limited.error_message();
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << limited.error_message();
   EXPECT_TRUE(absl::StrContains(limited.error_message(), "auth.enroll_per_peer_per_minute=3"))
       << limited.error_message();
   EXPECT_TRUE(absl::StrContains(limited.error_message(), "from 127.0.0.1"))
@@ -114,8 +113,7 @@ TEST_F(IdentityDefectsTest, EnrollFromAllPeersTogetherIsRateLimited) {
   EXPECT_EQ(EnrollWithUnknownCode().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   std::string retry_after;
   grpc::Status limited = EnrollWithUnknownCode(&retry_after);
-  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-      << limited.error_message();
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << limited.error_message();
   EXPECT_TRUE(absl::StrContains(limited.error_message(), "auth.enroll_per_minute=2"))
       << limited.error_message();
   EXPECT_EQ(retry_after, "30000");

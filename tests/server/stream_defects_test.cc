@@ -212,8 +212,7 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
       << status.error_message();
   ASSERT_FALSE(received.empty());
   EXPECT_LT(received.back().offset(), Head());  // Cut in the middle of its catch-up.
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "from_offset"))
-      << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "from_offset")) << status.error_message();
   // The offset named is one the consumer has.
   const std::string marker = "sent everything through ";
   size_t at = status.error_message().find(marker);
