@@ -174,12 +174,22 @@ TEST_F(StreamDefectsTest, OneUserGetsItsShareOfStreamsAndTheAdminStillGetsOne) {
 }
 
 TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFrom) {
-  // Enough log for the consumer's flow-control window to fill long before
-  // its catch-up ends.
-  std::vector<v1::Event> visits;
-  for (int i = 0; i < 200; ++i) visits.push_back(phone().Visit(kH1, kV1, std::string(7000, 'n')));
-  MustPush(phone(), visits);
-  Stream stalled = Open(hq_token());  // Never read until it is cut.
+  // Enough log for the consumer's flow-control windows to fill long before
+  // its catch-up ends: a client that reads nothing takes about 4 MB (596
+  // of these records, measured) before the server's next write waits.
+  for (int push = 0; push < 5; ++push) {
+    std::vector<v1::Event> visits;
+    for (int i = 0; i < 200; ++i) {
+      visits.push_back(phone().Visit(kH1, kV1, std::string(7000, 'n')));
+    }
+    MustPush(phone(), visits);
+  }
+  // Reads its first message (so it holds its slot), then nothing until cut.
+  Stream stalled = Open(hq_token());
+  std::vector<v1::StoredEvent> received;
+  v1::SubscribeResponse first_of_stalled;
+  ASSERT_TRUE(stalled.reader->Read(&first_of_stalled));
+  received.push_back(first_of_stalled.event());
   v1::SubscribeRequest quiet;
   quiet.add_scope_prefixes(kV4);
   Stream reading = Open(hq_token(), quiet);  // hq1's second (last) slot.
@@ -205,7 +215,6 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
   }
   ASSERT_TRUE(admitted) << "the stalled stream was never cut";
 
-  std::vector<v1::StoredEvent> received;
   grpc::Status status = stalled.ReadToEnd(&received);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.stream_idle_timeout_ms=30000"))
