@@ -110,7 +110,9 @@ const PolicyRow* FindPolicy(std::string_view method) {
 RateLimiter::RateLimiter(double per_second, double burst, Clock clock)
     : per_second_(per_second), burst_(std::max(burst, 1.0)), clock_(std::move(clock)) {}
 
-bool RateLimiter::Allow(const std::string& key) {
+bool RateLimiter::Allow(const std::string& key) { return Take(key) == absl::ZeroDuration(); }
+
+absl::Duration RateLimiter::Take(const std::string& key) {
   absl::Time now = clock_();
   absl::MutexLock lock(&mu_);
   // Bound the memory: forget buckets that have refilled (they equal a new one).
@@ -127,9 +129,12 @@ bool RateLimiter::Allow(const std::string& key) {
         std::min(burst_, bucket.tokens + absl::ToDoubleSeconds(now - bucket.last) * per_second_);
     bucket.last = now;
   }
-  if (bucket.tokens < 1.0) return false;
+  if (bucket.tokens < 1.0) {
+    if (per_second_ <= 0) return absl::InfiniteDuration();
+    return absl::Seconds((1.0 - bucket.tokens) / per_second_);
+  }
   bucket.tokens -= 1.0;
-  return true;
+  return absl::ZeroDuration();
 }
 
 // --- Status border -----------------------------------------------------------------------
@@ -165,6 +170,7 @@ Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_vie
   admission.started = true;
   admission.policy = FindPolicy(method);
   if (admission.policy != nullptr && admission.policy->scope == ScopeRule::kPublic) {
+    admission.status = LimitPublic(context);
     return admission;
   }
 
@@ -220,6 +226,50 @@ Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_vie
     return admission;
   }
   return admission;
+}
+
+void CallGuard::LimitPublicCalls(double per_peer_per_minute, double per_minute, Clock clock) {
+  public_per_peer_per_minute_ = per_peer_per_minute;
+  public_per_minute_ = per_minute;
+  public_per_peer_ =
+      std::make_unique<RateLimiter>(per_peer_per_minute / 60.0, per_peer_per_minute, clock);
+  public_global_ = std::make_unique<RateLimiter>(per_minute / 60.0, per_minute, clock);
+}
+
+absl::Status CallGuard::LimitPublic(grpc::CallbackServerContext* context) const {
+  if (public_per_peer_ == nullptr) return absl::OkStatus();
+  const std::string peer = PeerHost(context->peer());
+  std::string what;
+  absl::Duration wait = public_per_peer_->Take(peer);
+  if (wait > absl::ZeroDuration()) {
+    what = absl::StrCat("from ", peer,
+                        " (auth.enroll_per_peer_per_minute=", public_per_peer_per_minute_, ")");
+  } else {
+    wait = public_global_->Take("");
+    if (wait == absl::ZeroDuration()) return absl::OkStatus();
+    what = absl::StrCat("from all peers (auth.enroll_per_minute=", public_per_minute_, ")");
+  }
+  const int64_t wait_ms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+  context->AddTrailingMetadata("retry-after-ms", absl::StrCat(wait_ms));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("too many enrollment attempts ", what, "; retry in ",
+                   absl::FormatDuration(absl::Milliseconds(wait_ms))));
+}
+
+std::string PeerHost(std::string_view peer) {
+  size_t scheme = peer.find(':');
+  if (scheme == std::string_view::npos) return std::string(peer);
+  std::string_view rest = peer.substr(scheme + 1);
+  if (rest.starts_with("[")) {
+    size_t close = rest.find(']');
+    if (close != std::string_view::npos) return std::string(rest.substr(1, close - 1));
+  }
+  if (peer.starts_with("ipv4:")) {
+    size_t port = rest.rfind(':');
+    if (port != std::string_view::npos) return std::string(rest.substr(0, port));
+  }
+  return std::string(rest);
 }
 
 void CallGuard::Release(const Admission& admission) const {

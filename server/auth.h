@@ -6,6 +6,10 @@
 // The guard, in order:
 //   1. ServerState::TryStartCall, else UNAVAILABLE "server is shutting down"
 //      (the call slot is released when the call is done: OnDone);
+//   1b. public RPCs (Enroll) only: the peer address' token bucket and the
+//      global one (auth.enroll_per_peer_per_minute, auth.enroll_per_minute),
+//      else RESOURCE_EXHAUSTED saying when to retry (also in the trailer
+//      `retry-after-ms`);
 //   2. the `authorization: Bearer <token>` metadata -> Identity::Authenticate,
 //      else UNAUTHENTICATED saying why (no, malformed or unknown token,
 //      revoked device, disabled user); not for public RPCs (Enroll);
@@ -93,6 +97,8 @@ class RateLimiter {
   RateLimiter(double per_second, double burst, Clock clock);
   // Takes one token from `key`'s bucket; false if empty.
   bool Allow(const std::string& key);
+  // As Allow: zero if a token was taken, else how long until one is there.
+  absl::Duration Take(const std::string& key);
 
  private:
   struct Bucket {
@@ -123,6 +129,12 @@ class CallGuard {
   CallGuard(ServerState* state, const Identity* identity, RateLimiter* limiter,
             std::string rate_limit_description);
 
+  // Limits the public RPCs: `per_peer_per_minute` attempts a minute from
+  // one peer address, `per_minute` from all peers, each also as a burst.
+  // Call before the server serves (not thread-safe); without it public RPCs
+  // are not limited.
+  void LimitPublicCalls(double per_peer_per_minute, double per_minute, Clock clock);
+
   // Runs steps 1-5 for `method` (a full gRPC path).
   Admission Admit(grpc::CallbackServerContext* context, std::string_view method) const;
   // Releases the call slot of an admission that holds one.
@@ -131,9 +143,20 @@ class CallGuard {
  private:
   ServerState* state_;
   const Identity* identity_;
+  // Step 1b for a public call: OK, or RESOURCE_EXHAUSTED (and the trailer).
+  absl::Status LimitPublic(grpc::CallbackServerContext* context) const;
+
   RateLimiter* limiter_;
   std::string rate_limit_description_;
+  std::unique_ptr<RateLimiter> public_per_peer_;
+  std::unique_ptr<RateLimiter> public_global_;
+  double public_per_peer_per_minute_ = 0;
+  double public_per_minute_ = 0;
 };
+
+// The host of a gRPC peer string ("ipv4:10.0.0.7:5123" -> "10.0.0.7",
+// "ipv6:[::1]:5123" -> "::1"); the whole string if it has no such form.
+std::string PeerHost(std::string_view peer);
 
 // A unary call that went through the guard. If the guard refused it the call
 // is already finished; else the handler finishes it exactly once (possibly

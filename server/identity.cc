@@ -5,10 +5,12 @@
 
 #include <array>
 #include <mutex>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "storage/sha256.h"
@@ -23,6 +25,20 @@ constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 constexpr size_t kCodeChars = 20;
 constexpr size_t kSeedBytes = 32;
 constexpr size_t kPublicKeyBytes = 32;
+
+absl::Status Unauthenticated(std::string message) {
+  return absl::UnauthenticatedError(std::move(message));
+}
+
+// Appends `device_id` to the list of `user_id`'s devices (log order).
+absl::Status ListDeviceOfUser(storage::CommitContext& ctx, const std::string& user_id,
+                              const std::string& device_id) {
+  ASSIGN_OR_RETURN(std::optional<std::string> listed, ctx.Get(auth_keys::UserDevices(user_id)));
+  std::string value = listed.value_or("");
+  absl::StrAppend(&value, device_id, "\n");
+  ctx.Put(auth_keys::UserDevices(user_id), value);
+  return absl::OkStatus();
+}
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
@@ -77,15 +93,45 @@ class NodeKey {
   EVP_PKEY* key_;
 };
 
+// The user a UserUpserted disables; nullopt for any other event. The
+// system user is disabled from the start and owns the node device, which is
+// never revoked.
+std::optional<std::string> DisabledUser(const v1::Event& event) {
+  if (!event.has_user_upserted() || !event.user_upserted().user().disabled()) return std::nullopt;
+  const std::string& id = event.user_upserted().user().id();
+  if (id == kSystemUserId) return std::nullopt;
+  return id;
+}
+
+// The devices listed in the directory's index of `user_id`'s devices, as
+// committed now.
+absl::StatusOr<std::vector<std::string>> IndexedDevicesOfUser(const storage::EventStore& store,
+                                                              const std::string& user_id) {
+  std::vector<std::string> ids;
+  const std::string prefix = dir_keys::DeviceUserPrefix(user_id);
+  std::string after;
+  constexpr size_t kBatch = 1000;
+  while (true) {
+    ASSIGN_OR_RETURN(auto batch, store.ScanProjections(prefix, after, kBatch));
+    for (const auto& [key, value] : batch) {
+      ids.push_back(key.substr(key.rfind('\0') + 1));
+      after = key;
+    }
+    if (batch.size() < kBatch) return ids;
+  }
+}
+
 class EventWriterImpl final : public EventWriter {
  public:
+  // `open_streams` (not null) must outlive the writer.
   EventWriterImpl(storage::EventStore* store, std::string node_id, std::unique_ptr<NodeKey> key,
-                  Clock clock, const sync::MergePolicy* policy)
+                  Clock clock, const sync::MergePolicy* policy, OpenStreams* open_streams)
       : store_(store),
         node_id_(std::move(node_id)),
         key_(std::move(key)),
         clock_(std::move(clock)),
-        policy_(policy) {}
+        policy_(policy),
+        open_streams_(open_streams) {}
 
   void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) override {
     auto stored = std::make_shared<std::vector<v1::StoredEvent>>(changes.size());
@@ -97,15 +143,25 @@ class EventWriterImpl final : public EventWriter {
       s.mutable_event()->set_event_id(NewUuid());
       s.mutable_event()->set_device_id(node_id_);
       s.set_actor(actor);
+      // Devices a disable revokes: those enrolled in log order (the commit
+      // reads auth/user_devices/) and, for devices enrolled before that list
+      // existed, the directory's index as committed now.
+      std::vector<std::string> indexed;
+      if (std::optional<std::string> user = DisabledUser(s.event())) {
+        absl::StatusOr<std::vector<std::string>> ids = IndexedDevicesOfUser(*store_, *user);
+        if (!ids.ok()) return done(ids.status());
+        indexed = *std::move(ids);
+      }
       storage::AppendEntry entry = sync::ToAppendEntry(s);
       entry.prepare = [this, stored, i, apply = std::move(changes[i].apply),
-                       role = changes[i].actor_role](storage::CommitContext& ctx) -> absl::Status {
-        return Prepare(ctx, (*stored)[i], apply, role);
+                       role = changes[i].actor_role,
+                       indexed = std::move(indexed)](storage::CommitContext& ctx) -> absl::Status {
+        return Prepare(ctx, (*stored)[i], apply, role, indexed);
       };
       entries.push_back(std::move(entry));
     }
     store_->AppendAsync(std::move(entries),
-                        [stored, done = std::move(done)](
+                        [this, stored, done = std::move(done)](
                             absl::StatusOr<std::vector<storage::AppendResult>> results) {
                           if (!results.ok()) {
                             done(results.status());
@@ -114,6 +170,7 @@ class EventWriterImpl final : public EventWriter {
                           for (size_t i = 0; i < stored->size(); ++i) {
                             (*stored)[i].set_offset((*results)[i].offset);
                           }
+                          EndOpenStreams(*stored);
                           done(std::move(*stored));
                         });
   }
@@ -137,7 +194,7 @@ class EventWriterImpl final : public EventWriter {
   absl::Status Prepare(
       storage::CommitContext& ctx, v1::StoredEvent& stored,
       const std::function<absl::Status(storage::CommitContext&, const v1::StoredEvent&)>& apply,
-      v1::Role actor_role) {
+      v1::Role actor_role, const std::vector<std::string>& indexed_devices) {
     absl::Time now = clock_();
     ASSIGN_OR_RETURN(std::optional<v1::Device> node, ReadDevice(ctx, node_id_));
     uint64_t seq = (node.has_value() ? node->last_device_seq() : 0) + 1;
@@ -151,6 +208,7 @@ class EventWriterImpl final : public EventWriter {
     stored.set_adopted_hlc(event.hlc());
     stored.set_offset(ctx.offset());
     if (apply) RETURN_IF_ERROR(apply(ctx, stored));
+    RETURN_IF_ERROR(RevokeDevicesOfDisabledUser(ctx, stored, indexed_devices));
     RETURN_IF_ERROR(MergeIntoDomain(ctx, stored, now, actor_role));
     // The node device is enrolled by the first bootstrap change, so it exists
     // from then on.
@@ -162,6 +220,55 @@ class EventWriterImpl final : public EventWriter {
     ctx.Put(dir_keys::Device(node_id_), node->SerializeAsString());
     ctx.payload() = sync::EncodePayload(stored);
     return absl::OkStatus();
+  }
+
+  // A UserUpserted that disables a user revokes, in its own commit, every
+  // device of that user not revoked yet: disabling is permanent for the
+  // user's tokens and keys, re-enabling brings none of them back.
+  absl::Status RevokeDevicesOfDisabledUser(storage::CommitContext& ctx,
+                                           const v1::StoredEvent& stored,
+                                           const std::vector<std::string>& indexed_devices) {
+    std::optional<std::string> user_id = DisabledUser(stored.event());
+    if (!user_id.has_value()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::optional<std::string> listed, ctx.Get(auth_keys::UserDevices(*user_id)));
+    std::set<std::string> ids(indexed_devices.begin(), indexed_devices.end());
+    if (listed.has_value()) {
+      for (absl::string_view id : absl::StrSplit(*listed, '\n', absl::SkipEmpty())) {
+        ids.insert(std::string(id));
+      }
+    }
+    for (const std::string& id : ids) {
+      if (id == node_id_) continue;
+      ASSIGN_OR_RETURN(std::optional<v1::Device> device, ReadDevice(ctx, id));
+      if (!device.has_value() || device->revoked() || device->user_id() != *user_id) continue;
+      device->set_revoked(true);
+      *device->mutable_revoked_at() = stored.received_at();
+      device->set_revoke_reason(absl::StrCat("user ", *user_id, " was disabled"));
+      RETURN_IF_ERROR(WriteDevice(ctx, *device));
+    }
+    return absl::OkStatus();
+  }
+
+  // After a commit: the calls still open on a revoked device or a disabled
+  // user's devices end now (committer thread; the registry never blocks).
+  void EndOpenStreams(const std::vector<v1::StoredEvent>& stored) {
+    for (const v1::StoredEvent& s : stored) {
+      const v1::Event& event = s.event();
+      if (event.has_device_revoked()) {
+        open_streams_->EndDevice(
+            event.subject().id(),
+            Unauthenticated(absl::StrCat("device ", event.subject().id(), " was revoked at ",
+                                         absl::FormatTime(FromTimestamp(s.received_at())), ": ",
+                                         event.device_revoked().reason(),
+                                         "; the call opened with its token is ended")));
+      } else if (std::optional<std::string> user = DisabledUser(event)) {
+        open_streams_->EndUser(
+            *user, Unauthenticated(absl::StrCat(
+                       "user ", *user, " was disabled at ",
+                       absl::FormatTime(FromTimestamp(s.received_at())),
+                       "; the call opened with the token of one of its devices is ended")));
+      }
+    }
   }
 
   // Links are domain state only: fold link events through the domain's
@@ -224,6 +331,7 @@ class EventWriterImpl final : public EventWriter {
   std::unique_ptr<NodeKey> key_;
   Clock clock_;
   const sync::MergePolicy* policy_;
+  OpenStreams* const open_streams_;
   std::atomic<uint64_t> last_hlc_{0};
 };
 
@@ -233,10 +341,6 @@ v1::Event MakeEvent(v1::SubjectKind kind, std::string id, std::string area_code)
   event.mutable_subject()->set_id(std::move(id));
   event.set_area_code(std::move(area_code));
   return event;
-}
-
-absl::Status Unauthenticated(std::string message) {
-  return absl::UnauthenticatedError(std::move(message));
 }
 
 class DirectoryDeviceKeys final : public sync::DeviceKeys {
@@ -273,7 +377,7 @@ class IdentityImpl final : public Identity {
         directory_(directory),
         clock_(clock),
         node_id_(node_id),
-        writer_(store, node_id, std::move(key), clock, policy),
+        writer_(store, node_id, std::move(key), clock, policy, &open_streams_),
         device_keys_(directory) {}
 
   absl::Status Bootstrap(std::string seed, std::string public_key) {
@@ -338,6 +442,7 @@ class IdentityImpl final : public Identity {
         device.set_name("first admin token");
         *device.mutable_enrolled_at() = stored.received_at();
         ctx.Put(auth_keys::Token(hash), admin_device);
+        RETURN_IF_ERROR(ListDeviceOfUser(ctx, std::string(kFirstAdminUserId), admin_device));
         return WriteDevice(ctx, device);
       };
       changes.push_back(std::move(change));
@@ -353,9 +458,20 @@ class IdentityImpl final : public Identity {
     ASSIGN_OR_RETURN(std::optional<std::string> device_id,
                      store_->GetProjection(auth_keys::Token(SecretHash(token))));
     if (!device_id.has_value()) return Unauthenticated("unknown bearer token");
-    ASSIGN_OR_RETURN(std::optional<v1::Device> device, directory_->GetDevice(*device_id));
+    return PrincipalOf(*device_id);
+  }
+
+  absl::Status Recheck(const Principal& principal) const override {
+    return PrincipalOf(principal.device_id()).status();
+  }
+
+  OpenStreams& open_streams() override { return open_streams_; }
+
+  // The principal behind device `device_id`, read now.
+  absl::StatusOr<Principal> PrincipalOf(const std::string& device_id) const {
+    ASSIGN_OR_RETURN(std::optional<v1::Device> device, directory_->GetDevice(device_id));
     if (!device.has_value()) {
-      return Unauthenticated(absl::StrCat("the token's device ", *device_id, " is not enrolled"));
+      return Unauthenticated(absl::StrCat("the token's device ", device_id, " is not enrolled"));
     }
     if (device->revoked()) {
       return Unauthenticated(absl::StrCat("device ", device->id(), " was revoked at ",
@@ -503,6 +619,7 @@ class IdentityImpl final : public Identity {
       *device.mutable_enrolled_at() = stored.received_at();
       ctx.Put(auth_keys::CodeUsed(code_id), device.id());
       ctx.Put(auth_keys::Token(token_hash), device.id());
+      RETURN_IF_ERROR(ListDeviceOfUser(ctx, user_id, device.id()));
       return WriteDevice(ctx, device);
     };
     std::vector<ServerChange> changes;
@@ -579,6 +696,8 @@ class IdentityImpl final : public Identity {
   const Directory* directory_;
   Clock clock_;
   std::string node_id_;
+  // Before the writer, which ends the streams registered here.
+  OpenStreams open_streams_;
   EventWriterImpl writer_;
   DirectoryDeviceKeys device_keys_;
   std::optional<std::string> first_admin_token_;
@@ -651,6 +770,9 @@ std::string Code(std::string_view hash_hex) {
 }
 std::string CodeUsed(std::string_view code_id) {
   return absl::StrCat("auth/code_used/", std::string(code_id));
+}
+std::string UserDevices(std::string_view user_id) {
+  return absl::StrCat("auth/user_devices/", std::string(user_id));
 }
 }  // namespace auth_keys
 

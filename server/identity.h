@@ -4,7 +4,13 @@
 //     stored only as SHA-256 hashes (auth/token/<hex> -> device id). Every
 //     token is bound to one device and through it to one user; revoking the
 //     device, or disabling the user, stops the token at once (nothing is
-//     cached).
+//     cached), and ends the calls still open on it (open_streams()).
+//   - Disabling a user is permanent for its devices: the commit of a
+//     UserUpserted with `disabled` set also revokes every device of that user
+//     not yet revoked (revoke_reason "user <id> was disabled"), so re-enabling
+//     the user brings none of its old tokens back; the user enrolls anew.
+//     The user's devices are listed under auth/user_devices/<user id>
+//     (device ids, one per line, appended by each enrollment in log order).
 //   - Devices (dir/device/<id>, see server/directory.h) with their Ed25519
 //     public keys, for the sync engine (device_keys(): sync::DeviceKeys).
 //   - One-time, expiring enrollment codes, stored only as SHA-256 hashes
@@ -38,6 +44,7 @@
 #include "fieldsync/v1/state.pb.h"
 #include "fieldsync/v1/sync_service.pb.h"
 #include "server/directory.h"
+#include "server/open_streams.h"
 #include "storage/event_store.h"
 #include "sync/device_keys.h"
 #include "sync/merge_policy.h"
@@ -82,6 +89,7 @@ namespace auth_keys {
 std::string Token(std::string_view hash_hex);
 std::string Code(std::string_view hash_hex);
 std::string CodeUsed(std::string_view code_id);
+std::string UserDevices(std::string_view user_id);
 inline constexpr char kNodeId[] = "auth/node/id";
 inline constexpr char kNodeKey[] = "auth/node/key";
 }  // namespace auth_keys
@@ -157,6 +165,17 @@ class Identity {
   // The principal behind a well-formed token. Unauthenticated, with a message
   // saying why, for an unknown token, a revoked device or a disabled user.
   virtual absl::StatusOr<Principal> Authenticate(std::string_view token) const = 0;
+
+  // Whether `principal`'s device and user still may call, read again now:
+  // OK, or Unauthenticated as Authenticate would answer (revoked device,
+  // disabled or unknown user). A long-lived call checks it once right after
+  // it registers in open_streams().
+  virtual absl::Status Recheck(const Principal& principal) const = 0;
+
+  // The registry of open long-lived calls. Once a DeviceRevoked, or a
+  // UserUpserted that disables a user, has committed, every call registered
+  // for that device or user is ended with UNAUTHENTICATED saying why.
+  virtual OpenStreams& open_streams() = 0;
 
   // Devices as the sync engine sees them (sync/device_keys.h): key, owner,
   // the owner's role, revocation; read from the records at every lookup.

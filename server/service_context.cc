@@ -1,5 +1,7 @@
 #include "server/service_context.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace fieldsync::server {
@@ -52,6 +54,18 @@ ServiceSettings SettingsFrom(const v1::ServerConfig& config) {
   }
   if (limits.subscriber_buffer_bytes() > 0) {
     s.subscriber_buffer_bytes = limits.subscriber_buffer_bytes();
+  }
+  s.max_streams_per_user = limits.max_streams_per_user() > 0
+                               ? limits.max_streams_per_user()
+                               : std::max<uint32_t>(1, s.max_concurrent_streams / 4);
+  if (limits.stream_idle_timeout_ms() > 0) {
+    s.stream_idle_timeout = absl::Milliseconds(limits.stream_idle_timeout_ms());
+  }
+  if (config.auth().enroll_per_peer_per_minute() > 0) {
+    s.enroll_per_peer_per_minute = config.auth().enroll_per_peer_per_minute();
+  }
+  if (config.auth().enroll_per_minute() > 0) {
+    s.enroll_per_minute = config.auth().enroll_per_minute();
   }
   if (limits.device_requests_per_second() > 0) {
     s.device_requests_per_second = limits.device_requests_per_second();

@@ -67,6 +67,13 @@ struct ServiceSettings {
   double device_request_burst = 40;        // limits.device_request_burst
   std::string data_dir = "./var/data";     // data_dir
   std::string backup_dir;                  // storage.backup_dir, default <data_dir>/backups
+
+  // Streams and enrollment (issue 7).
+  // limits.max_streams_per_user; 0 in the config = a quarter of the cap, at least 1.
+  uint32_t max_streams_per_user = 16;
+  absl::Duration stream_idle_timeout = absl::Minutes(1);  // limits.stream_idle_timeout_ms
+  uint32_t enroll_per_peer_per_minute = 30;               // auth.enroll_per_peer_per_minute
+  uint32_t enroll_per_minute = 600;                       // auth.enroll_per_minute
 };
 
 ServiceSettings SettingsFrom(const v1::ServerConfig& config);

@@ -102,6 +102,8 @@ class ServiceSetImpl final : public ServiceSet {
         deps.state, set->identity_.get(), set->limiter_.get(),
         absl::StrCat("(limits.device_requests_per_second=", settings.device_requests_per_second,
                      ", limits.device_request_burst=", settings.device_request_burst, ")"));
+    set->guard_->LimitPublicCalls(settings.enroll_per_peer_per_minute, settings.enroll_per_minute,
+                                  clock);
     // The sync engine verifies signatures with the keys devices enrolled;
     // its scope digests are salted with the node's id, so a checkpoint from
     // another deployment never matches here.

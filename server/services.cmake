@@ -5,6 +5,7 @@ set(FIELDSYNC_SERVICE_SOURCES
   auth.cc
   directory.cc
   identity.cc
+  open_streams.cc
   query_service.cc
   report_service.cc
   service_context.cc
@@ -17,6 +18,7 @@ set(FIELDSYNC_SERVICE_HEADERS
   auth.h
   directory.h
   identity.h
+  open_streams.h
   query_service.h
   report_service.h
   service_context.h

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/open_streams.h"
 #include "storage/status_macros.h"
 #include "sync/event_codec.h"
 
@@ -116,8 +117,12 @@ class StreamHub {
   explicit StreamHub(const ServiceContext* ctx);
   ~StreamHub();
 
-  // Registers a stream; false at limits.max_concurrent_streams.
-  bool TryAdd(SubscribeReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers a stream, first cutting the streams whose consumer has not
+  // read for limits.stream_idle_timeout_ms (their slots come back at once).
+  // RESOURCE_EXHAUSTED, registering nothing, when the server holds
+  // limits.max_concurrent_streams streams or the stream's user holds
+  // limits.max_streams_per_user. Streams that are ending hold no slot.
+  absl::Status TryAdd(SubscribeReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
   // Unregisters it (a no-op if it is not registered); the hub never touches
   // it afterwards.
   void Remove(SubscribeReactor* reactor) ABSL_LOCKS_EXCLUDED(mu_);
@@ -151,10 +156,13 @@ class StreamHub {
 // thread holds it (Hold/Release), so the hub can drive it outside its lock.
 class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse> {
  public:
-  SubscribeReactor(StreamHub* hub, const ServiceContext* ctx, Admission admission, Filter filter,
-                   uint64_t from_offset, absl::Duration heartbeat)
+  SubscribeReactor(StreamHub* hub, const ServiceContext* ctx, grpc::CallbackServerContext* call,
+                   Admission admission, Filter filter, uint64_t from_offset,
+                   absl::Duration heartbeat)
       : hub_(hub),
         ctx_(ctx),
+        call_(call),
+        user_id_(admission.principal->user_id()),
         admission_(std::move(admission)),
         filter_(std::move(filter)),
         heartbeat_(heartbeat),
@@ -191,6 +199,12 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
     absl::MutexLock lock(&mu_);
     RequestFinishLocked(status);
   }
+
+  // Ends the stream when the caller's device is revoked or its user
+  // disabled (server/open_streams.h). Set once, before the first Drive.
+  void Register(OpenStreams::Registration registration) { registration_ = std::move(registration); }
+
+  const std::string& user_id() const { return user_id_; }
 
   void Hold() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -235,6 +249,42 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
     return live_;
   }
 
+  // Whether the stream holds a slot of the limits: not once it is ending.
+  bool HoldsSlot() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return !finished_ && !finish_requested_;
+  }
+
+  // Cuts the stream (at the next Drive) if a message has waited for the
+  // consumer for `idle` or longer: a write completes only as the consumer
+  // reads (HTTP/2 flow control), so a write in flight that long means the
+  // consumer stopped reading. True if it was cut now.
+  bool CutIfStalled(absl::Time now, absl::Duration idle) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_requested_ || !write_in_flight_ || now - write_started_ < idle) {
+      return false;
+    }
+    RequestFinishLocked(absl::ResourceExhaustedError(absl::StrCat(
+        "the consumer has not read for ", absl::FormatDuration(now - write_started_),
+        " (limits.stream_idle_timeout_ms=", absl::ToInt64Milliseconds(idle),
+        "): the stream is closed to free its slot; resubscribe with from_offset = the offset of "
+        "the last event received (the server sent everything through ",
+        sent_through_, ")")));
+    return true;
+  }
+
+  // A finished call whose status has not reached the consumer after
+  // `grace` (it reads nothing, so nothing gets through) is cancelled, so
+  // that gRPC lets go of it. Call with a Hold, outside every lock.
+  void CancelIfFinishStuck(absl::Time now, absl::Duration grace) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finished_ || cancel_sent_ || now - finished_at_ < grace) return;
+      cancel_sent_ = true;
+    }
+    call_->TryCancel();
+  }
+
   // Newly committed records, up to `through` (live streams only).
   void Offer(const std::vector<Item>& items, uint64_t through) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -262,6 +312,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   }
 
   void OnDone() override {
+    // Waits for an end of the registry in progress; none comes afterwards.
+    registration_.Reset();
     hub_->Remove(this);
     ctx_->guard->Release(admission_);
     bool remove;
@@ -346,6 +398,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
     if (finish_requested_) {
       // Even with a write in flight: a stalled consumer may never take it.
       finished_ = true;
+      finished_at_ = ctx_->clock();
       *finish = true;
       *status = finish_status_;
       return true;
@@ -381,13 +434,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
       return false;
     }
     write_in_flight_ = true;
+    write_started_ = now;
     last_activity_ = now;
     return true;
   }
 
   StreamHub* const hub_;
   const ServiceContext* const ctx_;
+  grpc::CallbackServerContext* const call_;
+  const std::string user_id_;
   Admission admission_;
+  OpenStreams::Registration registration_;
   const Filter filter_;
   const absl::Duration heartbeat_;
   const size_t buffer_limit_;
@@ -410,6 +467,11 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   uint64_t sent_through_ ABSL_GUARDED_BY(mu_);
   uint64_t sending_through_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_activity_ ABSL_GUARDED_BY(mu_);
+  // When the write in flight started (meaningful while write_in_flight_).
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  // When Finish was issued (meaningful once finished_).
+  absl::Time finished_at_ ABSL_GUARDED_BY(mu_);
+  bool cancel_sent_ ABSL_GUARDED_BY(mu_) = false;
   // The message being written; untouched while a write is in flight.
   v1::SubscribeResponse current_;
 };
@@ -434,11 +496,42 @@ StreamHub::~StreamHub() {
   thread_.join();
 }
 
-bool StreamHub::TryAdd(SubscribeReactor* reactor) {
-  absl::MutexLock lock(&mu_);
-  if (reactors_.size() >= ctx_->settings.max_concurrent_streams) return false;
-  reactors_.insert(reactor);
-  return true;
+absl::Status StreamHub::TryAdd(SubscribeReactor* reactor) {
+  const absl::Time now = ctx_->clock();
+  std::vector<SubscribeReactor*> cut;
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    size_t open = 0;
+    size_t of_user = 0;
+    for (SubscribeReactor* other : reactors_) {
+      if (other->CutIfStalled(now, ctx_->settings.stream_idle_timeout)) {
+        other->Hold();
+        cut.push_back(other);
+        continue;
+      }
+      if (!other->HoldsSlot()) continue;
+      ++open;
+      if (other->user_id() == reactor->user_id()) ++of_user;
+    }
+    if (open >= ctx_->settings.max_concurrent_streams) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("limits.max_concurrent_streams=", ctx_->settings.max_concurrent_streams,
+                       " streams are open; retry later"));
+    } else if (of_user >= ctx_->settings.max_streams_per_user) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("user ", reactor->user_id(), " has ", of_user,
+                       " Subscribe streams open, its share limits.max_streams_per_user=",
+                       ctx_->settings.max_streams_per_user, "; close one or retry later"));
+    } else {
+      reactors_.insert(reactor);
+    }
+  }
+  for (SubscribeReactor* other : cut) {
+    other->Drive();
+    other->Release();
+  }
+  return status;
 }
 
 void StreamHub::Remove(SubscribeReactor* reactor) {
@@ -510,6 +603,8 @@ void StreamHub::Pass() {
   // catch-up ended and dispatched_ first, then the marker.
   std::vector<SubscribeReactor*> drive;
   const bool draining = ctx_->state != nullptr && ctx_->state->draining();
+  const absl::Time now = ctx_->clock();
+  const absl::Duration idle = ctx_->settings.stream_idle_timeout;
   {
     absl::MutexLock lock(&mu_);
     for (SubscribeReactor* reactor : reactors_) {
@@ -545,7 +640,9 @@ void StreamHub::Pass() {
           reactor->GoLive(gap, std::max(dispatched_, *read_through));
         }
       }
-      // 3. Draining ends every stream; live streams may owe a heartbeat.
+      // 3. A consumer that stopped reading is cut; draining ends every
+      // stream; live streams may owe a heartbeat.
+      reactor->CutIfStalled(now, idle);
       if (draining) {
         reactor->RequestFinish(absl::UnavailableError(
             "the server is shutting down: resubscribe from the offset of the last event received"));
@@ -556,6 +653,7 @@ void StreamHub::Pass() {
   }
   for (SubscribeReactor* reactor : drive) {
     reactor->Drive();
+    reactor->CancelIfFinishStuck(now, idle);
     reactor->Release();
   }
 }
@@ -614,12 +712,22 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* StreamServiceImpl::Subscribe(
   uint32_t heartbeat_ms = request->heartbeat_interval_ms() == 0 ? kDefaultHeartbeatMs
                                                                 : request->heartbeat_interval_ms();
   heartbeat_ms = std::clamp(heartbeat_ms, kMinHeartbeatMs, kMaxHeartbeatMs);
-  auto* reactor = new SubscribeReactor(hub_.get(), ctx_, std::move(admission), std::move(filter),
-                                       request->from_offset(), absl::Milliseconds(heartbeat_ms));
-  if (!hub_->TryAdd(reactor)) {
-    reactor->RequestFinish(absl::ResourceExhaustedError(
-        absl::StrCat("limits.max_concurrent_streams=", ctx_->settings.max_concurrent_streams,
-                     " streams are open; retry later")));
+  const Principal principal = *admission.principal;
+  auto* reactor =
+      new SubscribeReactor(hub_.get(), ctx_, context, std::move(admission), std::move(filter),
+                           request->from_offset(), absl::Milliseconds(heartbeat_ms));
+  // Registered first, checked second: a revocation that committed since the
+  // guard admitted the call is seen by the check, a later one by the registry.
+  StreamHub* hub = hub_.get();
+  reactor->Register(ctx_->identity->open_streams().Register(
+      principal.user_id(), principal.device_id(), [reactor, hub](const absl::Status& why) {
+        reactor->RequestFinish(why);
+        hub->Wake();
+      }));
+  if (absl::Status still = ctx_->identity->Recheck(principal); !still.ok()) {
+    reactor->RequestFinish(still);
+  } else if (absl::Status added = hub_->TryAdd(reactor); !added.ok()) {
+    reactor->RequestFinish(added);
   }
   reactor->Drive();
   return reactor;

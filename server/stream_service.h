@@ -25,8 +25,20 @@
 //   - The hub also ticks every 100 ms (real time): heartbeats are due by the
 //     server's (injected) clock, and when the server starts draining every
 //     stream ends with UNAVAILABLE, so shutdown never waits for consumers.
-//   - At most limits.max_concurrent_streams streams; one more is
-//     RESOURCE_EXHAUSTED.
+//   - At most limits.max_concurrent_streams streams, and at most
+//     limits.max_streams_per_user of one user (default a quarter of the
+//     cap), so no user can lock the others out; one more is
+//     RESOURCE_EXHAUSTED naming the setting. Streams that are ending hold
+//     no slot.
+//   - A consumer that stopped reading is cut: a write that has waited for it
+//     limits.stream_idle_timeout_ms (HTTP/2 flow control completes a write
+//     only as the consumer reads) ends the stream with RESOURCE_EXHAUSTED
+//     naming the offset sent through; checked at every tick and before a
+//     new stream is refused. A cut call whose status the consumer still
+//     does not take is cancelled after as long again.
+//   - Revoking the caller's device or disabling its user ends the stream at
+//     once with UNAUTHENTICATED (server/open_streams.h, registered with the
+//     Identity; the principal is checked again right after registering).
 // Errors at the start: INVALID_ARGUMENT (an unknown kind, a malformed
 // prefix), PERMISSION_DENIED (a prefix outside the caller's scope),
 // OUT_OF_RANGE (from_offset past the log head: a consumer of another or a

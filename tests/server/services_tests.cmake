@@ -98,9 +98,22 @@ fieldsync_test(identity_area_test
 # date bounds (ServerConfig.validation) reject naming the field and the bound.
 fieldsync_test(merge_defects_test
   SOURCES merge_defects_test.cc
+  DEPS fieldsync_sync_world)
 
 # AdminService links and pushed LinkStarted / LinkEnded are one state: ListLinks,
 # EndLink, Pull and Push agree whoever made or ended a link (issue 7 item 8).
 fieldsync_test(links_agree_test
   SOURCES links_agree_test.cc
   DEPS fieldsync_sync_world)
+
+# Issue 7 items 11, 12, 14a: open Subscribe streams end on revocation, the
+# per-user share of streams, idle consumers reaped, the documented hash chain.
+fieldsync_test(stream_defects_test
+  SOURCES stream_defects_test.cc
+  DEPS fieldsync_sync_world OpenSSL::Crypto)
+
+# Issue 7 items 14b, 14c: the Enroll rate limit; disabling a user revokes its
+# devices for good.
+fieldsync_test(identity_defects_test
+  SOURCES identity_defects_test.cc
+  DEPS fieldsync_service_harness)

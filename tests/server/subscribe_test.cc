@@ -16,6 +16,9 @@ class SubscribeTest : public SyncWorld {
   void Configure(v1::ServerConfig& config) override {
     config.mutable_limits()->set_subscriber_buffer_bytes(16 << 10);
     config.mutable_limits()->set_max_concurrent_streams(3);
+    // These tests open the whole cap as one user (hq1); the per-user share
+    // (a quarter of the cap by default) is stream_defects_test's.
+    config.mutable_limits()->set_max_streams_per_user(3);
   }
 
   struct Stream {
