@@ -1423,12 +1423,17 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 
 // The server's config: defaults, but the per-device rate limit is raised so
 // that it never throttles a device pushing as fast as it can (the limiter
-// still runs on every call).
+// still runs on every call), and the Enroll rate limit so that every bench
+// device enrolls from 127.0.0.1 in the setup phase.
 constexpr char kServerConfig[] =
-    "# push_bench: fieldsyncd defaults, except the per-device rate limit.\n"
+    "# push_bench: fieldsyncd defaults, except the per-device and Enroll rate limits.\n"
     "limits {\n"
     "  device_requests_per_second: 1000000\n"
     "  device_request_burst: 1000000\n"
+    "}\n"
+    "auth {\n"
+    "  enroll_per_peer_per_minute: 1000000\n"
+    "  enroll_per_minute: 1000000\n"
     "}\n";
 
 int Main(int argc, char** argv) {
