@@ -87,3 +87,9 @@ add_dependencies(sigterm_push_test fieldsyncd)
 fieldsync_test(relay_defects_test
   SOURCES relay_defects_test.cc
   DEPS fieldsync_sync_world)
+
+# Status proposals keyed by (signing device, event_id): two devices' proposals
+# with one event_id on one household are both kept, each decided by its decision.
+fieldsync_test(proposal_keys_test
+  SOURCES proposal_keys_test.cc
+  DEPS fieldsync_sync_world)
