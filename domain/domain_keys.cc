@@ -97,11 +97,20 @@ std::string FieldConflict(std::string_view entity_key, std::string_view field) {
 std::string StatusHolder(std::string_view household_id) {
   return Cat({"dom/aux/household/", household_id, "/status"});
 }
-std::string Proposal(std::string_view household_id, std::string_view event_id) {
-  return Cat({"dom/aux/household/", household_id, "/prop/", event_id});
+std::string Proposal(std::string_view household_id, std::string_view device_id,
+                     std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/prop/", device_id, "/", event_id});
 }
-std::string ProposalAudit(std::string_view household_id, std::string_view event_id) {
-  return Cat({"dom/aux/household/", household_id, "/audit/", event_id});
+std::string ProposalSigners(std::string_view household_id, std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/propby/", event_id});
+}
+std::string ProposalDecided(std::string_view household_id, std::string_view device_id,
+                            std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/done/", device_id, "/", event_id});
+}
+std::string ProposalAudit(std::string_view household_id, std::string_view device_id,
+                          std::string_view event_id) {
+  return Cat({"dom/aux/household/", household_id, "/audit/", device_id, "/", event_id});
 }
 std::string PlanItemSeen(std::string_view plan_id, std::string_view item_id) {
   return Cat({"dom/aux/plan/", plan_id, "/item/", item_id});

@@ -35,10 +35,19 @@
 //   dom/aux/<entity_key>/f/<field>            v1.ConflictSide: the write holding the field
 //   dom/aux/<entity_key>/o/<field>            id of the conflict open on the field
 //   dom/aux/household/<id>/status             v1.ConflictSide: the event that set the status
-//   dom/aux/household/<id>/prop/<event_id>    v1.Event: a status proposal
-//   dom/aux/household/<id>/audit/<event_id>   ""  the proposal passed the township audit
+//   dom/aux/household/<id>/prop/<device_id>/<event_id>
+//                                             v1.Event: a status proposal that became pending
+//   dom/aux/household/<id>/propby/<event_id>  v1.StringList: the signing devices of those
+//                                             proposals with this event_id, in log order
+//   dom/aux/household/<id>/done/<device_id>/<event_id>
+//                                             ""  the proposal was decided (no longer pending)
+//   dom/aux/household/<id>/audit/<device_id>/<event_id>
+//                                             ""  the proposal passed the township audit
 //   dom/aux/plan/<plan_id>/item/<item_id>     ""  the item appeared in some revision
 // where <entity_key> is the SubjectKey of a household, member or plan.
+// Event ids are unique per signing device only (sync/sync_keys.h), so a
+// proposal is keyed by (device_id, event_id); a decision names only the
+// event_id and finds its candidates through propby/ (domain/status_merge.cc).
 #pragma once
 
 #include <cstdint>
@@ -85,8 +94,13 @@ std::string Created(std::string_view entity_key);
 std::string FieldHolder(std::string_view entity_key, std::string_view field);
 std::string FieldConflict(std::string_view entity_key, std::string_view field);
 std::string StatusHolder(std::string_view household_id);
-std::string Proposal(std::string_view household_id, std::string_view event_id);
-std::string ProposalAudit(std::string_view household_id, std::string_view event_id);
+std::string Proposal(std::string_view household_id, std::string_view device_id,
+                     std::string_view event_id);
+std::string ProposalSigners(std::string_view household_id, std::string_view event_id);
+std::string ProposalDecided(std::string_view household_id, std::string_view device_id,
+                            std::string_view event_id);
+std::string ProposalAudit(std::string_view household_id, std::string_view device_id,
+                          std::string_view event_id);
 std::string PlanItemSeen(std::string_view plan_id, std::string_view item_id);
 
 std::string Be64(uint64_t value);

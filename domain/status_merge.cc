@@ -82,14 +82,85 @@ absl::Status OpenStatusConflict(MergeContext& mc, v1::Household& h, v1::Conflict
   return absl::OkStatus();
 }
 
+// Removes one entry `event_id` from the household's pending list: two devices'
+// pending proposals may share an event_id, and deciding one leaves the other.
 void RemovePending(v1::Household& h, const std::string& event_id) {
   auto* ids = h.mutable_pending_proposal_event_ids();
-  ids->erase(std::remove(ids->begin(), ids->end(), event_id), ids->end());
+  auto it = std::find(ids->begin(), ids->end(), event_id);
+  if (it != ids->end()) ids->erase(it);
 }
 
-bool IsPending(const v1::Household& h, const std::string& event_id) {
-  return std::find(h.pending_proposal_event_ids().begin(), h.pending_proposal_event_ids().end(),
-                   event_id) != h.pending_proposal_event_ids().end();
+// A pending proposal a decision resolved to.
+struct ResolvedProposal {
+  std::string device_id;  // Its signer; with the event_id, its key.
+  v1::Event event;
+};
+
+// Resolves the decision's proposal_event_id like the engine resolves a
+// reference (sync_engine.cc CheckReferences): the candidates are this
+// household's proposals with that id (one per signing device), in log order;
+// the decision takes the first that fits (still pending, same to_status and
+// monitoring_type; for an audit approval, not audited yet if any such fits);
+// if none fits, the first candidate's refusal is the answer.
+// So the decision never depends on which device wrote its proposal last, and
+// a later proposal under a taken id cannot capture a decision that fits the
+// earlier one. Nullopt after mc.Reject.
+absl::StatusOr<std::optional<ResolvedProposal>> ResolveProposal(
+    MergeContext& mc, const v1::Household& h, const v1::StatusChangeConfirmed& c) {
+  const std::string& id = c.proposal_event_id();
+  ASSIGN_OR_RETURN(std::optional<v1::StringList> signers,
+                   mc.Load<v1::StringList>(keys::ProposalSigners(h.id(), id)));
+  if (!signers || signers->values().empty()) {
+    mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, "status_change_confirmed.proposal_event_id",
+              "no pending proposal with this id (it may have become a conflict)");
+    return std::nullopt;
+  }
+  // An audit approval leaves its proposal pending: it prefers a fitting
+  // proposal not audited yet, so that each approval audits the next of two
+  // identical proposals, and falls back to an audited one (a repeated audit).
+  const bool audit_approval =
+      c.stage() == v1::REVIEW_STAGE_TOWNSHIP_AUDIT && c.decision() == v1::REVIEW_DECISION_APPROVE;
+  std::optional<ResolvedProposal> first_audited;
+  std::optional<sync::Rejection> first_refusal;
+  for (const std::string& device_id : signers->values()) {
+    ASSIGN_OR_RETURN(std::optional<v1::Event> proposal,
+                     mc.Load<v1::Event>(keys::Proposal(h.id(), device_id, id)));
+    if (!proposal) {
+      return absl::DataLossError(absl::StrCat("household ", h.id(), ": proposal ", device_id, "/",
+                                              id, " is listed but not stored"));
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> decided,
+                     mc.Get(keys::ProposalDecided(h.id(), device_id, id)));
+    std::optional<sync::Rejection> refusal;
+    const v1::StatusChangeProposed& p = proposal->status_change_proposed();
+    if (decided) {
+      refusal = sync::Rejection{v1::REJECTION_CODE_ALREADY_DECIDED,
+                                "status_change_confirmed.proposal_event_id",
+                                "the proposal was already decided"};
+    } else if (p.to_status() != c.to_status() || p.monitoring_type() != c.monitoring_type()) {
+      refusal =
+          sync::Rejection{v1::REJECTION_CODE_INVALID_VALUE, "status_change_confirmed.to_status",
+                          "the decision does not match the proposal"};
+    }
+    if (!refusal) {
+      if (!audit_approval) return ResolvedProposal{device_id, *std::move(proposal)};
+      ASSIGN_OR_RETURN(std::optional<std::string> audited,
+                       mc.Get(keys::ProposalAudit(h.id(), device_id, id)));
+      if (!audited) return ResolvedProposal{device_id, *std::move(proposal)};
+      if (!first_audited) first_audited = ResolvedProposal{device_id, *std::move(proposal)};
+      continue;
+    }
+    if (!first_refusal) first_refusal = std::move(refusal);
+  }
+  if (first_audited) return first_audited;
+  mc.Reject(first_refusal->code, first_refusal->field, first_refusal->message);
+  return std::nullopt;
+}
+
+// Marks a resolved proposal decided: off the pending list, never chosen again.
+void Decide(MergeContext& mc, v1::Household& h, const ResolvedProposal& proposal) {
+  mc.Put(keys::ProposalDecided(h.id(), proposal.device_id, proposal.event.event_id()), "");
+  RemovePending(h, proposal.event.event_id());
 }
 
 }  // namespace
@@ -122,8 +193,17 @@ absl::Status MergeStatusChangeProposed(MergeContext& mc) {
     RETURN_IF_ERROR(OpenStatusConflict(mc, *h, *contest, p.from_status(), p.to_status(),
                                        p.monitoring_type(), p.base_status_version()));
   } else {
-    mc.Save(keys::Proposal(h->id(), mc.event().event_id()), mc.event());
-    h->add_pending_proposal_event_ids(mc.event().event_id());
+    // Keyed by signer: another device's proposal with this event_id is
+    // another proposal (docs/sync.md "Merge", Status).
+    const std::string& id = mc.event().event_id();
+    const std::string& device_id = mc.event().device_id();
+    ASSIGN_OR_RETURN(std::optional<v1::StringList> signers,
+                     mc.Load<v1::StringList>(keys::ProposalSigners(h->id(), id)));
+    if (!signers) signers.emplace();
+    signers->add_values(device_id);
+    mc.Save(keys::ProposalSigners(h->id(), id), *signers);
+    mc.Save(keys::Proposal(h->id(), device_id, id), mc.event());
+    h->add_pending_proposal_event_ids(id);
   }
   h->set_last_offset(mc.meta().offset);
   mc.Save(keys::Household(sync::SubjectKey(mc.event().subject())), *h);
@@ -134,26 +214,10 @@ absl::Status MergeStatusChangeConfirmed(MergeContext& mc) {
   ASSIGN_OR_RETURN(std::optional<v1::Household> h, LoadSubjectHousehold(mc));
   if (!h) return absl::OkStatus();
   const v1::StatusChangeConfirmed& c = mc.event().status_change_confirmed();
-  const std::string& proposal_id = c.proposal_event_id();
-  if (!proposal_id.empty()) {
-    ASSIGN_OR_RETURN(std::optional<v1::Event> proposal,
-                     mc.Load<v1::Event>(keys::Proposal(h->id(), proposal_id)));
-    if (!proposal) {
-      mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, "status_change_confirmed.proposal_event_id",
-                "no pending proposal with this id (it may have become a conflict)");
-      return absl::OkStatus();
-    }
-    if (!IsPending(*h, proposal_id)) {
-      mc.Reject(v1::REJECTION_CODE_ALREADY_DECIDED, "status_change_confirmed.proposal_event_id",
-                "the proposal was already decided");
-      return absl::OkStatus();
-    }
-    const v1::StatusChangeProposed& p = proposal->status_change_proposed();
-    if (p.to_status() != c.to_status() || p.monitoring_type() != c.monitoring_type()) {
-      mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, "status_change_confirmed.to_status",
-                "the decision does not match the proposal");
-      return absl::OkStatus();
-    }
+  std::optional<ResolvedProposal> proposal;
+  if (!c.proposal_event_id().empty()) {
+    ASSIGN_OR_RETURN(proposal, ResolveProposal(mc, *h, c));
+    if (!proposal) return absl::OkStatus();  // Rejected.
   }
   const std::optional<v1::ConflictKind> contest =
       ContestOf(*h, c.from_status(), c.to_status(), c.base_status_version(),
@@ -163,13 +227,17 @@ absl::Status MergeStatusChangeConfirmed(MergeContext& mc) {
     RETURN_IF_ERROR(OpenStatusConflict(mc, *h, *contest, c.from_status(), c.to_status(),
                                        c.monitoring_type(), c.base_status_version()));
   } else if (c.stage() == v1::REVIEW_STAGE_TOWNSHIP_AUDIT) {
-    if (c.decision() == v1::REVIEW_DECISION_APPROVE) {
-      mc.Put(keys::ProposalAudit(h->id(), proposal_id), "");
-    } else {
-      RemovePending(*h, proposal_id);
+    // Validation requires a proposal at this stage; checked again so that
+    // no input reaches a dereference of nothing.
+    if (proposal) {
+      if (c.decision() == v1::REVIEW_DECISION_APPROVE) {
+        mc.Put(keys::ProposalAudit(h->id(), proposal->device_id, proposal->event.event_id()), "");
+      } else {
+        Decide(mc, *h, *proposal);
+      }
     }
   } else {
-    if (!proposal_id.empty()) RemovePending(*h, proposal_id);
+    if (proposal) Decide(mc, *h, *proposal);
     if (c.decision() == v1::REVIEW_DECISION_APPROVE) {
       RETURN_IF_ERROR(ApplyStatus(mc, *h, c.to_status(), c.monitoring_type()));
     }

@@ -117,3 +117,9 @@ fieldsync_test(stream_defects_test
 fieldsync_test(identity_defects_test
   SOURCES identity_defects_test.cc
   DEPS fieldsync_service_harness)
+
+# Status proposals keyed by (signing device, event_id): two devices' proposals
+# with one event_id on one household are both kept, each decided by its decision.
+fieldsync_test(proposal_keys_test
+  SOURCES proposal_keys_test.cc
+  DEPS fieldsync_sync_world)

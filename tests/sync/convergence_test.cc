@@ -358,7 +358,12 @@ class SimulatedRun {
                                        household.pending_proposal_event_ids().end());
       std::sort(pending.begin(), pending.end());
       for (const std::string& id : pending) {
-        auto proposal = ReadProjection<v1::Event>(env_.store(), domain::keys::Proposal(h, id));
+        // This test's event ids are fresh UUIDs: one signer per id.
+        auto signers =
+            ReadProjection<v1::StringList>(env_.store(), domain::keys::ProposalSigners(h, id));
+        ASSERT_TRUE(signers.has_value() && signers->values_size() == 1);
+        auto proposal = ReadProjection<v1::Event>(
+            env_.store(), domain::keys::Proposal(h, signers->values(0), id));
         ASSERT_TRUE(proposal.has_value());
         const v1::StatusChangeProposed& p = proposal->status_change_proposed();
         if (p.from_status() != household.status() ||
