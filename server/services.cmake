@@ -3,6 +3,7 @@
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
   auth.cc
+  blob_uploads.cc
   directory.cc
   identity.cc
   query_service.cc
@@ -15,6 +16,7 @@ set(FIELDSYNC_SERVICE_SOURCES
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
   auth.h
+  blob_uploads.h
   directory.h
   identity.h
   query_service.h

@@ -17,8 +17,15 @@
 // Column family "projections"  key  caller-defined bytes      value caller-defined bytes
 // Column family "blobs"        key  'B' | 32 sha256           value content (in blob files)
 //                              key  'U' | 32 sha256           value u64 total_size | u64 received_bytes
-//                                                                   (an upload in progress)
-//                              key  'C' | 32 sha256 | u64 off value chunk bytes
+//                                                                   | i64 updated_at (Unix µs) | owner
+//                                                                   (an upload in progress; its bytes
+//                                                                   are in the file
+//                                                                   blob_uploads/<hex sha256> beside
+//                                                                   the database, of which the first
+//                                                                   received_bytes count)
+//                              key  'C' | 32 sha256 | u64 off value chunk bytes (older builds only;
+//                                                                   discarded with their 'U' entry of
+//                                                                   16 bytes when the store opens)
 // Column family "default"      key  "format_version"          value u64
 //                              key  "head"                    value u64 (head after the last group)
 #pragma once
@@ -46,6 +53,8 @@ inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kBlobContentTag = 'B';
 inline constexpr char kBlobUploadTag = 'U';
 inline constexpr char kBlobChunkTag = 'C';
+// The directory (inside the store's) of partial uploads' bytes.
+inline constexpr char kBlobUploadDir[] = "blob_uploads";
 
 void AppendU64(std::string* out, uint64_t value);
 uint64_t ReadU64(std::string_view bytes);  // bytes.size() >= 8

@@ -80,3 +80,9 @@ fieldsync_test(sigterm_push_test
   DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage)
 target_compile_definitions(sigterm_push_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(sigterm_push_test fieldsyncd)
+
+# Blob uploads owned by their device and bounded: strangers, scope, quotas,
+# expiry with the disk given back, revocation of an open upload (issue 7).
+fieldsync_test(blob_ownership_test
+  SOURCES blob_ownership_test.cc
+  DEPS fieldsync_sync_world)
