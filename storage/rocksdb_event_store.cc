@@ -883,7 +883,12 @@ absl::Status FromErrno(int error, std::string_view what) {
 // too, so the file outlives a power cut once its entry refers to it.
 absl::Status WriteUploadBytes(const std::string& path, const std::string& dir, uint64_t offset,
                               std::string_view data) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  // Only the first chunk creates the file: a later one without it would
+  // write after a hole of zeros.
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | (offset == 0 ? O_CREAT : 0), 0600);
+  if (fd < 0 && errno == ENOENT) {
+    return absl::DataLossError("the bytes of this blob upload are gone; start again from offset 0");
+  }
   if (fd < 0) return FromErrno(errno, "creating a blob upload file");
   auto fail = [fd](std::string_view what) {
     const int error = errno;
@@ -1001,7 +1006,16 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
                                                       status.received_bytes, ", got ", offset));
   }
   const std::string path = UploadPath(sha256);
-  RETURN_IF_ERROR(WriteUploadBytes(path, upload_dir_, offset, data));
+  if (absl::Status written = WriteUploadBytes(path, upload_dir_, offset, data); !written.ok()) {
+    if (absl::IsDataLoss(written)) {
+      // The entry lost its bytes: drop it so the next upload starts afresh.
+      rocksdb::WriteOptions write;
+      write.sync = true;
+      RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
+                                "discarding a blob upload"));
+    }
+    return written;
+  }
   const uint64_t received = offset + data.size();
   rocksdb::WriteBatch batch;
   rocksdb::WriteOptions write;
@@ -1063,12 +1077,13 @@ absl::StatusOr<uint64_t> RocksDbEventStore::DiscardBlobUpload(std::string_view s
   RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
                             "discarding a blob upload"));
   const std::string path = UploadPath(sha256);
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(path, ec);
+  std::error_code size_ec;
+  const uint64_t size = std::filesystem::file_size(path, size_ec);
   // Ignored on purpose: the entry is gone, so a file that cannot be removed
   // now belongs to nothing and is removed when the store next opens.
-  std::filesystem::remove(path, ec);
-  return ec ? 0 : size;
+  std::error_code remove_ec;
+  const bool removed = std::filesystem::remove(path, remove_ec);
+  return removed && !size_ec ? size : 0;
 }
 
 absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
