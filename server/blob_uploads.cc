@@ -110,13 +110,13 @@ absl::Status BlobUploads::CheckAllowance(const std::string& device_id, std::stri
   for (const auto& [sha, size] : held) holding += size;
   const uint64_t bound = settings_.max_partial_bytes_per_device;
   if (total_size > bound || holding > bound - total_size) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "device ", device_id, " holds ", holding, " bytes in ", held.size(),
-        " unfinished upload(s); a blob of ", total_size,
-        " more bytes would pass limits.max_partial_blob_bytes_per_device=", bound,
-        " (finish those uploads, or wait for them to expire after "
-        "limits.partial_blob_ttl_seconds=",
-        absl::ToInt64Seconds(settings_.partial_ttl), ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("device ", device_id, " holds ", holding, " bytes in ", held.size(),
+                     " unfinished upload(s); a blob of ", total_size,
+                     " more bytes would pass limits.max_partial_blob_bytes_per_device=", bound,
+                     " (finish those uploads, or wait for them to expire after "
+                     "limits.partial_blob_ttl_seconds=",
+                     absl::ToInt64Seconds(settings_.partial_ttl), ")"));
   }
   return absl::OkStatus();
 }

@@ -61,10 +61,14 @@ struct ServiceSettings {
   uint64_t max_blob_bytes = 20 << 20;                          // limits.max_blob_bytes
   uint32_t max_concurrent_streams = 64;                        // limits.max_concurrent_streams
   uint32_t subscriber_buffer_bytes = 16 << 20;                 // limits.subscriber_buffer_bytes
-  uint64_t max_partial_blob_bytes_per_device = 256 << 20;  // limits.max_partial_blob_bytes_per_device
-  absl::Duration partial_blob_ttl = absl::Hours(24);       // limits.partial_blob_ttl_seconds
-  uint64_t blob_upload_bytes_per_device_per_hour = 512 << 20;  // limits.blob_upload_bytes_per_...
-  absl::Duration blob_reaper_interval = absl::Minutes(10);     // limits.blob_reaper_interval_ms
+  // limits.max_partial_blob_bytes_per_device
+  uint64_t max_partial_blob_bytes_per_device = 256 << 20;
+  // limits.partial_blob_ttl_seconds
+  absl::Duration partial_blob_ttl = absl::Hours(24);
+  // limits.blob_upload_bytes_per_device_per_hour
+  uint64_t blob_upload_bytes_per_device_per_hour = 512 << 20;
+  // limits.blob_reaper_interval_ms
+  absl::Duration blob_reaper_interval = absl::Minutes(10);
   absl::Duration enrollment_code_ttl = absl::Seconds(259200);  // auth.enrollment_code_ttl_seconds
   absl::Duration max_enrollment_code_ttl =
       absl::Seconds(2592000);              // auth.max_enrollment_code_ttl_seconds

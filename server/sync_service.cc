@@ -146,9 +146,9 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
       if (!stored.ok()) {
         if (absl::IsAlreadyExists(stored.status())) {
           // Another device's first chunk won the race since the header.
-          return Fail(absl::AlreadyExistsError(absl::StrCat(
-              "another device is uploading blob ", storage::ToHex(sha256_),
-              "; ask GetBlobStatus later")));
+          return Fail(absl::AlreadyExistsError(absl::StrCat("another device is uploading blob ",
+                                                            storage::ToHex(sha256_),
+                                                            "; ask GetBlobStatus later")));
         }
         // Everything else a last chunk could be refused for was checked
         // above: an InvalidArgument now is the hash (the upload is gone).
@@ -273,9 +273,9 @@ grpc::ServerUnaryReactor* SyncServiceImpl::GetBlobStatus(grpc::CallbackServerCon
     }
     // The caller's own progress: another device's partial upload is not a
     // place this device can resume from.
-    ASSIGN_OR_RETURN(storage::BlobStatus blob,
-                     ctx_->blob_uploads->StatusFor(call->principal().device_id(),
-                                                   request->sha256()));
+    ASSIGN_OR_RETURN(
+        storage::BlobStatus blob,
+        ctx_->blob_uploads->StatusFor(call->principal().device_id(), request->sha256()));
     response->set_sha256(request->sha256());
     response->set_received_bytes(blob.received_bytes);
     response->set_complete(blob.complete);

@@ -825,8 +825,7 @@ constexpr size_t kUploadHeaderSize = 24;
 
 absl::Status CheckSha(std::string_view sha256) {
   if (sha256.size() != kSha256Size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sha256 must be 32 bytes, got ", sha256.size()));
+    return absl::InvalidArgumentError(absl::StrCat("sha256 must be 32 bytes, got ", sha256.size()));
   }
   return absl::OkStatus();
 }
@@ -860,8 +859,7 @@ absl::StatusOr<BlobStatus> DecodeUpload(std::string_view value, bool* legacy) {
   status.received_bytes = keys::ReadU64(value.substr(8));
   status.total_size = keys::ReadU64(value);
   if (!*legacy) {
-    status.updated_at =
-        absl::FromUnixMicros(static_cast<int64_t>(keys::ReadU64(value.substr(16))));
+    status.updated_at = absl::FromUnixMicros(static_cast<int64_t>(keys::ReadU64(value.substr(16))));
     status.owner = std::string(value.substr(kUploadHeaderSize));
   }
   return status;
@@ -927,8 +925,8 @@ absl::StatusOr<std::string> ReadUploadBytes(const std::string& path, uint64_t si
   std::string content(size, '\0');
   size_t read_bytes = 0;
   while (read_bytes < size) {
-    ssize_t n = pread(fd, content.data() + read_bytes, size - read_bytes,
-                      static_cast<off_t>(read_bytes));
+    ssize_t n =
+        pread(fd, content.data() + read_bytes, size - read_bytes, static_cast<off_t>(read_bytes));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int error = errno;
@@ -981,9 +979,8 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   RETURN_IF_ERROR(CheckSha(sha256));
   if (total_size == 0) return absl::InvalidArgumentError("blob total_size must be positive");
   if (total_size > options_.max_blob_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("blob of ", total_size,
-                                                   " bytes exceeds max_blob_bytes ",
-                                                   options_.max_blob_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob of ", total_size, " bytes exceeds max_blob_bytes ", options_.max_blob_bytes));
   }
   if (data.empty()) return absl::InvalidArgumentError("blob chunk is empty");
   if (offset > total_size || data.size() > total_size - offset) {
@@ -1041,8 +1038,8 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   std::error_code ignored;
   std::filesystem::remove(path, ignored);
   if (!matches) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "blob content does not match its sha256 ", ToHex(sha256), "; the upload was discarded"));
+    return absl::InvalidArgumentError(absl::StrCat("blob content does not match its sha256 ",
+                                                   ToHex(sha256), "; the upload was discarded"));
   }
   return CompleteStatus(total_size);
 }
@@ -1090,8 +1087,8 @@ absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
   upload_dir_ = std::move(upload_dir);
   std::error_code ec;
   std::filesystem::create_directories(upload_dir_, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating the blob upload directory: ",
-                                                  ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("creating the blob upload directory: ", ec.message()));
   // Entries whose bytes are not all in their file (an older build's 'C'
   // chunks, a file lost) are discarded: the device uploads them again.
   rocksdb::WriteBatch batch;
@@ -1135,8 +1132,8 @@ absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
     // Ignored on purpose: tried again at the next open.
     std::filesystem::remove_all(file.path(), remove_ec);
   }
-  if (ec) return absl::InternalError(absl::StrCat("listing the blob upload directory: ",
-                                                  ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("listing the blob upload directory: ", ec.message()));
   return absl::OkStatus();
 }
 

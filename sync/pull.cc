@@ -634,7 +634,8 @@ absl::StatusOr<std::vector<BlobReference>> SyncEngine::BlobReferences(std::strin
       reference.offset = offset;
       reference.device_id = stored.event().device_id();
       reference.area_code = stored.event().area_code();
-      if (stored.event().has_subject()) reference.subject_key = SubjectKey(stored.event().subject());
+      if (stored.event().has_subject())
+        reference.subject_key = SubjectKey(stored.event().subject());
       references.push_back(std::move(reference));
       if (references.size() == limit) break;
     }

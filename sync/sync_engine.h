@@ -119,9 +119,9 @@ struct PushOutcome {
 // event was appended (a pending-blob marker, sync/pend/b/): who signed it and
 // where it lives, so the server can decide who may upload the blob.
 struct BlobReference {
-  uint64_t offset = 0;      // The referring event's offset.
-  std::string device_id;    // Its signing device.
-  std::string area_code;    // Its area code and subject key (as Pull filters by).
+  uint64_t offset = 0;    // The referring event's offset.
+  std::string device_id;  // Its signing device.
+  std::string area_code;  // Its area code and subject key (as Pull filters by).
   std::string subject_key;
 };
 

@@ -135,8 +135,8 @@ TEST_F(BlobOwnershipTest, AStrangerCannotAppendToOrResetAPartialUpload) {
   EXPECT_EQ(finish.error_code(), grpc::StatusCode::ALREADY_EXISTS) << Describe(finish);
   EXPECT_TRUE(absl::StrContains(finish.error_message(), "another device is uploading"))
       << finish.error_message();
-  grpc::Status reset =
-      Upload(sync(), tablet().token(), sha, photo.size(), garbage, 0, 64 << 10, 64 << 10, &response);
+  grpc::Status reset = Upload(sync(), tablet().token(), sha, photo.size(), garbage, 0, 64 << 10,
+                              64 << 10, &response);
   EXPECT_EQ(reset.error_code(), grpc::StatusCode::ALREADY_EXISTS) << Describe(reset);
 
   // The phone's upload is as it left it, and finishes.
