@@ -266,6 +266,8 @@ TEST_F(BlobExpiryTest, AnAbandonedPartialUploadExpiresAndItsBytesLeaveTheDisk) {
   }
   EXPECT_EQ(Status(sync(), phone().token(), sha).received_bytes(), 0u);
   const uint64_t after = DiskBytes(dir_);
+  RecordProperty("data_dir_bytes_before_expiry", std::to_string(before));
+  RecordProperty("data_dir_bytes_after_expiry", std::to_string(after));
   EXPECT_LE(after + kSent - (64 << 10), before) << "before " << before << ", after " << after;
 
   // The photographer can start again from 0.
@@ -297,6 +299,8 @@ TEST_F(BlobExpiryTest, AnAbandonedPartialUploadStillExpiresAfterARestart) {
   }
   EXPECT_EQ(Status(sync(), phone().token(), sha).received_bytes(), 0u);
   const uint64_t after = DiskBytes(dir_);
+  RecordProperty("data_dir_bytes_before_expiry", std::to_string(before));
+  RecordProperty("data_dir_bytes_after_expiry", std::to_string(after));
   EXPECT_LE(after + kSent - (64 << 10), before) << "before " << before << ", after " << after;
 }
 
