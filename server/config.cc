@@ -192,6 +192,10 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"limits.max_page_size", "1000"},
       {"limits.subscriber_buffer_bytes", "16777216"},
       {"limits.stream_idle_timeout_ms", "60000"},
+      {"limits.max_partial_blob_bytes_per_device", "268435456"},
+      {"limits.partial_blob_ttl_seconds", "86400"},
+      {"limits.blob_upload_bytes_per_device_per_hour", "536870912"},
+      {"limits.blob_reaper_interval_ms", "600000"},
       {"log.format", "LOG_FORMAT_TEXT"},
       {"log.level", "LOG_LEVEL_INFO"},
       {"storage.block_cache_mb", "256"},
@@ -277,6 +281,9 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config) {
   RETURN_IF_ERROR(CheckAtMost(config, "limits.max_event_bytes", "limits.max_push_bytes"));
   RETURN_IF_ERROR(CheckAtMost(config, "limits.max_pull_bytes", "limits.max_message_bytes"));
   RETURN_IF_ERROR(CheckAtMost(config, "limits.max_event_bytes", "limits.max_pull_bytes"));
+  // One blob must fit in a device's allowance of unfinished uploads.
+  RETURN_IF_ERROR(
+      CheckAtMost(config, "limits.max_blob_bytes", "limits.max_partial_blob_bytes_per_device"));
   RETURN_IF_ERROR(CheckAtMost(config, "auth.enrollment_code_ttl_seconds",
                               "auth.max_enrollment_code_ttl_seconds"));
   if (config.storage().block_cache_mb() > (1u << 20)) {

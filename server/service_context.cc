@@ -67,6 +67,18 @@ ServiceSettings SettingsFrom(const v1::ServerConfig& config) {
   if (config.auth().enroll_per_minute() > 0) {
     s.enroll_per_minute = config.auth().enroll_per_minute();
   }
+  if (limits.max_partial_blob_bytes_per_device() > 0) {
+    s.max_partial_blob_bytes_per_device = limits.max_partial_blob_bytes_per_device();
+  }
+  if (limits.partial_blob_ttl_seconds() > 0) {
+    s.partial_blob_ttl = absl::Seconds(limits.partial_blob_ttl_seconds());
+  }
+  if (limits.blob_upload_bytes_per_device_per_hour() > 0) {
+    s.blob_upload_bytes_per_device_per_hour = limits.blob_upload_bytes_per_device_per_hour();
+  }
+  if (limits.blob_reaper_interval_ms() > 0) {
+    s.blob_reaper_interval = absl::Milliseconds(limits.blob_reaper_interval_ms());
+  }
   if (limits.device_requests_per_second() > 0) {
     s.device_requests_per_second = limits.device_requests_per_second();
   }

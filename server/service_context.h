@@ -19,6 +19,7 @@
 #include "domain/queries.h"
 #include "fieldsync/v1/config.pb.h"
 #include "server/auth.h"
+#include "server/blob_uploads.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/metrics.h"
@@ -60,6 +61,14 @@ struct ServiceSettings {
   uint64_t max_blob_bytes = 20 << 20;                          // limits.max_blob_bytes
   uint32_t max_concurrent_streams = 64;                        // limits.max_concurrent_streams
   uint32_t subscriber_buffer_bytes = 16 << 20;                 // limits.subscriber_buffer_bytes
+  // limits.max_partial_blob_bytes_per_device
+  uint64_t max_partial_blob_bytes_per_device = 256 << 20;
+  // limits.partial_blob_ttl_seconds
+  absl::Duration partial_blob_ttl = absl::Hours(24);
+  // limits.blob_upload_bytes_per_device_per_hour
+  uint64_t blob_upload_bytes_per_device_per_hour = 512 << 20;
+  // limits.blob_reaper_interval_ms
+  absl::Duration blob_reaper_interval = absl::Minutes(10);
   absl::Duration enrollment_code_ttl = absl::Seconds(259200);  // auth.enrollment_code_ttl_seconds
   absl::Duration max_enrollment_code_ttl =
       absl::Seconds(2592000);              // auth.max_enrollment_code_ttl_seconds
@@ -93,6 +102,8 @@ struct ServiceContext {
   Worker* blob_worker = nullptr;
   // Push, Pull, history and rejections (sync/sync_engine.h).
   sync::SyncEngine* engine = nullptr;
+  // Who may upload which blob, quotas and expiry (server/blob_uploads.h).
+  BlobUploads* blob_uploads = nullptr;
   // Households, conflicts (domain/queries.h), over the engine's projections.
   const domain::DomainQueries* queries = nullptr;
   // Draining (long-lived streams end when it begins).

@@ -8,6 +8,7 @@
 #include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/blob_uploads.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/query_service.h"
@@ -118,6 +119,16 @@ class ServiceSetImpl final : public ServiceSet {
         deps.store, &set->policy_, &set->identity_->device_keys(), std::move(sync_options));
     set->queries_ = std::make_unique<domain::DomainQueries>(&set->engine_->reader(),
                                                             settings.max_page_size, clock);
+    set->blob_uploads_ = std::make_unique<BlobUploads>(
+        deps.store, set->engine_.get(), set->directory_.get(),
+        BlobUploadSettings{
+            .max_partial_bytes_per_device = settings.max_partial_blob_bytes_per_device,
+            .partial_ttl = settings.partial_blob_ttl,
+            .upload_bytes_per_device_per_hour = settings.blob_upload_bytes_per_device_per_hour,
+            .reaper_interval = settings.blob_reaper_interval},
+        clock);
+    // Expired partial uploads give their disk back before the first call.
+    RETURN_IF_ERROR(set->blob_uploads_->Start());
     set->worker_ = std::make_unique<Worker>();
     set->blob_worker_ = std::make_unique<Worker>();
     set->context_.store = deps.store;
@@ -127,6 +138,7 @@ class ServiceSetImpl final : public ServiceSet {
     set->context_.worker = set->worker_.get();
     set->context_.blob_worker = set->blob_worker_.get();
     set->context_.engine = set->engine_.get();
+    set->context_.blob_uploads = set->blob_uploads_.get();
     set->context_.queries = set->queries_.get();
     set->context_.state = deps.state;
     set->context_.metrics = deps.metrics;
@@ -177,6 +189,8 @@ class ServiceSetImpl final : public ServiceSet {
   std::unique_ptr<CallGuard> guard_;
   std::unique_ptr<sync::SyncEngine> engine_;
   std::unique_ptr<domain::DomainQueries> queries_;
+  // Before the workers: their queued chunks use it while they join.
+  std::unique_ptr<BlobUploads> blob_uploads_;
   ServiceContext context_;
   // After the context: their queued tasks use the context while they join.
   std::unique_ptr<Worker> worker_;

@@ -3,6 +3,7 @@
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
   auth.cc
+  blob_uploads.cc
   directory.cc
   identity.cc
   open_streams.cc
@@ -16,6 +17,7 @@ set(FIELDSYNC_SERVICE_SOURCES
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
   auth.h
+  blob_uploads.h
   directory.h
   identity.h
   open_streams.h

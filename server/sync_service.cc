@@ -16,10 +16,10 @@ absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(st
 constexpr size_t kMaxContentTypeBytes = 255;
 
 // One UploadBlob call. Reads run one at a time: the next starts only after
-// the previous message was handled (for a chunk: after its synced write on
-// the blob worker). Finish is called exactly once, from OnReadDone or from
-// the worker, never while a read or a write is in flight, so nothing touches
-// the reactor after OnDone.
+// the previous message was handled (the header's policy checks and each
+// chunk's synced write run on the blob worker). Finish is called exactly
+// once, from OnReadDone or from the worker, never while a read or a write is
+// in flight, so nothing touches the reactor after OnDone.
 class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
   UploadBlobReactor(const ServiceContext* ctx, Admission admission,
@@ -35,6 +35,13 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
       if (!have_header_) {
         Fail(Invalid("an upload starts with a header (sha256, total_size, content_type)"));
         return;
+      }
+      if (!begun_) {
+        // A header alone asks how far the caller's upload is (a point read).
+        absl::StatusOr<storage::BlobStatus> status =
+            ctx_->blob_uploads->StatusFor(principal().device_id(), sha256_);
+        if (!status.ok()) return Fail(status.status());
+        status_ = *status;
       }
       response_->set_sha256(sha256_);
       response_->set_received_bytes(status_.received_bytes);
@@ -56,12 +63,16 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
   }
 
   void OnDone() override {
+    if (begun_) ctx_->blob_uploads->End(principal().device_id(), sha256_);
     ctx_->guard->Release(admission_);
     delete this;
   }
 
  private:
   void Fail(const absl::Status& status) { Finish(ToGrpc(status)); }
+
+  // UploadBlob is for field roles only: the guard authenticated the caller.
+  const Principal& principal() const { return *admission_.principal; }
 
   void OnHeader() {
     const v1::BlobHeader& header = request_.header();
@@ -80,21 +91,13 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
       if (!IsCleanText(header.content_type(), kMaxContentTypeBytes)) {
         return Invalid("header.content_type is required (e.g. \"image/jpeg\")");
       }
-      // A point read: quick enough for the gRPC thread.
-      ASSIGN_OR_RETURN(storage::BlobStatus status, ctx_->store->GetBlobStatus(header.sha256()));
-      if (!status.complete && status.total_size != 0 && status.total_size != header.total_size()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("an upload of this blob with total_size ", status.total_size,
-                         " is in progress; resume it with that size, not ", header.total_size()));
-      }
-      sha256_ = header.sha256();
-      total_size_ = header.total_size();
-      status_ = status;
-      have_header_ = true;
       return absl::OkStatus();
     };
     absl::Status status = check();
     if (!status.ok()) return Fail(status);
+    sha256_ = header.sha256();
+    total_size_ = header.total_size();
+    have_header_ = true;
     StartRead(&request_);
   }
 
@@ -118,12 +121,35 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
     };
     absl::Status status = check();
     if (!status.ok()) return Fail(status);
+    // A complete blob: chunks sent again are accepted and ignored.
+    if (status_.complete) return StartRead(&request_);
     // The synced write runs on the blob worker; the next read starts there.
+    // The first chunk's policy checks (scope, ownership, allowance: reads,
+    // perhaps a synced takeover) run there too, after the checks above.
     ctx_->blob_worker->Run([this, offset, data = std::move(*chunk->mutable_data())] {
+      if (!begun_) {
+        absl::StatusOr<storage::BlobStatus> begun =
+            ctx_->blob_uploads->Begin(principal(), sha256_, total_size_);
+        if (!begun.ok()) return Fail(begun.status());
+        begun_ = true;
+        status_ = *begun;
+        // Complete already: this chunk and any more are ignored.
+        if (status_.complete) return StartRead(&request_);
+      }
+      if (absl::Status allowed = ctx_->blob_uploads->BeforeChunk(principal(), data.size());
+          !allowed.ok()) {
+        return Fail(allowed);
+      }
       const bool last = offset + data.size() == total_size_;
-      absl::StatusOr<storage::BlobStatus> stored =
-          ctx_->store->PutBlobChunk(sha256_, total_size_, offset, data);
+      absl::StatusOr<storage::BlobStatus> stored = ctx_->store->PutBlobChunk(
+          sha256_, total_size_, offset, data, ctx_->blob_uploads->WriterFor(principal()));
       if (!stored.ok()) {
+        if (absl::IsAlreadyExists(stored.status())) {
+          // Another device's first chunk won the race since the header.
+          return Fail(absl::AlreadyExistsError(absl::StrCat("another device is uploading blob ",
+                                                            storage::ToHex(sha256_),
+                                                            "; ask GetBlobStatus later")));
+        }
         // Everything else a last chunk could be refused for was checked
         // above: an InvalidArgument now is the hash (the upload is gone).
         if (last && absl::IsInvalidArgument(stored.status())) {
@@ -141,6 +167,7 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
   v1::UploadBlobResponse* response_;
   v1::UploadBlobRequest request_;
   bool have_header_ = false;
+  bool begun_ = false;  // Begin passed (and reserved an allowance: End it in OnDone).
   std::string sha256_;
   uint64_t total_size_ = 0;
   storage::BlobStatus status_;
@@ -255,7 +282,11 @@ grpc::ServerUnaryReactor* SyncServiceImpl::GetBlobStatus(grpc::CallbackServerCon
     if (request->sha256().size() != storage::kSha256Size) {
       return Invalid(absl::StrCat("sha256 must be 32 bytes, got ", request->sha256().size()));
     }
-    ASSIGN_OR_RETURN(storage::BlobStatus blob, ctx_->store->GetBlobStatus(request->sha256()));
+    // The caller's own progress: another device's partial upload is not a
+    // place this device can resume from.
+    ASSIGN_OR_RETURN(
+        storage::BlobStatus blob,
+        ctx_->blob_uploads->StatusFor(call->principal().device_id(), request->sha256()));
     response->set_sha256(request->sha256());
     response->set_received_bytes(blob.received_bytes);
     response->set_complete(blob.complete);

@@ -16,16 +16,24 @@
 //     limits.max_pull_events and max_pull_bytes, never a wait on a commit).
 //   - UploadBlob: a client-streaming reactor, one read in flight at a time:
 //     a header, then chunks from GetBlobStatus.received_bytes on. Each chunk
-//     is a synced RocksDB write (milliseconds), so it runs on the context's
-//     blob worker, never on a gRPC thread; the next read starts when it is
-//     done, which is the upload's back-pressure. Errors: INVALID_ARGUMENT
-//     (no header first, bad sha256, size or content type, an empty chunk or
-//     one running past total_size), RESOURCE_EXHAUSTED (total_size over
-//     limits.max_blob_bytes, a chunk over limits.max_message_bytes),
-//     FAILED_PRECONDITION (a chunk not at the expected offset, named in the
-//     message; or a total_size other than the one of the upload in
-//     progress), DATA_LOSS (the bytes do not hash to sha256: discarded).
-//   - GetBlobStatus: how much of a blob is stored.
+//     is a synced write (milliseconds), so it runs on the context's blob
+//     worker, never on a gRPC thread; the next read starts when it is done,
+//     which is the upload's back-pressure. Before the first chunk is written
+//     BlobUploads::Begin (server/blob_uploads.h) decides scope, ownership and
+//     the device's allowance; before every chunk BlobUploads::BeforeChunk
+//     re-reads the device and its user (a revoked device's upload ends
+//     UNAUTHENTICATED at its next chunk) and charges the hourly allowance.
+//     Errors: INVALID_ARGUMENT (no header first, bad sha256, size or content
+//     type, an empty chunk or one running past total_size),
+//     RESOURCE_EXHAUSTED (total_size over limits.max_blob_bytes, a chunk over
+//     limits.max_message_bytes, over the device's unfinished or hourly
+//     allowance), FAILED_PRECONDITION (a chunk not at the expected offset,
+//     named in the message; no event in the caller's scope names the blob),
+//     ALREADY_EXISTS (another device's upload of the blob is in progress),
+//     UNAUTHENTICATED (revoked or disabled since the call began), DATA_LOSS
+//     (the bytes do not hash to sha256: discarded).
+//   - GetBlobStatus: how much of a blob is stored for the caller (its own
+//     partial upload, or the complete blob).
 //   - Enroll: a device with a one-time code.
 //
 // Thread-safety: safe for concurrent calls.

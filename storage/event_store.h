@@ -14,6 +14,10 @@
 //   - A hash chain over the log; VerifyChain finds edited or missing records.
 //   - A projections key-value space written atomically with the log.
 //   - A content-addressed blob store (SHA-256) with resumable chunked uploads.
+//     A partial upload belongs to one owner (an opaque tag: the server's
+//     device id) and records the time of its last chunk; its bytes live in a
+//     plain file (<path>/blob_uploads/<hex sha256>) so that discarding it
+//     gives the disk back at once.
 //   - Backup to a directory and restore from it.
 //
 // The payload of a record is opaque bytes to the store (fieldsync writes a
@@ -155,6 +159,23 @@ struct BlobStatus {
   uint64_t received_bytes = 0;  // Bytes stored so far; the next chunk starts here.
   uint64_t total_size = 0;      // Declared size (0 when unknown: no upload started).
   bool complete = false;        // The content is stored and its SHA-256 verified.
+  // Of a partial upload (not complete, total_size > 0): the owner tag its
+  // first chunk was written with ("" for an upload of an older build) and the
+  // time of its last chunk (UnixEpoch for an older build's).
+  std::string owner;
+  absl::Time updated_at = absl::UnixEpoch();
+};
+
+// Who writes a blob chunk, and when (recorded in the partial upload).
+struct BlobWriter {
+  std::string owner;
+  absl::Time now = absl::UnixEpoch();
+};
+
+// One partial upload, as ListBlobUploads reports it.
+struct BlobUpload {
+  std::string sha256;  // 32 bytes.
+  BlobStatus status;
 };
 
 // What a backup holds.
@@ -232,9 +253,30 @@ class EventStore {
   // expected offset in the message). When the last byte arrives the content is
   // verified against `sha256` (InvalidArgument and the upload discarded on a
   // mismatch) and stored. A chunk for a complete blob is accepted and ignored.
+  // The first chunk makes the partial upload `writer.owner`'s: a chunk with
+  // another owner tag is AlreadyExists and changes nothing (who may own an
+  // upload, and when one may be taken over, is the caller's policy: it
+  // discards the other's partial with DiscardBlobUpload first). Every chunk
+  // records `writer.now` as the partial's last write. Each chunk is durable
+  // (file data and entry synced) when this returns.
   virtual absl::StatusOr<BlobStatus> PutBlobChunk(std::string_view sha256, uint64_t total_size,
-                                                  uint64_t offset, std::string_view data) = 0;
+                                                  uint64_t offset, std::string_view data,
+                                                  const BlobWriter& writer) = 0;
+  // As above with an empty owner tag and time (tests of the store's format).
+  absl::StatusOr<BlobStatus> PutBlobChunk(std::string_view sha256, uint64_t total_size,
+                                          uint64_t offset, std::string_view data) {
+    return PutBlobChunk(sha256, total_size, offset, data, BlobWriter{});
+  }
   virtual absl::StatusOr<BlobStatus> GetBlobStatus(std::string_view sha256) const = 0;
+  // Partial uploads whose sha256 sorts after `start_after` (empty: from the
+  // first), in sha256 order, at most `limit`.
+  virtual absl::StatusOr<std::vector<BlobUpload>> ListBlobUploads(std::string_view start_after,
+                                                                  size_t limit) const = 0;
+  // Discards the partial upload of `sha256` if it is still `owner`'s (its
+  // entry and its file: the disk is given back). Returns the bytes freed; 0
+  // and OK when there is no such partial (complete, absent, another owner's).
+  virtual absl::StatusOr<uint64_t> DiscardBlobUpload(std::string_view sha256,
+                                                     std::string_view owner) = 0;
   // NotFound unless complete.
   virtual absl::StatusOr<std::string> GetBlob(std::string_view sha256) const = 0;
 

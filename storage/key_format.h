@@ -16,9 +16,14 @@
 //   (county 6, township 9, village 12 by default).
 // Column family "projections"  key  caller-defined bytes      value caller-defined bytes
 // Column family "blobs"        key  'B' | 32 sha256           value content (in blob files)
-//                              key  'U' | 32 sha256           value u64 total_size | u64 received_bytes
-//                                                                   (an upload in progress)
+//                              key  'U' | 32 sha256           value u64 total_size
+//                                                                   | u64 received_bytes
+//                                                                   | i64 updated_at (Unix µs)
+//                                                                   | owner (to the end)
+//   (an upload in progress; its bytes are in the file blob_uploads/<hex sha256> in the store's
+//   directory, of which the first received_bytes count)
 //                              key  'C' | 32 sha256 | u64 off value chunk bytes
+//   (older builds only; discarded with their 16-byte 'U' entries when the store opens)
 // Column family "default"      key  "format_version"          value u64
 //                              key  "head"                    value u64 (head after the last group)
 #pragma once
@@ -46,6 +51,8 @@ inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kBlobContentTag = 'B';
 inline constexpr char kBlobUploadTag = 'U';
 inline constexpr char kBlobChunkTag = 'C';
+// The directory (inside the store's) of partial uploads' bytes.
+inline constexpr char kBlobUploadDir[] = "blob_uploads";
 
 void AppendU64(std::string* out, uint64_t value);
 uint64_t ReadU64(std::string_view bytes);  // bytes.size() >= 8

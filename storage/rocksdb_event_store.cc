@@ -9,11 +9,17 @@
 // point; the others in the group are unaffected. Only after the write returns
 // is the head published and every caller answered, so a record that is visible
 // or acknowledged is on disk.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -356,10 +362,21 @@ class RocksDbEventStore final : public EventStore {
     return out;
   }
 
+  using EventStore::PutBlobChunk;
   absl::StatusOr<BlobStatus> PutBlobChunk(std::string_view sha256, uint64_t total_size,
-                                          uint64_t offset, std::string_view data) override;
+                                          uint64_t offset, std::string_view data,
+                                          const BlobWriter& writer) override;
   absl::StatusOr<BlobStatus> GetBlobStatus(std::string_view sha256) const override;
+  absl::StatusOr<std::vector<BlobUpload>> ListBlobUploads(std::string_view start_after,
+                                                          size_t limit) const override;
+  absl::StatusOr<uint64_t> DiscardBlobUpload(std::string_view sha256,
+                                             std::string_view owner) override;
   absl::StatusOr<std::string> GetBlob(std::string_view sha256) const override;
+
+  // Sets the directory of partial uploads' bytes (created if missing) and
+  // reconciles it with the upload entries: entries without their bytes and
+  // files without an entry are discarded. Called once by OpenEventStore.
+  absl::Status OpenBlobUploads(std::string upload_dir);
 
   absl::StatusOr<BackupInfo> Backup(const std::string& backup_dir) override {
     std::error_code ec;
@@ -776,6 +793,8 @@ class RocksDbEventStore final : public EventStore {
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listener_mu_) = 1;
 
   absl::Mutex blob_mu_;  // Serializes the read-modify-write of uploads.
+  std::string upload_dir_;  // Set once by OpenBlobUploads, before any use.
+  std::string UploadPath(std::string_view sha256) const;
 
   PreparedGroup* to_write_ ABSL_GUARDED_BY(mu_) = nullptr;  // Owned by in_flight_.
   absl::Status write_status_ ABSL_GUARDED_BY(mu_);  // Of the last failed write.
@@ -798,14 +817,132 @@ absl::StatusOr<std::optional<std::string>> EntryContext::Get(std::string_view ke
 
 // ---- Blobs ----
 
-constexpr size_t kUploadValueSize = 16;  // u64 total_size | u64 received_bytes
+// 'U' entry: u64 total_size | u64 received_bytes | i64 updated_at (Unix µs) |
+// owner. An older build wrote only the first 16 bytes and kept the bytes in
+// 'C' chunks; such an entry is discarded when the store opens.
+constexpr size_t kLegacyUploadValueSize = 16;
+constexpr size_t kUploadHeaderSize = 24;
 
 absl::Status CheckSha(std::string_view sha256) {
   if (sha256.size() != kSha256Size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sha256 must be 32 bytes, got ", sha256.size()));
+    return absl::InvalidArgumentError(absl::StrCat("sha256 must be 32 bytes, got ", sha256.size()));
   }
   return absl::OkStatus();
+}
+
+BlobStatus CompleteStatus(uint64_t size) {
+  BlobStatus status;
+  status.received_bytes = size;
+  status.total_size = size;
+  status.complete = true;
+  return status;
+}
+
+std::string EncodeUpload(uint64_t total_size, uint64_t received, absl::Time at,
+                         std::string_view owner) {
+  std::string value;
+  keys::AppendU64(&value, total_size);
+  keys::AppendU64(&value, received);
+  keys::AppendU64(&value, static_cast<uint64_t>(absl::ToUnixMicros(at)));
+  value.append(owner);
+  return value;
+}
+
+// The status an upload entry describes; DataLoss for a malformed one. A legacy
+// entry decodes with `legacy` set.
+absl::StatusOr<BlobStatus> DecodeUpload(std::string_view value, bool* legacy) {
+  *legacy = value.size() == kLegacyUploadValueSize;
+  if (value.size() < kUploadHeaderSize && !*legacy) {
+    return absl::DataLossError("malformed blob upload entry");
+  }
+  BlobStatus status;
+  status.received_bytes = keys::ReadU64(value.substr(8));
+  status.total_size = keys::ReadU64(value);
+  if (!*legacy) {
+    status.updated_at = absl::FromUnixMicros(static_cast<int64_t>(keys::ReadU64(value.substr(16))));
+    status.owner = std::string(value.substr(kUploadHeaderSize));
+  }
+  return status;
+}
+
+// An errno of a blob upload file as a status; never names a path. A full disk
+// is Unavailable: the upload can be retried once space returns.
+absl::Status FromErrno(int error, std::string_view what) {
+  if (error == ENOSPC || error == EDQUOT) {
+    return absl::UnavailableError(
+        absl::StrCat(std::string(what), ": no space left on the store's disk; retry later"));
+  }
+  return absl::InternalError(absl::StrCat(std::string(what), ": ", strerror(error)));
+}
+
+// Writes `data` at `offset` of the upload file `path` (created if missing),
+// dropping whatever lies past `offset` first (bytes a crash left after the
+// last recorded chunk), then syncs it. A new file's directory entry is synced
+// too, so the file outlives a power cut once its entry refers to it.
+absl::Status WriteUploadBytes(const std::string& path, const std::string& dir, uint64_t offset,
+                              std::string_view data) {
+  // Only the first chunk creates the file: a later one without it would
+  // write after a hole of zeros.
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | (offset == 0 ? O_CREAT : 0), 0600);
+  if (fd < 0 && errno == ENOENT) {
+    return absl::DataLossError("the bytes of this blob upload are gone; start again from offset 0");
+  }
+  if (fd < 0) return FromErrno(errno, "creating a blob upload file");
+  auto fail = [fd](std::string_view what) {
+    const int error = errno;
+    close(fd);
+    return FromErrno(error, what);
+  };
+  if (ftruncate(fd, static_cast<off_t>(offset)) != 0) return fail("truncating a blob upload");
+  size_t written = 0;
+  while (written < data.size()) {
+    ssize_t n = pwrite(fd, data.data() + written, data.size() - written,
+                       static_cast<off_t>(offset + written));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("writing a blob upload");
+    written += static_cast<size_t>(n);
+  }
+  if (fdatasync(fd) != 0) return fail("syncing a blob upload");
+  if (close(fd) != 0) return FromErrno(errno, "closing a blob upload");
+  if (offset == 0) {
+    int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return FromErrno(errno, "opening the blob upload directory");
+    const bool synced = fsync(dir_fd) == 0;
+    const int error = errno;
+    close(dir_fd);
+    if (!synced) return FromErrno(error, "syncing the blob upload directory");
+  }
+  return absl::OkStatus();
+}
+
+// The first `size` bytes of the upload file `path`; DataLoss if it is shorter.
+absl::StatusOr<std::string> ReadUploadBytes(const std::string& path, uint64_t size) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::DataLossError("a blob upload's bytes are missing");
+    return FromErrno(errno, "opening a blob upload");
+  }
+  std::string content(size, '\0');
+  size_t read_bytes = 0;
+  while (read_bytes < size) {
+    ssize_t n =
+        pread(fd, content.data() + read_bytes, size - read_bytes, static_cast<off_t>(read_bytes));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      close(fd);
+      return FromErrno(error, "reading a blob upload");
+    }
+    if (n == 0) break;
+    read_bytes += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (read_bytes < size) return absl::DataLossError("a blob upload's bytes are truncated");
+  return content;
+}
+
+std::string RocksDbEventStore::UploadPath(std::string_view sha256) const {
+  return upload_dir_ + "/" + ToHex(sha256);
 }
 
 absl::StatusOr<BlobStatus> RocksDbEventStore::GetBlobStatus(std::string_view sha256) const {
@@ -813,19 +950,14 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::GetBlobStatus(std::string_view sha
   rocksdb::PinnableSlice content;
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobContentKey(sha256), &content);
-  if (s.ok()) {
-    return BlobStatus{.received_bytes = content.size(), .total_size = content.size(),
-                      .complete = true};
-  }
+  if (s.ok()) return CompleteStatus(content.size());
   if (!s.IsNotFound()) return FromRocks(s, "reading a blob");
   std::string upload;
   s = db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobUploadKey(sha256), &upload);
   if (s.IsNotFound()) return BlobStatus{};
   RETURN_IF_ERROR(FromRocks(s, "reading a blob upload"));
-  if (upload.size() != kUploadValueSize) return absl::DataLossError("malformed blob upload entry");
-  return BlobStatus{.received_bytes = keys::ReadU64(std::string_view(upload).substr(8)),
-                    .total_size = keys::ReadU64(upload),
-                    .complete = false};
+  bool legacy = false;
+  return DecodeUpload(upload, &legacy);
 }
 
 absl::StatusOr<std::string> RocksDbEventStore::GetBlob(std::string_view sha256) const {
@@ -842,13 +974,13 @@ absl::StatusOr<std::string> RocksDbEventStore::GetBlob(std::string_view sha256) 
 
 absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha256,
                                                            uint64_t total_size, uint64_t offset,
-                                                           std::string_view data) {
+                                                           std::string_view data,
+                                                           const BlobWriter& writer) {
   RETURN_IF_ERROR(CheckSha(sha256));
   if (total_size == 0) return absl::InvalidArgumentError("blob total_size must be positive");
   if (total_size > options_.max_blob_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("blob of ", total_size,
-                                                   " bytes exceeds max_blob_bytes ",
-                                                   options_.max_blob_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob of ", total_size, " bytes exceeds max_blob_bytes ", options_.max_blob_bytes));
   }
   if (data.empty()) return absl::InvalidArgumentError("blob chunk is empty");
   if (offset > total_size || data.size() > total_size - offset) {
@@ -858,6 +990,10 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   absl::MutexLock lock(&blob_mu_);
   ASSIGN_OR_RETURN(BlobStatus status, GetBlobStatus(sha256));
   if (status.complete) return status;
+  if (status.total_size != 0 && status.owner != writer.owner) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("blob ", ToHex(sha256), " is being uploaded by another owner"));
+  }
   if (status.total_size != 0 && status.total_size != total_size) {
     return absl::InvalidArgumentError(absl::StrCat("blob ", ToHex(sha256), " was declared with ",
                                                    status.total_size, " bytes, not ", total_size));
@@ -866,42 +1002,139 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
     return absl::FailedPreconditionError(absl::StrCat("blob ", ToHex(sha256), ": expected offset ",
                                                       status.received_bytes, ", got ", offset));
   }
+  const std::string path = UploadPath(sha256);
+  if (absl::Status written = WriteUploadBytes(path, upload_dir_, offset, data); !written.ok()) {
+    if (absl::IsDataLoss(written)) {
+      // The entry lost its bytes: drop it so the next upload starts afresh.
+      rocksdb::WriteOptions write;
+      write.sync = true;
+      RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
+                                "discarding a blob upload"));
+    }
+    return written;
+  }
   const uint64_t received = offset + data.size();
   rocksdb::WriteBatch batch;
   rocksdb::WriteOptions write;
   write.sync = true;
   if (received < total_size) {
-    std::string upload;
-    keys::AppendU64(&upload, total_size);
-    keys::AppendU64(&upload, received);
-    batch.Put(blobs_, keys::BlobChunkKey(sha256, offset), data);
-    batch.Put(blobs_, keys::BlobUploadKey(sha256), upload);
+    batch.Put(blobs_, keys::BlobUploadKey(sha256),
+              EncodeUpload(total_size, received, writer.now, writer.owner));
     RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob chunk"));
-    return BlobStatus{.received_bytes = received, .total_size = total_size, .complete = false};
+    return BlobStatus{.received_bytes = received,
+                      .total_size = total_size,
+                      .complete = false,
+                      .owner = writer.owner,
+                      .updated_at = writer.now};
   }
-  // The last chunk: assemble, verify, and store the content in one write.
-  std::string content;
-  content.reserve(total_size);
-  const std::string chunk_prefix = keys::BlobChunkPrefix(sha256);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
-  for (it->Seek(chunk_prefix); it->Valid() && it->key().starts_with(chunk_prefix); it->Next()) {
-    content.append(it->value().data(), it->value().size());
-  }
-  RETURN_IF_ERROR(FromRocks(it->status(), "reading blob chunks"));
-  content.append(data);
-  std::string chunk_end = chunk_prefix;
-  keys::AppendU64(&chunk_end, total_size);
-  batch.DeleteRange(blobs_, keys::BlobChunkKey(sha256, 0), chunk_end);
+  // The last chunk: verify the whole file and store the content in one write.
+  ASSIGN_OR_RETURN(std::string content, ReadUploadBytes(path, total_size));
   batch.Delete(blobs_, keys::BlobUploadKey(sha256));
-  const bool matches =
-      content.size() == total_size && DigestBytes(Sha256({content})) == sha256;
+  const bool matches = DigestBytes(Sha256({content})) == sha256;
   if (matches) batch.Put(blobs_, keys::BlobContentKey(sha256), content);
   RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob"));
+  // Ignored on purpose: a file left behind belongs to no entry and is removed
+  // when the store next opens.
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
   if (!matches) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "blob content does not match its sha256 ", ToHex(sha256), "; the upload was discarded"));
+    return absl::InvalidArgumentError(absl::StrCat("blob content does not match its sha256 ",
+                                                   ToHex(sha256), "; the upload was discarded"));
   }
-  return BlobStatus{.received_bytes = total_size, .total_size = total_size, .complete = true};
+  return CompleteStatus(total_size);
+}
+
+absl::StatusOr<std::vector<BlobUpload>> RocksDbEventStore::ListBlobUploads(
+    std::string_view start_after, size_t limit) const {
+  std::vector<BlobUpload> out;
+  const std::string prefix(1, keys::kBlobUploadTag);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
+  const std::string start = prefix + std::string(start_after);
+  it->Seek(start);
+  if (!start_after.empty() && it->Valid() && it->key() == start) it->Next();
+  for (; it->Valid() && out.size() < limit; it->Next()) {
+    std::string_view key = it->key().ToStringView();
+    if (!key.starts_with(prefix)) break;
+    bool legacy = false;
+    ASSIGN_OR_RETURN(BlobStatus status, DecodeUpload(it->value().ToStringView(), &legacy));
+    out.push_back(BlobUpload{.sha256 = std::string(key.substr(1)), .status = std::move(status)});
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "listing blob uploads"));
+  return out;
+}
+
+absl::StatusOr<uint64_t> RocksDbEventStore::DiscardBlobUpload(std::string_view sha256,
+                                                              std::string_view owner) {
+  RETURN_IF_ERROR(CheckSha(sha256));
+  absl::MutexLock lock(&blob_mu_);
+  ASSIGN_OR_RETURN(BlobStatus status, GetBlobStatus(sha256));
+  if (status.complete || status.total_size == 0 || status.owner != owner) return 0;
+  rocksdb::WriteOptions write;
+  write.sync = true;
+  RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
+                            "discarding a blob upload"));
+  const std::string path = UploadPath(sha256);
+  std::error_code size_ec;
+  const uint64_t size = std::filesystem::file_size(path, size_ec);
+  // Ignored on purpose: the entry is gone, so a file that cannot be removed
+  // now belongs to nothing and is removed when the store next opens.
+  std::error_code remove_ec;
+  const bool removed = std::filesystem::remove(path, remove_ec);
+  return removed && !size_ec ? size : 0;
+}
+
+absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
+  upload_dir_ = std::move(upload_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(upload_dir_, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("creating the blob upload directory: ", ec.message()));
+  // Entries whose bytes are not all in their file (an older build's 'C'
+  // chunks, a file lost) are discarded: the device uploads them again.
+  rocksdb::WriteBatch batch;
+  std::set<std::string> live;  // Hex names of the files that entries refer to.
+  {
+    const std::string prefix(1, keys::kBlobUploadTag);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      const std::string sha(it->key().ToStringView().substr(1));
+      bool legacy = false;
+      absl::StatusOr<BlobStatus> status = DecodeUpload(it->value().ToStringView(), &legacy);
+      std::error_code size_ec;
+      const uint64_t file_size = std::filesystem::file_size(UploadPath(sha), size_ec);
+      if (!status.ok() || legacy || size_ec || file_size < status->received_bytes) {
+        batch.Delete(blobs_, it->key());
+        continue;
+      }
+      live.insert(ToHex(sha));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "reading blob uploads"));
+  }
+  {
+    const std::string chunk_prefix(1, keys::kBlobChunkTag);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
+    it->Seek(chunk_prefix);
+    if (it->Valid() && it->key().starts_with(chunk_prefix)) {
+      batch.DeleteRange(blobs_, chunk_prefix, std::string(1, keys::kBlobChunkTag + 1));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "reading blob chunks"));
+  }
+  if (batch.Count() > 0) {
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "discarding stale blob uploads"));
+  }
+  // Files of no entry: a crash between a file's first write and its entry,
+  // or after an upload completed and before its file was removed.
+  for (const auto& file : std::filesystem::directory_iterator(upload_dir_, ec)) {
+    if (live.contains(file.path().filename().string())) continue;
+    std::error_code remove_ec;
+    // Ignored on purpose: tried again at the next open.
+    std::filesystem::remove_all(file.path(), remove_ec);
+  }
+  if (ec)
+    return absl::InternalError(absl::StrCat("listing the blob upload directory: ", ec.message()));
+  return absl::OkStatus();
 }
 
 // ---- Opening ----
@@ -1040,8 +1273,11 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
         absl::StrCat("the log ends at offset ", head, " but offset ", keys::ReadU64(stored_head),
                      " was committed: records are missing from the tail")));
   }
-  return std::make_unique<RocksDbEventStore>(std::move(options), std::move(db), std::move(handles),
-                                             head, std::move(last_hash));
+  auto store = std::make_unique<RocksDbEventStore>(std::move(options), std::move(db),
+                                                   std::move(handles), head, std::move(last_hash));
+  RETURN_IF_ERROR(
+      store->OpenBlobUploads((std::filesystem::path(path) / keys::kBlobUploadDir).string()));
+  return store;
 }
 
 absl::Status RestoreEventStore(const std::string& backup_dir, const std::string& data_dir) {

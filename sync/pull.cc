@@ -610,4 +610,38 @@ absl::StatusOr<std::vector<std::string>> SyncEngine::ListMissingBlobs(size_t lim
   return missing;
 }
 
+absl::StatusOr<std::vector<BlobReference>> SyncEngine::BlobReferences(std::string_view sha256,
+                                                                      size_t limit) const {
+  std::vector<BlobReference> references;
+  if (sha256.size() != storage::kSha256Size || limit == 0) return references;
+  std::string prefix(sync_keys::kPendingBlobPrefix);
+  prefix.append(sha256);
+  prefix.push_back('\0');
+  std::string position;
+  while (references.size() < limit) {
+    ASSIGN_OR_RETURN(auto batch, store_->ScanProjections(prefix, position, kScanBatch));
+    for (const auto& [key, value] : batch) {
+      position = key;
+      const uint64_t offset = sync_keys::TrailingOffset(key, false);
+      absl::StatusOr<storage::LogRecord> record = store_->Read(offset);
+      if (absl::IsNotFound(record.status())) {
+        return absl::DataLossError(
+            absl::StrCat("the event at ", offset, " that refers to a blob is missing"));
+      }
+      RETURN_IF_ERROR(record.status());
+      ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(*record));
+      BlobReference reference;
+      reference.offset = offset;
+      reference.device_id = stored.event().device_id();
+      reference.area_code = stored.event().area_code();
+      if (stored.event().has_subject())
+        reference.subject_key = SubjectKey(stored.event().subject());
+      references.push_back(std::move(reference));
+      if (references.size() == limit) break;
+    }
+    if (batch.size() < kScanBatch) break;
+  }
+  return references;
+}
+
 }  // namespace fieldsync::sync

@@ -143,6 +143,16 @@ struct PushOutcome {
   size_t conflicts = 0;
 };
 
+// An appended event that refers to a blob which was not uploaded yet when the
+// event was appended (a pending-blob marker, sync/pend/b/): who signed it and
+// where it lives, so the server can decide who may upload the blob.
+struct BlobReference {
+  uint64_t offset = 0;    // The referring event's offset.
+  std::string device_id;  // Its signing device.
+  std::string area_code;  // Its area code and subject key (as Pull filters by).
+  std::string subject_key;
+};
+
 // A FAILED_PRECONDITION status of Push carries a v1.SequenceGap as the
 // payload under this type URL; the server sends it as the
 // `fieldsync-sequence-gap-bin` trailer.
@@ -209,6 +219,13 @@ class SyncEngine {
   // Blobs that appended events refer to and that are still not uploaded
   // (SHA-256, 32 bytes each), at most `limit`.
   absl::StatusOr<std::vector<std::string>> ListMissingBlobs(size_t limit) const;
+
+  // The events, in log order, at most `limit`, that referred to blob `sha256`
+  // (32 bytes) while it was not uploaded; empty if none did (including a
+  // blob that was complete before every event naming it). Errors: the
+  // store's; DATA_LOSS for a marker whose event is missing.
+  absl::StatusOr<std::vector<BlobReference>> BlobReferences(std::string_view sha256,
+                                                            size_t limit) const;
 
   // The committed projections, for the domain's queries.
   const ProjectionReader& reader() const { return reader_; }

@@ -123,3 +123,9 @@ fieldsync_test(identity_defects_test
 fieldsync_test(proposal_keys_test
   SOURCES proposal_keys_test.cc
   DEPS fieldsync_sync_world)
+
+# Blob uploads owned by their device and bounded: strangers, scope, quotas,
+# expiry with the disk given back, revocation of an open upload (issue 7).
+fieldsync_test(blob_ownership_test
+  SOURCES blob_ownership_test.cc
+  DEPS fieldsync_sync_world)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -1201,18 +1202,24 @@ TEST_F(EventStoreTest, OnDiskLayoutFollowsKeyFormat) {
     EXPECT_EQ(raw.Get(keys::kScopeFamily, keys::ScopeKey(prefix, 1)), "") << prefix;
   }
   EXPECT_EQ(raw.Get(keys::kProjectionFamily, "state/" + subject), "state bytes");
-  // blobs: the content of a complete blob, the chunks of an upload.
+  // blobs: the content of a complete blob; the entry of an upload, whose
+  // bytes are in its file under blob_uploads/ (no 'C' chunks any more).
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobContentKey(Sha256Of(done))), done);
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobChunkKey(Sha256Of(done), 0)), std::nullopt);
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobUploadKey(Sha256Of(done))), std::nullopt);
-  EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobChunkKey(Sha256Of(partial), 0)),
-            partial.substr(0, 100));
+  EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobChunkKey(Sha256Of(partial), 0)), std::nullopt);
   EXPECT_TRUE(raw.Get(keys::kBlobFamily, keys::BlobUploadKey(Sha256Of(partial))).has_value());
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobContentKey(Sha256Of(partial))), std::nullopt);
+  std::ifstream file(StorePath() + "/" + keys::kBlobUploadDir + "/" + ToHex(Sha256Of(partial)),
+                     std::ios::binary);
+  ASSERT_TRUE(file.is_open());
+  std::string upload_bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(upload_bytes, partial.substr(0, 100));
 }
 
 // The fixed-width values of key_format.h: an upload entry 'U' is u64
-// total_size | u64 received_bytes; "format_version" and "head" in the default
+// total_size | u64 received_bytes | i64 updated_at (Unix µs) | owner;
+// "format_version" and "head" in the default
 // family are u64 (big-endian, as every integer of the format).
 TEST_F(EventStoreTest, UploadFormatVersionAndHeadEntriesFollowKeyFormat) {
   MustAppend({MakeEntry("a", "1"), MakeEntry("b", "2")});
@@ -1226,6 +1233,7 @@ TEST_F(EventStoreTest, UploadFormatVersionAndHeadEntriesFollowKeyFormat) {
   std::string upload;
   keys::AppendU64(&upload, 300);
   keys::AppendU64(&upload, 100);
+  keys::AppendU64(&upload, 0);  // The Unix epoch: PutBlobChunk without a writer.
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobUploadKey(Sha256Of(partial))), upload);
   std::string version;
   keys::AppendU64(&version, keys::kFormatVersion);
