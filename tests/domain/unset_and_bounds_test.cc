@@ -161,7 +161,7 @@ class BoundsTest : public ::testing::Test {
     return absl::FromCivil(absl::CivilSecond(y, m, d, hh, mm, ss), absl::FixedTimeZone(8 * 3600));
   }
 
-  sync::Author cadre_{"cadre-a", v1::ROLE_CADRE, "dev-a", ""};
+  sync::Author cadre_{"cadre-a", v1::ROLE_CADRE, "dev-a", "", ""};
 };
 
 TEST_F(BoundsTest, TheYearWindowIsInChinaStandardTimeInclusive) {
