@@ -555,8 +555,14 @@ class RocksDbEventStore final : public EventStore {
     db_.reset();
   }
 
-  // Writes a blob batch; a failure makes the store read-only.
-  absl::Status WriteBlobBatch(rocksdb::WriteBatch* batch) {
+  // Every write to RocksDB after the open goes through here: synced, one at
+  // a time, and only while the gate is open, so that no write is issued after
+  // a failed one, not even one that checked the gate just before the failure
+  // (RocksDB's own recovery may clear its error while the WAL writer that saw
+  // it is still in place). A failure closes the gate.
+  absl::Status WriteToDb(rocksdb::WriteBatch* batch) {
+    absl::MutexLock lock(&write_mu_);
+    RETURN_IF_ERROR(gate_->state());
     rocksdb::WriteOptions write;
     write.sync = true;
     rocksdb::Status s = db_->Write(write, batch);
@@ -932,19 +938,9 @@ class RocksDbEventStore final : public EventStore {
     absl::Status status;
     absl::Duration write_time;
     if (prepared.records > 0) {
-      rocksdb::WriteOptions write;
-      write.sync = true;
       const absl::Time start = absl::Now();
-      // A group prepared before the store became read-only is not written:
-      // RocksDB must not see another write after a failed one.
-      status = gate_->state();
-      if (status.ok()) {
-        rocksdb::Status s = db_->Write(write, &prepared.batch);
-        if (!s.ok()) {
-          gate_->Close(s);
-          status = ReadOnlyError(s);
-        }
-      }
+      // A group prepared before the store became read-only is not written.
+      status = WriteToDb(&prepared.batch);
       write_time = absl::Now() - start;
       if (!status.ok()) {
         // Nothing of this group is acknowledged, and the committer voids the
@@ -1018,6 +1014,7 @@ class RocksDbEventStore final : public EventStore {
   // Serializes the read-modify-write of uploads; a recovery holds it while it
   // swaps the database.
   absl::Mutex blob_mu_;
+  absl::Mutex write_mu_;  // Held by WriteToDb: one RocksDB write at a time.
 
   PreparedGroup* to_write_ ABSL_GUARDED_BY(mu_) = nullptr;  // Owned by in_flight_.
   absl::Status write_status_ ABSL_GUARDED_BY(mu_);  // Of the last failed write.
@@ -1121,7 +1118,7 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
     keys::AppendU64(&upload, received);
     batch.Put(blobs_, keys::BlobChunkKey(sha256, offset), data);
     batch.Put(blobs_, keys::BlobUploadKey(sha256), upload);
-    RETURN_IF_ERROR(WriteBlobBatch(&batch));
+    RETURN_IF_ERROR(WriteToDb(&batch));
     return BlobStatus{.received_bytes = received, .total_size = total_size, .complete = false};
   }
   // The last chunk: assemble, verify, and store the content in one write.
@@ -1141,7 +1138,7 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   const bool matches =
       content.size() == total_size && DigestBytes(Sha256({content})) == sha256;
   if (matches) batch.Put(blobs_, keys::BlobContentKey(sha256), content);
-  RETURN_IF_ERROR(WriteBlobBatch(&batch));
+  RETURN_IF_ERROR(WriteToDb(&batch));
   if (!matches) {
     return absl::InvalidArgumentError(absl::StrCat(
         "blob content does not match its sha256 ", ToHex(sha256), "; the upload was discarded"));

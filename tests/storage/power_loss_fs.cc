@@ -96,14 +96,20 @@ class PowerLossDir final : public rocksdb::FSDirectoryWrapper {
 PowerLossFs::PowerLossFs(std::string trash_dir)
     : FileSystemWrapper(rocksdb::FileSystem::Default()), trash_dir_(std::move(trash_dir)) {}
 
-void PowerLossFs::Cut() {
+void PowerLossFs::Cut() { FailWrites(rocksdb::IOStatus::IOError("PowerLossFs: the power is off")); }
+
+void PowerLossFs::FailWrites(rocksdb::IOStatus error) {
   absl::MutexLock lock(&mu_);
   dead_ = true;
+  dead_error_ = std::move(error);
 }
 
-rocksdb::IOStatus PowerLossFs::Dead() const {
-  return rocksdb::IOStatus::IOError("PowerLossFs: the power is off");
+void PowerLossFs::StopFailing() {
+  absl::MutexLock lock(&mu_);
+  dead_ = false;
 }
+
+rocksdb::IOStatus PowerLossFs::Dead() const { return dead_error_; }
 
 std::string PowerLossFs::TrashPath() {
   return (fs::path(trash_dir_) / absl::StrCat("deleted-", ++trash_counter_)).string();

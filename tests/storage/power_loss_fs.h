@@ -35,6 +35,10 @@ class PowerLossFs final : public rocksdb::FileSystemWrapper {
 
   // The power goes off: every later change fails with IOError.
   void Cut();
+  // A disk that refuses writes: every later change fails with `error` (e.g.
+  // IOStatus::NoSpace()) until StopFailing, without losing anything.
+  void FailWrites(rocksdb::IOStatus error);
+  void StopFailing();
   // After a Cut, with no store open: leaves the files as the cut would, and
   // turns the power back on. Returns how many bytes of unsynced tails it
   // dropped (for the test's report).
@@ -97,6 +101,7 @@ class PowerLossFs final : public rocksdb::FileSystemWrapper {
   const std::string trash_dir_;
   absl::Mutex mu_;
   bool dead_ ABSL_GUARDED_BY(mu_) = false;
+  rocksdb::IOStatus dead_error_ ABSL_GUARDED_BY(mu_);
   uint64_t trash_counter_ ABSL_GUARDED_BY(mu_) = 0;
   // Files written through this file system, by path.
   std::map<std::string, std::shared_ptr<FileState>> files_ ABSL_GUARDED_BY(mu_);
