@@ -198,6 +198,8 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"storage.commit_max_batch_events", "2000"},
       {"storage.commit_max_batch_bytes", "8388608"},
       {"storage.backups_to_keep", "7"},
+      {"storage.recovery_interval_ms", "5000"},
+      {"storage.min_free_space_mb", "64"},
       {"auth.enrollment_code_ttl_seconds", "259200"},
       {"auth.max_enrollment_code_ttl_seconds", "2592000"},
       {"assessment.min_visits_per_year", "4"},
@@ -276,6 +278,9 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config) {
   }
   if (config.storage().write_buffer_mb() > (1u << 16)) {
     return ConfigError("storage.write_buffer_mb must be <= 65536 (64 GiB)");
+  }
+  if (config.storage().recovery_interval_ms() == 0) {
+    return ConfigError("storage.recovery_interval_ms must be positive");
   }
   for (const auto& [key, value] : config.kafka().properties()) {
     if (key.empty()) return ConfigError("kafka.properties: a property has an empty name");

@@ -80,6 +80,13 @@ struct StoreOptions {
   // RocksDB's DB::Resume() as a probe that space is back, then a close and
   // reopen of the database. Must be positive. Default 5 s.
   absl::Duration recovery_interval = absl::Seconds(5);
+  // The store turns read-only (cause "no space left") when the file system
+  // holding it has less free space than this, before RocksDB itself runs out:
+  // some of RocksDB 7.8's own paths (its flushes) can still abort the process
+  // on a write error the store never sees. Recovery waits until there is this
+  // much free space again. 0 turns the check off. Default 0; fieldsyncd sets
+  // storage.min_free_space_mb (64 MiB).
+  uint64_t min_free_bytes = 0;
   // Called once when the store becomes read-only, with the accurate cause (a
   // RocksDB message, which may name server files: for the operator's log, not
   // for clients), and once with OK when it is writable again. Called from a

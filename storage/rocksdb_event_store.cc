@@ -19,6 +19,8 @@
 // synced WAL, drops a torn tail and starts a fresh WAL writer; the head and
 // the chain's last hash are re-read from disk, so nothing half-written or
 // unacknowledged leaves a gap or forks the chain.
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -137,6 +139,15 @@ class BackgroundErrorListener final : public rocksdb::EventListener {
     if (bg_error == nullptr || bg_error->ok()) return;
     if (reason == rocksdb::BackgroundErrorReason::kCompaction) return;
     gate_->Close(*bg_error);
+  }
+
+  // The store recovers by itself (Resume, then a reopen, see TryRecover), so
+  // RocksDB's own recovery is turned off: it would clear the error while the
+  // WAL writer that saw it may still be in place, and a manual Resume()
+  // answers Busy for as long as it runs.
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
+                            rocksdb::Status /*bg_error*/, bool* auto_recovery) override {
+    if (auto_recovery != nullptr) *auto_recovery = false;
   }
 
  private:
@@ -563,12 +574,27 @@ class RocksDbEventStore final : public EventStore {
   absl::Status WriteToDb(rocksdb::WriteBatch* batch) {
     absl::MutexLock lock(&write_mu_);
     RETURN_IF_ERROR(gate_->state());
+    if (!EnoughFreeSpace()) {
+      rocksdb::Status low = rocksdb::Status::NoSpace(
+          absl::StrCat("free space below min_free_bytes ", options_.min_free_bytes));
+      gate_->Close(low);
+      return ReadOnlyError(low);
+    }
     rocksdb::WriteOptions write;
     write.sync = true;
     rocksdb::Status s = db_->Write(write, batch);
     if (s.ok()) return absl::OkStatus();
     gate_->Close(s);
     return ReadOnlyError(s);
+  }
+
+  // Whether the file system of the store has min_free_bytes free (true when
+  // the check is off or statvfs fails: RocksDB then reports a full disk).
+  bool EnoughFreeSpace() const {
+    if (options_.min_free_bytes == 0) return true;
+    struct statvfs fs;
+    if (statvfs(path_.c_str(), &fs) != 0) return true;
+    return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize >= options_.min_free_bytes;
   }
 
   // Committer thread, while read-only: once the writer is idle, probes with
@@ -584,6 +610,7 @@ class RocksDbEventStore final : public EventStore {
       write_status_ = absl::OkStatus();
     }
     in_flight_.reset();
+    if (!EnoughFreeSpace()) return;
     // Resume flushes the memtables: it fails while there is no space, and
     // keeps the old database serving reads meanwhile.
     if (db_ != nullptr && !db_->Resume().ok()) return;

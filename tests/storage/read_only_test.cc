@@ -113,5 +113,19 @@ TEST(ReadOnlyStoreTest, FullDiskRefusesWritesServesReadsAndRecoversWithAGaplessL
   EXPECT_TRUE((*reopened)->VerifyChain(1, head).ok());
 }
 
+TEST(ReadOnlyStoreTest, LessFreeSpaceThanMinFreeBytesRefusesWritesBeforeTheDiskIsFull) {
+  ScopedTempDir dir;
+  StoreOptions options;
+  // More than any disk has free.
+  options.min_free_bytes = uint64_t{1} << 62;
+  auto store = OpenEventStore(dir.path() + "/store", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto refused = (*store)->Append(Entries("a-", 2));
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_EQ(refused.status().message(), kNoSpace);
+  EXPECT_EQ((*store)->Head(), 0u);
+  EXPECT_TRUE((*store)->ReadAfter(0, ReadLimits{}).ok());
+}
+
 }  // namespace
 }  // namespace fieldsync::storage
