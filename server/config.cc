@@ -205,6 +205,8 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"storage.commit_max_batch_events", "2000"},
       {"storage.commit_max_batch_bytes", "8388608"},
       {"storage.backups_to_keep", "7"},
+      {"storage.recovery_interval_ms", "5000"},
+      {"storage.min_free_space_mb", "64"},
       {"auth.enrollment_code_ttl_seconds", "259200"},
       {"auth.max_enrollment_code_ttl_seconds", "2592000"},
       {"auth.enroll_per_peer_per_minute", "30"},
@@ -299,6 +301,9 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config) {
     return ConfigError("validation.max_year must be <= 9999");
   }
   RETURN_IF_ERROR(CheckAtMost(config, "validation.min_year", "validation.max_year"));
+  if (config.storage().recovery_interval_ms() == 0) {
+    return ConfigError("storage.recovery_interval_ms must be positive");
+  }
   for (const auto& [key, value] : config.kafka().properties()) {
     if (key.empty()) return ConfigError("kafka.properties: a property has an empty name");
   }

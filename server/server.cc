@@ -48,6 +48,8 @@ storage::StoreOptions StoreOptionsFrom(const v1::ServerConfig& config) {
   options.max_blob_bytes = config.limits().max_blob_bytes();
   options.max_background_jobs = static_cast<int>(config.storage().max_background_jobs());
   options.max_open_files = static_cast<int>(config.storage().max_open_files());
+  options.recovery_interval = absl::Milliseconds(config.storage().recovery_interval_ms());
+  options.min_free_bytes = uint64_t{config.storage().min_free_space_mb()} << 20;
   // A record is built from one request, which is at most a message long.
   options.max_record_bytes =
       std::max<size_t>(options.max_record_bytes, config.limits().max_message_bytes());
@@ -99,6 +101,16 @@ class FieldsyncServerImpl final : public FieldsyncServer {
       commit_bytes_->Observe({}, static_cast<double>(info.bytes));
       commit_write_->Observe({}, absl::ToDoubleSeconds(info.write_time));
     };
+    // Called once per change of the store's write state, never per call.
+    store_options.on_write_state_changed = [this](const absl::Status& cause) {
+      if (cause.ok()) {
+        spdlog::info("store writable again: recovered after a failed write");
+      } else {
+        spdlog::error("{}; writes answer UNAVAILABLE, reads go on, recovery is retried every {} ms",
+                      std::string(cause.message()), config_.storage().recovery_interval_ms());
+      }
+      UpdateHealth(cause.ok());
+    };
     ASSIGN_OR_RETURN(store_, storage::OpenEventStore(config_.data_dir(), store_options));
     live_store_.store(store_.get());
 
@@ -139,6 +151,8 @@ class FieldsyncServerImpl final : public FieldsyncServer {
     state_.BeginDrain();
     if (server_ != nullptr) {
       spdlog::info("shutting down: draining {} call(s) in flight", state_.in_flight());
+      absl::MutexLock health_lock(&health_mu_);
+      health_final_ = true;
       server_->GetHealthCheckService()->SetServingStatus(false);
     }
     if (!state_.WaitIdle(deadline)) {
@@ -189,6 +203,23 @@ class FieldsyncServerImpl final : public FieldsyncServer {
                    [this] { return static_cast<double>(state_.in_flight()); });
     metrics_.Gauge("fieldsync_draining", "1 while the server shuts down, else 0.",
                    [this] { return state_.draining() ? 1.0 : 0.0; });
+    metrics_.Gauge("fieldsync_store_read_only",
+                   "1 while the event store refuses writes after a failed write (e.g. a full "
+                   "disk), else 0.",
+                   [this] {
+                     storage::EventStore* store = live_store_.load();
+                     return store != nullptr && !store->WriteState().ok() ? 1.0 : 0.0;
+                   });
+  }
+
+  // Overall gRPC health follows the store: NOT_SERVING while it is read-only.
+  // Called from store threads; never after Shutdown has set NOT_SERVING.
+  void UpdateHealth(bool writable) {
+    absl::MutexLock lock(&health_mu_);
+    store_writable_ = writable;
+    if (server_ready_ && !health_final_) {
+      server_->GetHealthCheckService()->SetServingStatus(writable);
+    }
   }
 
   absl::Status StartGrpc() {
@@ -218,7 +249,11 @@ class FieldsyncServerImpl final : public FieldsyncServer {
       server_.reset();
       return absl::UnavailableError(absl::StrCat("listen: cannot listen on ", config_.listen()));
     }
-    server_->GetHealthCheckService()->SetServingStatus(true);
+    {
+      absl::MutexLock lock(&health_mu_);
+      server_ready_ = true;
+      server_->GetHealthCheckService()->SetServingStatus(store_writable_);
+    }
     std::string metrics_at =
         metrics_http_ == nullptr
             ? std::string("off")
@@ -251,6 +286,12 @@ class FieldsyncServerImpl final : public FieldsyncServer {
   int port_ = 0;
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  // Health: not shutdown_mu_, which Shutdown holds while calls drain, and a
+  // draining call's failed write reports from the store's writer thread.
+  absl::Mutex health_mu_;
+  bool store_writable_ ABSL_GUARDED_BY(health_mu_) = true;
+  bool server_ready_ ABSL_GUARDED_BY(health_mu_) = false;  // server_ built and started.
+  bool health_final_ ABSL_GUARDED_BY(health_mu_) = false;  // Shutdown set NOT_SERVING.
 };
 
 }  // namespace

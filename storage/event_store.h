@@ -40,6 +40,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+namespace rocksdb {
+class FileSystem;
+}  // namespace rocksdb
+
 namespace fieldsync::storage {
 
 // Settings of the store. Every field documents its meaning and its default.
@@ -75,6 +79,29 @@ struct StoreOptions {
   int max_open_files = 4096;
   // Called by the committer thread after every committed group. Must not block.
   std::function<void(const struct GroupCommitInfo&)> on_group_committed;
+
+  // How often a read-only store (see EventStore::WriteState) tries to recover:
+  // RocksDB's DB::Resume() as a probe that space is back, then a close and
+  // reopen of the database. Must be positive. Default 5 s.
+  absl::Duration recovery_interval = absl::Seconds(5);
+  // The store turns read-only (cause "no space left") when the file system
+  // holding it has less free space than this, before RocksDB itself runs out:
+  // some of RocksDB 7.8's own paths (its flushes) can still abort the process
+  // on a write error the store never sees. Recovery waits until there is this
+  // much free space again. 0 turns the check off. Default 0; fieldsyncd sets
+  // storage.min_free_space_mb (64 MiB).
+  uint64_t min_free_bytes = 0;
+  // Called once when the store becomes read-only, with the accurate cause (a
+  // RocksDB message, which may name server files: for the operator's log, not
+  // for clients), and once with OK when it is writable again. Called from a
+  // store or RocksDB thread; must not block and must not call into the store.
+  std::function<void(const absl::Status& cause)> on_write_state_changed;
+
+  // The file system RocksDB reads and writes through. Null (the default) is
+  // the real one, rocksdb::FileSystem::Default(). Tests inject a wrapper that
+  // loses unsynced data (tests/storage/power_loss_fs.h); it must outlive the
+  // store. Backups and restores always use the real file system.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 // What one group commit did; for metrics.
@@ -195,7 +222,8 @@ class EventStore {
   // Errors: InvalidArgument for an empty batch, a missing or oversized
   // event_id, an oversized payload or subject, a malformed area code (nothing
   // is written); the status of a failing `prepare`; Unavailable if the store is
-  // closing; Internal/DataLoss if RocksDB fails (nothing is acknowledged).
+  // closing; Unavailable "store is read-only: <cause>" when the write failed
+  // or the store is read-only (see WriteState; nothing is acknowledged).
   virtual absl::StatusOr<std::vector<AppendResult>> Append(std::vector<AppendEntry> entries) = 0;
 
   // As Append, but never blocks: `done` is called once, from the committer
@@ -286,6 +314,18 @@ class EventStore {
 
   // Approximate bytes on disk (SST files, blob files and WAL).
   virtual uint64_t ApproximateSizeBytes() const = 0;
+
+  // OK while the store accepts writes. After the first failed write (a full
+  // disk, an I/O error) or a RocksDB background error that stops writes, the
+  // store is read-only: every write (Append, AppendAsync, PutBlobChunk)
+  // answers this status, Unavailable "store is read-only: no space left" (or
+  // another cause: "disk I/O error", ...; never a file path), without touching
+  // the disk, and reads go on. Every StoreOptions::recovery_interval the store
+  // tries to recover by itself; it becomes writable again once that works,
+  // with its head and hash chain re-read from disk, so the next append
+  // continues the log exactly after the last durable record. While a reopen
+  // is under way (or failed) reads answer Unavailable too.
+  virtual absl::Status WriteState() const = 0;
 };
 
 // Opens (creating if missing) the store in directory `path`. After a crash at

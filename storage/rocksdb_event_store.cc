@@ -9,7 +9,18 @@
 // point; the others in the group are unaffected. Only after the write returns
 // is the head published and every caller answered, so a record that is visible
 // or acknowledged is on disk.
+//
+// Failed writes: the first write that fails (a full disk, an I/O error) or a
+// RocksDB background error that stops writes makes the store read-only (the
+// WriteGate below). No write reaches RocksDB after that: RocksDB 7.8 aborts on
+// an assertion when a WAL writer that has seen an error is written again.
+// The committer thread retries recovery every recovery_interval: DB::Resume()
+// as a probe that space is back, then a close and reopen, which replays the
+// synced WAL, drops a torn tail and starts a fresh WAL writer; the head and
+// the chain's last hash are re-read from disk, so nothing half-written or
+// unacknowledged leaves a gap or forks the chain.
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,7 +42,10 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
@@ -56,6 +70,97 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.IsShutdownInProgress()) return absl::UnavailableError(message);
   return absl::InternalError(message);
 }
+
+// The error every write answers while the store is read-only: the cause in
+// words a client may see, never RocksDB's message (it names server files).
+absl::Status ReadOnlyError(const rocksdb::Status& s) {
+  const char* cause = "write failed";
+  if (s.IsNoSpace()) {
+    cause = "no space left";
+  } else if (s.subcode() == rocksdb::Status::kSpaceLimit) {
+    cause = "space limit reached";
+  } else if (s.IsIOError()) {
+    cause = "disk I/O error";
+  } else if (s.IsCorruption()) {
+    cause = "data corruption detected";
+  }
+  return absl::UnavailableError(absl::StrCat("store is read-only: ", cause));
+}
+
+// Whether the store accepts writes. Shared by the store and the RocksDB
+// listener that reports background errors. Thread-safe.
+class WriteGate {
+ public:
+  explicit WriteGate(std::function<void(const absl::Status&)> on_change)
+      : on_change_(std::move(on_change)) {}
+
+  bool read_only() const { return read_only_.load(std::memory_order_acquire); }
+
+  // OK, or the Unavailable status every write answers.
+  absl::Status state() const {
+    if (!read_only()) return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+
+  // Makes the store read-only because of `cause`. Only the first call after
+  // being writable counts (and is reported): a full disk fails many writes.
+  void Close(const rocksdb::Status& cause) {
+    absl::MutexLock lock(&mu_);
+    if (read_only()) return;
+    error_ = ReadOnlyError(cause);
+    read_only_.store(true, std::memory_order_release);
+    // Under the lock, so reports arrive in the order of the changes.
+    if (on_change_) {
+      on_change_(absl::UnavailableError(absl::StrCat(error_.message(), " (", cause.ToString(), ")")));
+    }
+  }
+
+  // Makes the store writable again; recovery only.
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    if (!read_only()) return;
+    error_ = absl::OkStatus();
+    read_only_.store(false, std::memory_order_release);
+    if (on_change_) on_change_(absl::OkStatus());
+  }
+
+ private:
+  const std::function<void(const absl::Status&)> on_change_;
+  std::atomic<bool> read_only_{false};
+  mutable absl::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+// Closes the gate on a background error that stops writes (a failed flush,
+// WAL or MANIFEST write), so that health and metrics show it before the next
+// write fails. Compaction errors do not stop writes and are left to RocksDB.
+class BackgroundErrorListener final : public rocksdb::EventListener {
+ public:
+  explicit BackgroundErrorListener(std::shared_ptr<WriteGate> gate) : gate_(std::move(gate)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                         rocksdb::Status* bg_error) override {
+    if (bg_error == nullptr || bg_error->ok()) return;
+    if (reason == rocksdb::BackgroundErrorReason::kCompaction) return;
+    gate_->Close(*bg_error);
+  }
+
+  // The store recovers by itself (Resume, then a reopen, see TryRecover), so
+  // RocksDB's own recovery is turned off: it would clear the error while the
+  // WAL writer that saw it may still be in place, and a manual Resume()
+  // answers Busy for as long as it runs.
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
+                            rocksdb::Status /*bg_error*/, bool* auto_recovery) override {
+    if (auto_recovery != nullptr) *auto_recovery = false;
+  }
+
+ private:
+  const std::shared_ptr<WriteGate> gate_;
+};
+
+// Written with every group: the head it reached.
+constexpr char kHeadKey[] = "head";
 
 const std::string& ZeroHash() {
   static const std::string* zero = new std::string(keys::kHashSize, '\0');
@@ -110,6 +215,19 @@ struct PreparedGroup {
 
 class RocksDbEventStore;
 
+// A RocksDB database opened for the store, with the head and the chain's last
+// hash read from its log.
+struct OpenedDb {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // Owned.
+  uint64_t head = 0;
+  std::string last_hash;
+};
+
+absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& options,
+                                rocksdb::Env* env,
+                                const std::shared_ptr<rocksdb::EventListener>& listener);
+
 // The CommitContext of one entry. Writes go to the group's WriteBatch (rolled
 // back with a save point if the request fails) and to the request's overlay.
 class EntryContext final : public CommitContext {
@@ -152,26 +270,19 @@ class EntryContext final : public CommitContext {
 
 class RocksDbEventStore final : public EventStore {
  public:
-  RocksDbEventStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-                    std::vector<rocksdb::ColumnFamilyHandle*> handles, uint64_t head,
-                    std::string last_hash)
-      : options_(std::move(options)),
-        db_(std::move(db)),
-        handles_(std::move(handles)),
-        next_offset_(head + 1),
-        last_hash_(std::move(last_hash)),
-        head_(head),
-        published_head_(head) {
-    for (auto* handle : handles_) {
-      const std::string& name = handle->GetName();
-      if (name == keys::kLogFamily) log_ = handle;
-      if (name == keys::kEventIdFamily) event_ids_ = handle;
-      if (name == keys::kSubjectFamily) subjects_ = handle;
-      if (name == keys::kScopeFamily) scopes_ = handle;
-      if (name == keys::kProjectionFamily) projections_ = handle;
-      if (name == keys::kBlobFamily) blobs_ = handle;
-      if (name == rocksdb::kDefaultColumnFamilyName) meta_ = handle;
-    }
+  RocksDbEventStore(std::string path, StoreOptions options, std::unique_ptr<rocksdb::Env> env,
+                    std::shared_ptr<WriteGate> gate,
+                    std::shared_ptr<rocksdb::EventListener> listener, OpenedDb opened)
+      : path_(std::move(path)),
+        options_(std::move(options)),
+        env_(std::move(env)),
+        gate_(std::move(gate)),
+        listener_(std::move(listener)),
+        next_offset_(opened.head + 1),
+        last_hash_(opened.last_hash),
+        head_(opened.head),
+        published_head_(opened.head) {
+    Adopt(std::move(opened));
     writer_ = std::thread([this] { WriterLoop(); });
     committer_ = std::thread([this] { CommitterLoop(); });
   }
@@ -183,12 +294,10 @@ class RocksDbEventStore final : public EventStore {
     }
     committer_.join();  // Drains every queued append first,
     writer_.join();     // then the writer finishes the last group.
-    for (auto* handle : handles_) {
-      // Ignored on purpose: closing cannot be retried and the data is synced.
-      db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
-    }
-    db_->Close().PermitUncheckedError();
+    CloseDb();
   }
+
+  absl::Status WriteState() const override { return gate_->state(); }
 
   absl::StatusOr<std::vector<AppendResult>> Append(std::vector<AppendEntry> entries) override {
     absl::Notification done;
@@ -205,6 +314,10 @@ class RocksDbEventStore final : public EventStore {
     size_t bytes = 0;
     if (absl::Status status = Validate(entries, &bytes); !status.ok()) {
       done(status);
+      return;
+    }
+    if (absl::Status state = gate_->state(); !state.ok()) {
+      done(state);
       return;
     }
     auto pending = std::make_unique<PendingAppend>();
@@ -246,6 +359,8 @@ class RocksDbEventStore final : public EventStore {
 
   absl::StatusOr<std::vector<LogRecord>> ReadAfter(uint64_t after,
                                                    ReadLimits limits) const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::vector<LogRecord> out;
     size_t bytes = 0;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_));
@@ -263,6 +378,12 @@ class RocksDbEventStore final : public EventStore {
   }
 
   absl::StatusOr<LogRecord> Read(uint64_t offset) const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    return ReadLocked(offset);
+  }
+
+  absl::StatusOr<LogRecord> ReadLocked(uint64_t offset) const ABSL_SHARED_LOCKS_REQUIRED(db_mu_) {
+    RETURN_IF_ERROR(CheckOpen());
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_, keys::LogKey(offset), &value);
     if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no record at offset ", offset));
@@ -291,6 +412,8 @@ class RocksDbEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::optional<uint64_t>> LookupEventId(std::string_view event_id) const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), event_ids_, event_id, &value);
     if (s.IsNotFound()) return std::nullopt;
@@ -304,9 +427,11 @@ class RocksDbEventStore final : public EventStore {
     if (from > to) return absl::InvalidArgumentError("VerifyChain: from is after to");
     to = std::min(to, Head());
     if (from > to) return absl::OkStatus();
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::string expected_prev = ZeroHash();
     if (from > 1) {
-      absl::StatusOr<LogRecord> before = Read(from - 1);
+      absl::StatusOr<LogRecord> before = ReadLocked(from - 1);
       if (absl::IsNotFound(before.status())) {
         return absl::DataLossError(absl::StrCat("record ", from - 1, " is missing"));
       }
@@ -336,6 +461,8 @@ class RocksDbEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::optional<std::string>> GetProjection(std::string_view key) const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), projections_, key, &value);
     if (s.IsNotFound()) return std::nullopt;
@@ -345,6 +472,8 @@ class RocksDbEventStore final : public EventStore {
 
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanProjections(
       std::string_view prefix, std::string_view start_after, size_t limit) const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::vector<std::pair<std::string, std::string>> out;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), projections_));
     if (start_after.empty() || start_after < prefix) {
@@ -388,6 +517,8 @@ class RocksDbEventStore final : public EventStore {
                                                           &raw_engine),
                               "opening the backup directory"));
     std::unique_ptr<rocksdb::BackupEngine> engine(raw_engine);
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     // Every record up to `head` is in the backup; later ones may be too.
     uint64_t head = Head();
     rocksdb::CreateBackupOptions create;
@@ -401,6 +532,8 @@ class RocksDbEventStore final : public EventStore {
   }
 
   uint64_t ApproximateSizeBytes() const override {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    if (db_ == nullptr) return 0;
     uint64_t total = 0;
     for (const char* property : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
                                  "rocksdb.cur-size-all-mem-tables"}) {
@@ -412,6 +545,116 @@ class RocksDbEventStore final : public EventStore {
 
  private:
   friend class EntryContext;
+
+  // Readers hold db_mu_ shared; only a recovery swaps the database, under the
+  // exclusive lock. db_ is null after a reopen that failed.
+  absl::Status CheckOpen() const ABSL_SHARED_LOCKS_REQUIRED(db_mu_) {
+    if (db_ == nullptr) {
+      return absl::UnavailableError("store is read-only: reopening after a failed write");
+    }
+    return absl::OkStatus();
+  }
+
+  void Adopt(OpenedDb opened) {
+    db_ = std::move(opened.db);
+    handles_ = std::move(opened.handles);
+    for (auto* handle : handles_) {
+      const std::string& name = handle->GetName();
+      if (name == keys::kLogFamily) log_ = handle;
+      if (name == keys::kEventIdFamily) event_ids_ = handle;
+      if (name == keys::kSubjectFamily) subjects_ = handle;
+      if (name == keys::kScopeFamily) scopes_ = handle;
+      if (name == keys::kProjectionFamily) projections_ = handle;
+      if (name == keys::kBlobFamily) blobs_ = handle;
+      if (name == rocksdb::kDefaultColumnFamilyName) meta_ = handle;
+    }
+  }
+
+  void CloseDb() {
+    if (db_ == nullptr) return;
+    for (auto* handle : handles_) {
+      // Ignored on purpose: closing cannot be retried and the data is synced.
+      db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    handles_.clear();
+    // Ignored on purpose: after a failed write Close reports that error again.
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+
+  // Every write to RocksDB after the open goes through here: synced, one at
+  // a time, and only while the gate is open, so that no write is issued after
+  // a failed one, not even one that checked the gate just before the failure
+  // (RocksDB's own recovery may clear its error while the WAL writer that saw
+  // it is still in place). A failure closes the gate.
+  absl::Status WriteToDb(rocksdb::WriteBatch* batch) {
+    absl::MutexLock lock(&write_mu_);
+    RETURN_IF_ERROR(gate_->state());
+    if (!EnoughFreeSpace()) {
+      rocksdb::Status low = rocksdb::Status::NoSpace(
+          absl::StrCat("free space below min_free_bytes ", options_.min_free_bytes));
+      gate_->Close(low);
+      return ReadOnlyError(low);
+    }
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    rocksdb::Status s = db_->Write(write, batch);
+    if (s.ok()) return absl::OkStatus();
+    gate_->Close(s);
+    return ReadOnlyError(s);
+  }
+
+  // Whether the file system of the store has min_free_bytes free (true when
+  // the check is off or statvfs fails: RocksDB then reports a full disk).
+  bool EnoughFreeSpace() const {
+    if (options_.min_free_bytes == 0) return true;
+    struct statvfs fs;
+    if (statvfs(path_.c_str(), &fs) != 0) return true;
+    return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize >= options_.min_free_bytes;
+  }
+
+  // Committer thread, while read-only: once the writer is idle, probes with
+  // DB::Resume() and then reopens the database (see the file comment). On
+  // success the committer continues from the head and hash re-read from
+  // disk and the gate opens; otherwise the next interval tries again.
+  void TryRecover() {
+    {
+      absl::MutexLock lock(&mu_);
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return to_write_ == nullptr; };
+      mu_.Await(absl::Condition(&idle));
+      // The failure is handled here, not by voiding the next group.
+      write_status_ = absl::OkStatus();
+    }
+    in_flight_.reset();
+    if (!EnoughFreeSpace()) return;
+    // Resume flushes the memtables: it fails while there is no space, and
+    // keeps the old database serving reads meanwhile.
+    if (db_ != nullptr && !db_->Resume().ok()) return;
+    uint64_t old_head = Head();
+    uint64_t new_head = 0;
+    {
+      // Blob writes run under blob_mu_ and use db_ directly.
+      absl::MutexLock blob_lock(&blob_mu_);
+      absl::WriterMutexLock db_lock(&db_mu_);
+      CloseDb();
+      absl::StatusOr<OpenedDb> opened = OpenDb(path_, options_, env_.get(), listener_);
+      if (!opened.ok()) return;  // Reads answer Unavailable until a reopen works.
+      new_head = opened->head;
+      next_offset_ = opened->head + 1;
+      last_hash_ = opened->last_hash;
+      Adopt(*std::move(opened));
+      absl::MutexLock head_lock(&head_mu_);
+      published_head_.store(new_head, std::memory_order_release);
+      head_ = new_head;
+    }
+    gate_->Open();
+    // A write reported failed may still have reached the WAL whole; its
+    // records are in the log now and subscribers learn of them.
+    if (new_head > old_head) {
+      absl::MutexLock lock(&listener_mu_);
+      for (auto& [id, listener] : listeners_) listener(new_head);
+    }
+  }
 
   absl::Status Validate(const std::vector<AppendEntry>& entries, size_t* bytes) const {
     if (entries.empty()) return absl::InvalidArgumentError("append batch is empty");
@@ -456,6 +699,8 @@ class RocksDbEventStore final : public EventStore {
                                                    const std::string& prefix,
                                                    const std::string& start,
                                                    ReadLimits limits) const {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
     std::vector<LogRecord> out;
     size_t bytes = 0;
     rocksdb::ReadOptions read;
@@ -520,9 +765,23 @@ class RocksDbEventStore final : public EventStore {
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !queue_.empty() || stopping_;
         };
-        mu_.Await(absl::Condition(&ready));
+        // Woken at least every recovery_interval, to recover a read-only store.
+        const bool woken = mu_.AwaitWithTimeout(absl::Condition(&ready), options_.recovery_interval);
+        if (!woken) {
+          if (gate_->read_only()) {
+            mu_.Unlock();
+            TryRecover();
+            mu_.Lock();
+          }
+          continue;
+        }
         if (queue_.empty()) break;  // Stopping and drained.
         taken = TakeLocked(options_.max_group_records, options_.max_group_bytes, /*at_least_one=*/true);
+      }
+      if (absl::Status state = gate_->state(); !state.ok()) {
+        // Queued before the store became read-only: answered without a write.
+        for (auto& pending : taken) pending->done(state);
+        continue;
       }
       auto prepared = std::make_unique<PreparedGroup>();
       prepared->first_offset = prepared->next_offset = next_offset_;
@@ -722,14 +981,13 @@ class RocksDbEventStore final : public EventStore {
     absl::Status status;
     absl::Duration write_time;
     if (prepared.records > 0) {
-      rocksdb::WriteOptions write;
-      write.sync = true;
       const absl::Time start = absl::Now();
-      status = FromRocks(db_->Write(write, &prepared.batch), "committing appends");
+      // A group prepared before the store became read-only is not written.
+      status = WriteToDb(&prepared.batch);
       write_time = absl::Now() - start;
       if (!status.ok()) {
-        // Nothing of this group is acknowledged. RocksDB refuses further
-        // writes after a failed synced write, so the chain cannot fork.
+        // Nothing of this group is acknowledged, and the committer voids the
+        // group prepared on top of it, so the chain cannot fork.
         for (auto& answer : prepared.answers) {
           if (answer.ok()) answer = status;
         }
@@ -759,11 +1017,15 @@ class RocksDbEventStore final : public EventStore {
     return status;
   }
 
- public:
-  static constexpr char kHeadKey[] = "head";
-
- private:
+  const std::string path_;
   const StoreOptions options_;
+  std::unique_ptr<rocksdb::Env> env_;  // Null: the default Env. Outlives db_.
+  const std::shared_ptr<WriteGate> gate_;
+  const std::shared_ptr<rocksdb::EventListener> listener_;
+  // Shared by readers, exclusive while a recovery swaps db_ and the handles.
+  // The committer and writer threads use db_ unlocked: the recovery runs on
+  // the committer thread while the writer is idle.
+  mutable absl::Mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // Owned; destroyed before db_ closes.
   rocksdb::ColumnFamilyHandle* log_ = nullptr;
@@ -792,7 +1054,10 @@ class RocksDbEventStore final : public EventStore {
   std::map<uint64_t, HeadListener> listeners_ ABSL_GUARDED_BY(listener_mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listener_mu_) = 1;
 
-  absl::Mutex blob_mu_;  // Serializes the read-modify-write of uploads.
+  // Serializes the read-modify-write of uploads; a recovery holds it while it
+  // swaps the database.
+  absl::Mutex blob_mu_;
+  absl::Mutex write_mu_;  // Held by WriteToDb: one RocksDB write at a time.
   std::string upload_dir_;  // Set once by OpenBlobUploads, before any use.
   std::string UploadPath(std::string_view sha256) const;
 
@@ -947,6 +1212,8 @@ std::string RocksDbEventStore::UploadPath(std::string_view sha256) const {
 
 absl::StatusOr<BlobStatus> RocksDbEventStore::GetBlobStatus(std::string_view sha256) const {
   RETURN_IF_ERROR(CheckSha(sha256));
+  absl::ReaderMutexLock db_lock(&db_mu_);
+  RETURN_IF_ERROR(CheckOpen());
   rocksdb::PinnableSlice content;
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobContentKey(sha256), &content);
@@ -962,6 +1229,8 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::GetBlobStatus(std::string_view sha
 
 absl::StatusOr<std::string> RocksDbEventStore::GetBlob(std::string_view sha256) const {
   RETURN_IF_ERROR(CheckSha(sha256));
+  absl::ReaderMutexLock db_lock(&db_mu_);
+  RETURN_IF_ERROR(CheckOpen());
   std::string content;
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), blobs_, keys::BlobContentKey(sha256), &content);
@@ -988,6 +1257,7 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
                                                    ") runs past the blob's size ", total_size));
   }
   absl::MutexLock lock(&blob_mu_);
+  RETURN_IF_ERROR(gate_->state());
   ASSIGN_OR_RETURN(BlobStatus status, GetBlobStatus(sha256));
   if (status.complete) return status;
   if (status.total_size != 0 && status.owner != writer.owner) {
@@ -1006,21 +1276,18 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   if (absl::Status written = WriteUploadBytes(path, upload_dir_, offset, data); !written.ok()) {
     if (absl::IsDataLoss(written)) {
       // The entry lost its bytes: drop it so the next upload starts afresh.
-      rocksdb::WriteOptions write;
-      write.sync = true;
-      RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
-                                "discarding a blob upload"));
+      rocksdb::WriteBatch discard;
+      discard.Delete(blobs_, keys::BlobUploadKey(sha256));
+      RETURN_IF_ERROR(WriteToDb(&discard));
     }
     return written;
   }
   const uint64_t received = offset + data.size();
   rocksdb::WriteBatch batch;
-  rocksdb::WriteOptions write;
-  write.sync = true;
   if (received < total_size) {
     batch.Put(blobs_, keys::BlobUploadKey(sha256),
               EncodeUpload(total_size, received, writer.now, writer.owner));
-    RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob chunk"));
+    RETURN_IF_ERROR(WriteToDb(&batch));
     return BlobStatus{.received_bytes = received,
                       .total_size = total_size,
                       .complete = false,
@@ -1032,7 +1299,7 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
   batch.Delete(blobs_, keys::BlobUploadKey(sha256));
   const bool matches = DigestBytes(Sha256({content})) == sha256;
   if (matches) batch.Put(blobs_, keys::BlobContentKey(sha256), content);
-  RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "storing a blob"));
+  RETURN_IF_ERROR(WriteToDb(&batch));
   // Ignored on purpose: a file left behind belongs to no entry and is removed
   // when the store next opens.
   std::error_code ignored;
@@ -1046,6 +1313,7 @@ absl::StatusOr<BlobStatus> RocksDbEventStore::PutBlobChunk(std::string_view sha2
 
 absl::StatusOr<std::vector<BlobUpload>> RocksDbEventStore::ListBlobUploads(
     std::string_view start_after, size_t limit) const {
+  absl::ReaderMutexLock db_lock(&db_mu_);
   std::vector<BlobUpload> out;
   const std::string prefix(1, keys::kBlobUploadTag);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blobs_));
@@ -1069,10 +1337,10 @@ absl::StatusOr<uint64_t> RocksDbEventStore::DiscardBlobUpload(std::string_view s
   absl::MutexLock lock(&blob_mu_);
   ASSIGN_OR_RETURN(BlobStatus status, GetBlobStatus(sha256));
   if (status.complete || status.total_size == 0 || status.owner != owner) return 0;
-  rocksdb::WriteOptions write;
-  write.sync = true;
-  RETURN_IF_ERROR(FromRocks(db_->Delete(write, blobs_, keys::BlobUploadKey(sha256)),
-                            "discarding a blob upload"));
+  RETURN_IF_ERROR(gate_->state());
+  rocksdb::WriteBatch discard;
+  discard.Delete(blobs_, keys::BlobUploadKey(sha256));
+  RETURN_IF_ERROR(WriteToDb(&discard));
   const std::string path = UploadPath(sha256);
   std::error_code size_ec;
   const uint64_t size = std::filesystem::file_size(path, size_ec);
@@ -1120,9 +1388,7 @@ absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
     RETURN_IF_ERROR(FromRocks(it->status(), "reading blob chunks"));
   }
   if (batch.Count() > 0) {
-    rocksdb::WriteOptions write;
-    write.sync = true;
-    RETURN_IF_ERROR(FromRocks(db_->Write(write, &batch), "discarding stale blob uploads"));
+    RETURN_IF_ERROR(WriteToDb(&batch));
   }
   // Files of no entry: a crash between a file's first write and its entry,
   // or after an upload completed and before its file was removed.
@@ -1178,27 +1444,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
   return cf;
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& path,
-                                                           StoreOptions options) {
-  for (size_t length : options.scope_prefix_lengths) {
-    if (length == 0 || length > 12) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("scope_prefix_lengths: ", length, " is not between 1 and 12"));
-    }
-  }
-  if (options.max_background_jobs < 1) {
-    return absl::InvalidArgumentError("max_background_jobs must be at least 1");
-  }
-  if (options.max_group_records == 0 || options.max_append_records == 0) {
-    return absl::InvalidArgumentError("max_group_records and max_append_records must be positive");
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating ", path, ": ", ec.message()));
-
+absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& options,
+                                rocksdb::Env* env,
+                                const std::shared_ptr<rocksdb::EventListener>& listener) {
   rocksdb::DBOptions db_options;
+  if (env != nullptr) db_options.env = env;
+  db_options.listeners.push_back(listener);
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.max_background_jobs;
@@ -1267,14 +1518,47 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
   // Each group also records the head it reached: a log that ends before it
   // lost its tail, which the chain alone cannot show.
   std::string stored_head;
-  s = db->Get(rocksdb::ReadOptions(), meta, RocksDbEventStore::kHeadKey, &stored_head);
+  s = db->Get(rocksdb::ReadOptions(), meta, kHeadKey, &stored_head);
   if (s.ok() && stored_head.size() == 8 && keys::ReadU64(stored_head) > head) {
     return close_on_error(absl::DataLossError(
         absl::StrCat("the log ends at offset ", head, " but offset ", keys::ReadU64(stored_head),
                      " was committed: records are missing from the tail")));
   }
-  auto store = std::make_unique<RocksDbEventStore>(std::move(options), std::move(db),
-                                                   std::move(handles), head, std::move(last_hash));
+  return OpenedDb{.db = std::move(db), .handles = std::move(handles), .head = head,
+                  .last_hash = std::move(last_hash)};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& path,
+                                                           StoreOptions options) {
+  for (size_t length : options.scope_prefix_lengths) {
+    if (length == 0 || length > 12) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scope_prefix_lengths: ", length, " is not between 1 and 12"));
+    }
+  }
+  if (options.max_background_jobs < 1) {
+    return absl::InvalidArgumentError("max_background_jobs must be at least 1");
+  }
+  if (options.max_group_records == 0 || options.max_append_records == 0) {
+    return absl::InvalidArgumentError("max_group_records and max_append_records must be positive");
+  }
+  if (options.recovery_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("recovery_interval must be positive");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("creating ", path, ": ", ec.message()));
+
+  std::unique_ptr<rocksdb::Env> env;
+  if (options.file_system != nullptr) env = rocksdb::NewCompositeEnv(options.file_system);
+  auto gate = std::make_shared<WriteGate>(options.on_write_state_changed);
+  auto listener = std::make_shared<BackgroundErrorListener>(gate);
+  ASSIGN_OR_RETURN(OpenedDb opened, OpenDb(path, options, env.get(), listener));
+  auto store = std::make_unique<RocksDbEventStore>(path, std::move(options), std::move(env),
+                                                   std::move(gate), std::move(listener),
+                                                   std::move(opened));
   RETURN_IF_ERROR(
       store->OpenBlobUploads((std::filesystem::path(path) / keys::kBlobUploadDir).string()));
   return store;

@@ -129,3 +129,13 @@ fieldsync_test(proposal_keys_test
 fieldsync_test(blob_ownership_test
   SOURCES blob_ownership_test.cc
   DEPS fieldsync_sync_world)
+
+# A full disk (a tmpfs the test mounts; root only, else skipped) against the
+# real binary: writes UNAVAILABLE, reads served, metrics and health, recovery.
+fieldsync_test(full_disk_test
+  SOURCES full_disk_test.cc
+  DEPS fieldsync_service_harness fieldsync_server_process fieldsync_storage
+       fieldsync_test_grpc_proto
+  PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
+target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
+add_dependencies(full_disk_test fieldsyncd)
