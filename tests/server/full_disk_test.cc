@@ -4,6 +4,7 @@
 // and once the tmpfs grows writes recover by themselves; every acknowledged
 // event is then on disk, gapless, its chain intact. Needs root (mount); it
 // skips otherwise.
+#include <httplib.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/types.h>
@@ -18,8 +19,6 @@
 #include <random>
 #include <thread>
 
-#include <httplib.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -30,6 +29,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "storage/event_store.h"
+#include "sync/event_codec.h"
 #include "tests/server/server_process.h"
 #include "tests/server/service_harness.h"
 
@@ -210,7 +210,9 @@ void FullDiskTest::Run(const std::string& config_text) {
         const v1::PushResult& result = response.results(i);
         EXPECT_TRUE(result.has_accepted()) << result.DebugString();
         if (result.has_accepted()) {
-          acknowledged[request.events(i).event_id()] = result.accepted().offset();
+          // The store files an event under its signing device and id.
+          acknowledged[sync::LogEventId(request.events(i).device_id(),
+                                        request.events(i).event_id())] = result.accepted().offset();
         }
       }
     }
@@ -248,7 +250,8 @@ void FullDiskTest::Run(const std::string& config_text) {
     EXPECT_GT(response.head_offset(), 0u);
     EXPECT_TRUE(response.has_snapshot() || response.events_size() > 0);
   }
-  EXPECT_TRUE(absl::StrContains(Metrics(server->metrics_port()), "\nfieldsync_store_read_only 1\n"));
+  EXPECT_TRUE(
+      absl::StrContains(Metrics(server->metrics_port()), "\nfieldsync_store_read_only 1\n"));
   EXPECT_EQ(Health(*channel), health::HealthCheckResponse::NOT_SERVING);
   ASSERT_TRUE(Alive(server->pid()));
 
@@ -262,10 +265,12 @@ void FullDiskTest::Run(const std::string& config_text) {
   }
   ASSERT_TRUE(recovered.ok()) << "no recovery within " << kRecoveryBound << ": "
                               << recovered.error_message();
-  std::printf("full_disk_test: %zu events acknowledged before the disk filled; writes back %.1f s "
-              "after the tmpfs grew\n",
-              acknowledged.size(), absl::ToDoubleSeconds(absl::Now() - (deadline - kRecoveryBound)));
-  EXPECT_TRUE(absl::StrContains(Metrics(server->metrics_port()), "\nfieldsync_store_read_only 0\n"));
+  std::printf(
+      "full_disk_test: %zu events acknowledged before the disk filled; writes back %.1f s "
+      "after the tmpfs grew\n",
+      acknowledged.size(), absl::ToDoubleSeconds(absl::Now() - (deadline - kRecoveryBound)));
+  EXPECT_TRUE(
+      absl::StrContains(Metrics(server->metrics_port()), "\nfieldsync_store_read_only 0\n"));
   EXPECT_EQ(Health(*channel), health::HealthCheckResponse::SERVING);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(push(make_push(20)).ok());
 
