@@ -98,9 +98,13 @@ void UpsertSide(v1::Conflict& conflict, const v1::ConflictSide& side) {
       [](const v1::ConflictSide& a, const v1::ConflictSide& b) { return a.offset() < b.offset(); });
 }
 
-void SetWinner(v1::Conflict& conflict, const std::string& event_id) {
+// Marks `winner` as the conflict's winning side. A side is named by its
+// signing device and event id together: event ids are unique per device
+// only, so two devices' writes may carry the same one.
+void SetWinner(v1::Conflict& conflict, const v1::ConflictSide& winner) {
   for (int i = 0; i < conflict.sides_size(); ++i) {
-    if (conflict.sides(i).event_id() == event_id) {
+    if (conflict.sides(i).device_id() == winner.device_id() &&
+        conflict.sides(i).event_id() == winner.event_id()) {
       conflict.set_winner_side(static_cast<uint32_t>(i));
       return;
     }
@@ -140,7 +144,7 @@ absl::StatusOr<ContestResult> Contend(MergeContext& mc, const Contest& c) {
     if (!sequential && holder) UpsertSide(*conflict, *holder);
     UpsertSide(*conflict, c.incoming);
     // out.apply is true whenever holder is empty.
-    SetWinner(*conflict, out.apply ? c.incoming.event_id() : holder->event_id());
+    SetWinner(*conflict, out.apply ? c.incoming : *holder);
     RETURN_IF_ERROR(SaveConflict(mc, *conflict, c.owner_key));
     out.conflict_id = *open_id;
   } else if (!sequential) {
@@ -157,7 +161,7 @@ absl::StatusOr<ContestResult> Contend(MergeContext& mc, const Contest& c) {
     // first write later joins as the holder side).
     if (holder) UpsertSide(conflict, *holder);
     UpsertSide(conflict, c.incoming);
-    SetWinner(conflict, out.apply ? c.incoming.event_id() : holder->event_id());
+    SetWinner(conflict, out.apply ? c.incoming : *holder);
     conflict.set_open(true);
     conflict.set_created_offset(mc.meta().offset);
     *conflict.mutable_created_at() = mc.ReceivedAt();

@@ -129,6 +129,30 @@ TEST_F(UnsetBaseTest, ARevisionWithABaseOfAPlanThatDoesNotExistCreatesItWithACon
 }
 
 // ShuanglianPolicy::Validate with its own options: the bounds are the options'.
+// Event ids are unique per signing device only: two devices' concurrent
+// writes may carry one id, and the conflict must still name the right winner
+// (it once matched sides by the bare event id and named the first device).
+TEST_F(UnsetBaseTest, ConcurrentWritesOfTwoDevicesWithOneEventIdNameTheRightWinner) {
+  const std::string h = NewHousehold();
+  const v1::Event first = a_.SetField(h, kVillage, "phone", Str("a"), 0);
+  ASSERT_TRUE(PushOne(a_, first).has_accepted());
+  env_.clock().Advance(absl::Seconds(1));
+  v1::Event second = b_.SetField(h, kVillage, "phone", Str("b"), 0);
+  second.set_event_id(first.event_id());
+  b_.Sign(second);
+  const v1::PushResult result = PushOne(b_, second);
+  ASSERT_TRUE(result.has_conflict_recorded()) << result.ShortDebugString();
+
+  const v1::Household state = *ReadHousehold(env_.store(), h);
+  EXPECT_EQ(state.fields().at("phone").value().string_value(), "b") << "b's HLC is higher";
+  ASSERT_EQ(state.open_conflict_ids_size(), 1);
+  const v1::Conflict c = *ReadConflict(env_.store(), state.open_conflict_ids(0));
+  ASSERT_EQ(c.sides_size(), 2) << c.ShortDebugString();
+  EXPECT_EQ(c.sides(0).event_id(), c.sides(1).event_id());
+  EXPECT_EQ(c.sides(c.winner_side()).device_id(), "dev-b") << c.ShortDebugString();
+  EXPECT_EQ(c.sides(c.winner_side()).field_value().string_value(), "b");
+}
+
 class BoundsTest : public ::testing::Test {
  protected:
   static v1::Event Visit(absl::Time start) {
