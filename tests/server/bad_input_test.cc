@@ -73,7 +73,7 @@ class GrpcBadInputTest : public SyncWorld {
 
   // An extra device of cadre1, enrolled then revoked.
   std::unique_ptr<TestDevice> RevokedDevice() {
-    auto device = std::make_unique<TestDevice>(harness().clock().AsClock());
+    auto device = std::make_unique<TestDevice>(DeviceClock());
     EXPECT_TRUE(device->Enroll(*harness().channel(), admin_token(), "cadre1").ok());
     v1::RevokeDeviceRequest revoke;
     revoke.set_device_id(device->id());

@@ -21,7 +21,7 @@ class RelayDefectsTest : public SyncWorld {
  public:
   // A new device enrolled for an existing user.
   std::unique_ptr<TestDevice> EnrollFor(const std::string& user_id) {
-    auto device = std::make_unique<TestDevice>(harness().clock().AsClock());
+    auto device = std::make_unique<TestDevice>(DeviceClock());
     absl::Status enrolled = device->Enroll(*harness().channel(), admin_token(), user_id);
     EXPECT_TRUE(enrolled.ok()) << enrolled;
     return device;

@@ -98,7 +98,7 @@ void SyncWorld::BuildWorld() {
   v1::UpsertUnitResponse unit_done;
   admin_call(&v1::AdminService::Stub::UpsertUnit, unit, &unit_done);
 
-  server::Clock clock = harness_->clock().AsClock();
+  server::Clock clock = DeviceClock();
   auto user = [&](const std::string& id, v1::Role role, std::vector<std::string> scope,
                   std::unique_ptr<TestDevice>* device) {
     v1::User u;

@@ -55,6 +55,12 @@ class SyncWorld : public ::testing::Test {
   void Restart();
 
   ServiceHarness& harness() { return *harness_; }
+  // The clock of the devices: the current harness's, across Restart (a
+  // device outlives the harness it was made under, so it must never hold
+  // that harness's FakeClock).
+  server::Clock DeviceClock() {
+    return [this] { return harness_->clock().Now(); };
+  }
   TestDevice& phone() { return *phone_; }
   TestDevice& tablet() { return *tablet_; }
   TestDevice& county() { return *county_; }
