@@ -1,0 +1,1237 @@
+// fieldctl: the command line of fieldsync for cadres, township staff, HQ
+// and scripts (docs/client.md "fieldctl"). Device commands work on the
+// local database of the client SDK (--db) and reach the server only in
+// `sync`, `relay`, `enroll` and online queries; admin commands call
+// AdminService with the token of --token-file.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "clients/fieldctl/args.h"
+#include "clients/fieldctl/output.h"
+#include "clients/sdk/client.h"
+#include "clients/sdk/event_signing.h"
+#include "fieldsync/v1/admin_service.grpc.pb.h"
+#include "fieldsync/v1/query_service.grpc.pb.h"
+
+namespace fieldsync::fieldctl {
+namespace {
+
+using client::Client;
+
+constexpr char kGlobalUsage[] = R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] COMMAND ...
+
+Device commands (local database --db, synced with `sync`):
+  enroll --code CODE [--name NAME] [--model MODEL]   make the device key and enroll
+  visit record --household ID --start RFC3339 --end RFC3339 [--purpose P] [--notes T] [--photo FILE]...
+  household list | show ID | register ... | set ID FIELD=VALUE...
+  status propose ... | status confirm ...            status changes of a household
+  plan revise ...                                    a new revision of a household exit plan
+  sync                                               push the outbox, upload photos, pull
+  outbox [list] [--state S] | outbox export FILE     what is pending / accepted / rejected / in conflict
+  relay FILE                                         import a phone's bundle and push it
+  conflicts list [--scope PREFIX] | conflicts resolve ID (--side N | --value V) [--note T]
+  report ... | export ...                            (not yet in this fieldctl)
+Admin commands (--token-file with an admin token):
+  admin areas import FILE [--dry-run]
+  admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]
+  admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope CODE]...
+  admin user list [--scope PREFIX]
+  admin link start --cadre USER|--unit UNIT --target-kind household|village|county --target ID --role ROLE [--id ID] [--from DATE]
+  admin link end ID --reason REASON [--to DATE] [--note T]
+  admin link list [--cadre USER] [--scope PREFIX] [--active-only]
+  admin code issue --user USER [--ttl DURATION]
+  admin device list [--user USER] [--include-revoked] | admin device revoke ID --reason T
+  admin backup [create [--label L] | list]
+
+Settings: flags, else ~/.config/fieldsync/fieldctl.toml (or $FIELDCTL_CONFIG) with
+  server = "HOST:PORT"   db = "FILE"   token_file = "FILE"
+Exit codes: 0 done, 1 failed, 2 usage, 3 sync done but events were rejected, are in
+conflict, or are held (see `fieldctl outbox`).
+Every command takes --help.
+)";
+
+// The options every command may take.
+const std::set<std::string> kBooleans = {"json", "help", "dry-run", "active-only",
+                                         "include-revoked", "all", "confirmed", "open-only"};
+
+struct Settings {
+  std::string server;
+  std::string db;
+  std::string token_file;
+  bool json = false;
+};
+
+// One run of fieldctl: settings, arguments and where output goes.
+class Cli {
+ public:
+  Cli(Settings settings, Args args) : settings_(std::move(settings)), args_(std::move(args)) {}
+
+  int Run();
+
+ private:
+  // Words after the command path.
+  const std::vector<std::string>& words() const { return args_.positional(); }
+  std::string Word(size_t i) const { return i < words().size() ? words()[i] : ""; }
+
+  int Usage(const std::string& message, const std::string& usage) {
+    std::cerr << "fieldctl: " << message << "\n" << usage;
+    return kExitUsage;
+  }
+  int Fail(const absl::Status& status) {
+    if (settings_.json) {
+      std::cout << JsonObject()
+                       .Str("error", std::string(status.message()))
+                       .Str("code", absl::StatusCodeToString(status.code()))
+                       .Build()
+                << "\n";
+    }
+    std::cerr << "fieldctl: " << status.message() << "\n";
+    return kExitFailed;
+  }
+  bool Help(const std::string& usage) {
+    if (!args_.Has("help")) return false;
+    std::cout << usage;
+    return true;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> OpenClient();
+  absl::StatusOr<std::string> AdminToken();
+  std::shared_ptr<grpc::Channel> AdminChannel() { return client::MakeChannel(settings_.server); }
+
+  int Enroll();
+  int Visit();
+  int HouseholdCmd();
+  int Status();
+  int Plan();
+  int Sync();
+  int OutboxCmd();
+  int Relay();
+  int ConflictsCmd();
+  int Admin();
+  int PrintOutbox(const std::vector<client::OutboxEntry>& entries);
+  int PrintSync(const client::SyncReport& report, int extra_exit);
+
+  Settings settings_;
+  Args args_;
+};
+
+absl::StatusOr<std::unique_ptr<Client>> Cli::OpenClient() {
+  client::ClientOptions options;
+  options.server = settings_.server;
+  if (!settings_.token_file.empty()) {
+    auto token = AdminToken();
+    if (!token.ok()) return token.status();
+    options.token_override = *token;
+  }
+  return Client::Open(settings_.db, std::move(options));
+}
+
+absl::StatusOr<std::string> Cli::AdminToken() {
+  if (settings_.token_file.empty()) {
+    return absl::FailedPreconditionError(
+        "admin commands need --token-file FILE (the admin token fieldsyncd printed)");
+  }
+  std::ifstream in(settings_.token_file);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", settings_.token_file));
+  std::string token;
+  std::getline(in, token);
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("token file ", settings_.token_file, " is empty"));
+  }
+  return token;
+}
+
+// ---------------------------------------------------------------------------
+// Value parsing
+
+absl::StatusOr<absl::Time> ParseTime(const std::string& text, const std::string& flag) {
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " ", text, ": want RFC 3339, e.g. 2024-03-01T09:30:00+08:00"));
+  }
+  return time;
+}
+
+google::protobuf::Timestamp Ts(absl::Time time) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(time));
+  return ts;
+}
+
+absl::StatusOr<v1::Date> ParseDate(const std::string& text, const std::string& flag) {
+  std::vector<std::string> parts = absl::StrSplit(text, '-');
+  int y, m, d;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &y) || !absl::SimpleAtoi(parts[1], &m) ||
+      !absl::SimpleAtoi(parts[2], &d)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", text, ": want YYYY-MM-DD"));
+  }
+  v1::Date date;
+  date.set_year(y);
+  date.set_month(m);
+  date.set_day(d);
+  return date;
+}
+
+v1::Date Today() {
+  absl::CivilDay day = absl::ToCivilDay(absl::Now(), absl::FixedTimeZone(8 * 3600));
+  v1::Date date;
+  date.set_year(static_cast<int32_t>(day.year()));
+  date.set_month(day.month());
+  date.set_day(day.day());
+  return date;
+}
+
+// An enum value by its short name: "routine" for VISIT_PURPOSE_ROUTINE.
+template <typename Enum>
+absl::StatusOr<Enum> ParseEnum(const google::protobuf::EnumDescriptor* descriptor,
+                               const std::string& prefix, const std::string& text,
+                               const std::string& flag) {
+  std::string name = absl::StrCat(prefix, absl::AsciiStrToUpper(text));
+  std::replace(name.begin(), name.end(), '-', '_');
+  const google::protobuf::EnumValueDescriptor* value = descriptor->FindValueByName(name);
+  if (value == nullptr || value->number() == 0) {
+    std::vector<std::string> names;
+    for (int i = 1; i < descriptor->value_count(); ++i) {
+      std::string n = absl::AsciiStrToLower(descriptor->value(i)->name().substr(prefix.size()));
+      names.push_back(n);
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", text, ": want one of ",
+                                                   absl::StrJoin(names, ", ")));
+  }
+  return static_cast<Enum>(value->number());
+}
+
+// The short name of an enum value: "not_exited" for HOUSEHOLD_STATUS_NOT_EXITED.
+std::string EnumWord(const google::protobuf::EnumDescriptor* descriptor, int number,
+                     const std::string& prefix) {
+  const google::protobuf::EnumValueDescriptor* value = descriptor->FindValueByNumber(number);
+  if (value == nullptr) return std::to_string(number);
+  return absl::AsciiStrToLower(value->name().substr(prefix.size()));
+}
+
+std::string StatusWord(v1::HouseholdStatus status) {
+  return EnumWord(v1::HouseholdStatus_descriptor(), status, "HOUSEHOLD_STATUS_");
+}
+
+// FIELD=VALUE with an optional type: name=text, size:int=5, insured:bool=true,
+// area:double=1.5, phone:null (clears the field).
+absl::StatusOr<std::pair<std::string, v1::FieldValue>> ParseAssignment(const std::string& text) {
+  v1::FieldValue value;
+  size_t eq = text.find('=');
+  std::string left = eq == std::string::npos ? text : text.substr(0, eq);
+  std::string right = eq == std::string::npos ? "" : text.substr(eq + 1);
+  std::string type = "text";
+  size_t colon = left.find(':');
+  if (colon != std::string::npos) {
+    type = left.substr(colon + 1);
+    left = left.substr(0, colon);
+  }
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(text, ": ", why,
+                                                   " (FIELD=VALUE, FIELD:int=N, FIELD:bool=true,"
+                                                   " FIELD:double=X, FIELD:null)"));
+  };
+  if (left.empty()) return bad("no field name");
+  if (type == "null") return std::make_pair(left, value);
+  if (eq == std::string::npos) return bad("no value");
+  if (type == "text") {
+    value.set_string_value(right);
+  } else if (type == "int") {
+    int64_t n;
+    if (!absl::SimpleAtoi(right, &n)) return bad("not an integer");
+    value.set_int_value(n);
+  } else if (type == "bool") {
+    bool b;
+    if (!absl::SimpleAtob(right, &b)) return bad("not true or false");
+    value.set_bool_value(b);
+  } else if (type == "double") {
+    double d;
+    if (!absl::SimpleAtod(right, &d)) return bad("not a number");
+    value.set_double_value(d);
+  } else {
+    return bad(absl::StrCat("unknown type ", type));
+  }
+  return std::make_pair(left, value);
+}
+
+std::string ValueText(const v1::FieldValue& value) {
+  switch (value.value_case()) {
+    case v1::FieldValue::kStringValue:
+      return value.string_value();
+    case v1::FieldValue::kIntValue:
+      return std::to_string(value.int_value());
+    case v1::FieldValue::kDoubleValue:
+      return absl::StrCat(value.double_value());
+    case v1::FieldValue::kBoolValue:
+      return value.bool_value() ? "true" : "false";
+    case v1::FieldValue::VALUE_NOT_SET:
+      return "(null)";
+    default:
+      return value.ShortDebugString();
+  }
+}
+
+v1::SubjectRef HouseholdRef(const std::string& id) {
+  v1::SubjectRef ref;
+  ref.set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
+  ref.set_id(id);
+  return ref;
+}
+
+// A household id from an id or a registry number held locally.
+absl::StatusOr<v1::Household> LocalHousehold(Client& client, const std::string& key) {
+  return client.Household(key);
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+int Cli::Run() {
+  const std::string command = Word(0);
+  if (command.empty() || command == "help") {
+    if (args_.Has("help") || command == "help") {
+      std::cout << kGlobalUsage;
+      return kExitOk;
+    }
+    return Usage("no command", kGlobalUsage);
+  }
+  if (command == "enroll") return Enroll();
+  if (command == "visit") return Visit();
+  if (command == "household") return HouseholdCmd();
+  if (command == "status") return Status();
+  if (command == "plan") return Plan();
+  if (command == "sync") return Sync();
+  if (command == "outbox") return OutboxCmd();
+  if (command == "relay") return Relay();
+  if (command == "conflicts") return ConflictsCmd();
+  if (command == "admin") return Admin();
+  if (command == "report" || command == "export") {
+    if (Help(absl::StrCat("usage: fieldctl ", command, " ... (not yet in this fieldctl)\n"))) {
+      return kExitOk;
+    }
+    return Fail(absl::UnimplementedError(
+        absl::StrCat("`", command, "` is not yet in this fieldctl")));
+  }
+  return Usage(absl::StrCat("unknown command ", command), kGlobalUsage);
+}
+
+int Cli::Enroll() {
+  constexpr char kUsage[] =
+      "usage: fieldctl [--server HOST:PORT] [--db FILE] enroll --code CODE [--name NAME] "
+      "[--model MODEL]\n  Makes the device key (it never leaves --db) and enrolls it with a "
+      "one-time code\n  from `fieldctl admin code issue`.\n";
+  if (Help(kUsage)) return kExitOk;
+  auto code = args_.Get("code");
+  if (!code) return Usage("enroll needs --code", kUsage);
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  auto id = (*client)->Enroll(*code, args_.GetOr("name", ""), args_.GetOr("model", ""));
+  if (!id.ok()) return Fail(id.status());
+  std::string role = EnumWord(v1::Role_descriptor(), id->role, "ROLE_");
+  if (settings_.json) {
+    std::cout << JsonObject()
+                     .Str("device_id", id->device_id)
+                     .Str("user_id", id->user_id)
+                     .Str("user_name", id->user_name)
+                     .Str("role", role)
+                     .Build()
+              << "\n";
+  } else {
+    std::cout << "enrolled device " << id->device_id << " for " << id->user_name << " ("
+              << id->user_id << ", " << role << ")\nnext: fieldctl sync\n";
+  }
+  return kExitOk;
+}
+
+// Prints a recorded event.
+int PrintRecorded(bool json, const v1::Event& event, const std::string& what) {
+  if (json) {
+    std::cout << JsonObject()
+                     .Str("event_id", event.event_id())
+                     .Int("device_seq", static_cast<long long>(event.device_seq()))
+                     .Str("subject", event.subject().id())
+                     .Str("state", "pending")
+                     .Build()
+              << "\n";
+  } else {
+    std::cout << what << " recorded as event " << event.event_id() << " (#" << event.device_seq()
+              << "), pending until `fieldctl sync`\n";
+  }
+  return kExitOk;
+}
+
+int Cli::Visit() {
+  constexpr char kUsage[] =
+      "usage: fieldctl visit record --household ID --start RFC3339 --end RFC3339 [--purpose P]\n"
+      "         [--purpose-note T] [--notes T] [--photo FILE]... [--confirmed-by NAME]\n"
+      "  P: routine (default), policy_explanation, planning, measure_delivery, income_survey,\n"
+      "     registry, status_verification, other\n";
+  if (Help(kUsage)) return kExitOk;
+  if (Word(1) != "record") return Usage("want `visit record`", kUsage);
+  auto household = args_.Get("household");
+  auto start = args_.Get("start");
+  auto end = args_.Get("end");
+  if (!household || !start || !end) return Usage("visit record needs --household, --start, --end", kUsage);
+  auto start_time = ParseTime(*start, "start");
+  if (!start_time.ok()) return Usage(std::string(start_time.status().message()), kUsage);
+  auto end_time = ParseTime(*end, "end");
+  if (!end_time.ok()) return Usage(std::string(end_time.status().message()), kUsage);
+  if (*end_time < *start_time) return Usage("--end is before --start", kUsage);
+  auto purpose = ParseEnum<v1::VisitPurpose>(v1::VisitPurpose_descriptor(), "VISIT_PURPOSE_",
+                                             args_.GetOr("purpose", "routine"), "purpose");
+  if (!purpose.ok()) return Usage(std::string(purpose.status().message()), kUsage);
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  auto local = LocalHousehold(**client, *household);
+  if (!local.ok()) return Fail(local.status());
+  v1::Event event;
+  *event.mutable_subject() = HouseholdRef(local->id());
+  v1::VisitRecorded* visit = event.mutable_visit_recorded();
+  *visit->mutable_start_time() = Ts(*start_time);
+  *visit->mutable_end_time() = Ts(*end_time);
+  visit->set_purpose(*purpose);
+  visit->set_purpose_note(args_.GetOr("purpose-note", ""));
+  visit->set_notes(args_.GetOr("notes", ""));
+  if (auto who = args_.Get("confirmed-by")) {
+    visit->set_household_confirmed(true);
+    visit->set_confirmer_name(*who);
+  }
+  auto recorded = (*client)->Record(event, args_.All("photo"));
+  if (!recorded.ok()) return Fail(recorded.status());
+  return PrintRecorded(settings_.json, *recorded, "visit");
+}
+
+int Cli::HouseholdCmd() {
+  constexpr char kUsage[] =
+      "usage: fieldctl household list\n"
+      "       fieldctl household show ID|NUMBER\n"
+      "       fieldctl household register --village CODE --number N --head NAME --head-id ID\n"
+      "                [--id UUID] [FIELD=VALUE]...\n"
+      "       fieldctl household set ID|NUMBER FIELD=VALUE... (FIELD:int=N, FIELD:bool=B,\n"
+      "                FIELD:double=X, FIELD:null)\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string sub = Word(1);
+  if (sub != "list" && sub != "show" && sub != "register" && sub != "set") {
+    return Usage("want household list|show|register|set", kUsage);
+  }
+  if ((sub == "show" || sub == "set") && Word(2).empty()) {
+    return Usage(absl::StrCat("household ", sub, " needs a household id or number"), kUsage);
+  }
+  if (sub == "set" && words().size() < 4) return Usage("household set needs FIELD=VALUE", kUsage);
+  if (sub == "register" &&
+      (!args_.Has("village") || !args_.Has("number") || !args_.Has("head") || !args_.Has("head-id"))) {
+    return Usage("household register needs --village, --number, --head, --head-id", kUsage);
+  }
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  if (sub == "list") {
+    auto households = (*client)->Households();
+    if (!households.ok()) return Fail(households.status());
+    if (settings_.json) {
+      std::vector<std::string> items;
+      for (const v1::Household& h : *households) items.push_back(ProtoJson(h));
+      std::cout << JsonObject().Raw("households", JsonArray(items)).Build() << "\n";
+      return kExitOk;
+    }
+    Table table({"ID", "NUMBER", "VILLAGE", "HEAD", "STATUS", "CONFLICTS"});
+    for (const v1::Household& h : *households) {
+      table.Add({h.id(), h.household_number(), h.village_code(), h.head_name(),
+                 StatusWord(h.status()), std::to_string(h.open_conflict_ids_size())});
+    }
+    std::cout << table.Render();
+    if (table.empty()) std::cout << "(no households: run `fieldctl sync`)\n";
+    return kExitOk;
+  }
+  if (sub == "show") {
+    auto household = (*client)->Household(Word(2));
+    if (!household.ok()) return Fail(household.status());
+    auto pending = (*client)->PendingOn(household->id());
+    if (!pending.ok()) return Fail(pending.status());
+    auto members = (*client)->MembersOf(household->id());
+    if (!members.ok()) return Fail(members.status());
+    if (settings_.json) {
+      std::vector<std::string> pend, mem;
+      for (const v1::Event& e : *pending) pend.push_back(ProtoJson(e));
+      for (const v1::Member& m : *members) mem.push_back(ProtoJson(m));
+      std::cout << JsonObject()
+                       .Raw("household", ProtoJson(*household))
+                       .Raw("members", JsonArray(mem))
+                       .Raw("pending", JsonArray(pend))
+                       .Build()
+                << "\n";
+      return kExitOk;
+    }
+    std::cout << "household " << household->id() << "  number " << household->household_number()
+              << "  village " << household->village_code() << "\nhead " << household->head_name()
+              << "  status " << StatusWord(household->status()) << " (v"
+              << household->status_version() << ")\n";
+    Table fields({"FIELD", "VALUE", "VERSION"});
+    std::map<std::string, v1::VersionedValue> sorted(household->fields().begin(),
+                                                     household->fields().end());
+    for (const auto& [name, v] : sorted) {
+      if (name == "head_id_number") continue;  // Personal data stays off screens.
+      fields.Add({name, ValueText(v.value()), std::to_string(v.version())});
+    }
+    std::cout << fields.Render();
+    for (const v1::Member& m : *members) std::cout << "member " << m.id() << " " << m.name() << "\n";
+    for (const std::string& c : household->open_conflict_ids()) std::cout << "open conflict " << c << "\n";
+    for (const v1::Event& e : *pending) {
+      std::cout << "pending #" << e.device_seq() << " "
+                << EnumWord(v1::EventKind_descriptor(), e.body_case(), "EVENT_KIND_") << "\n";
+    }
+    return kExitOk;
+  }
+  if (sub == "register") {
+    v1::Event event;
+    std::string id = args_.GetOr("id", client::NewUuid());
+    *event.mutable_subject() = HouseholdRef(id);
+    event.set_area_code(*args_.Get("village"));
+    v1::HouseholdRegistered* r = event.mutable_household_registered();
+    r->set_household_number(*args_.Get("number"));
+    r->set_head_name(*args_.Get("head"));
+    r->set_head_id_number(*args_.Get("head-id"));
+    r->set_initial_status(v1::HOUSEHOLD_STATUS_IDENTIFIED);
+    for (size_t i = 2; i < words().size(); ++i) {
+      auto assignment = ParseAssignment(words()[i]);
+      if (!assignment.ok()) return Usage(std::string(assignment.status().message()), kUsage);
+      (*r->mutable_fields())[assignment->first] = assignment->second;
+    }
+    auto recorded = (*client)->Record(event);
+    if (!recorded.ok()) return Fail(recorded.status());
+    return PrintRecorded(settings_.json, *recorded, absl::StrCat("household ", id));
+  }
+  // set
+  auto household = (*client)->Household(Word(2));
+  if (!household.ok()) return Fail(household.status());
+  v1::Event event;
+  *event.mutable_subject() = HouseholdRef(household->id());
+  v1::HouseholdFieldsSet* set = event.mutable_household_fields_set();
+  for (size_t i = 3; i < words().size(); ++i) {
+    auto assignment = ParseAssignment(words()[i]);
+    if (!assignment.ok()) return Usage(std::string(assignment.status().message()), kUsage);
+    v1::FieldPatch* patch = set->add_patches();
+    patch->set_field(assignment->first);
+    *patch->mutable_value() = assignment->second;
+    // The version last pulled, never one assumed for own pending writes
+    // (docs/sync.md "Merge": a device's own offline chain stays sequential).
+    auto it = household->fields().find(assignment->first);
+    patch->set_base_version(it == household->fields().end() ? 0 : it->second.version());
+  }
+  auto recorded = (*client)->Record(event);
+  if (!recorded.ok()) return Fail(recorded.status());
+  return PrintRecorded(settings_.json, *recorded, "change");
+}
+
+int Cli::Status() {
+  constexpr char kUsage[] =
+      "usage: fieldctl status propose --household ID --to STATUS --reason T [--from STATUS]\n"
+      "       fieldctl status confirm --household ID --to STATUS --stage township_audit|county_decision\n"
+      "                --decision approve|reject [--proposal EVENT_ID] [--from STATUS] [--note T]\n"
+      "  STATUS: identified, not_exited, pre_exit, exited, returned, cancelled, monitored, risk_cleared\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string sub = Word(1);
+  if (sub != "propose" && sub != "confirm") return Usage("want status propose|confirm", kUsage);
+  auto household_key = args_.Get("household");
+  auto to_text = args_.Get("to");
+  if (!household_key || !to_text) return Usage("needs --household and --to", kUsage);
+  auto to = ParseEnum<v1::HouseholdStatus>(v1::HouseholdStatus_descriptor(), "HOUSEHOLD_STATUS_",
+                                           *to_text, "to");
+  if (!to.ok()) return Usage(std::string(to.status().message()), kUsage);
+  if (sub == "propose" && !args_.Has("reason")) return Usage("status propose needs --reason", kUsage);
+  if (sub == "confirm" && (!args_.Has("stage") || !args_.Has("decision"))) {
+    return Usage("status confirm needs --stage and --decision", kUsage);
+  }
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  auto household = (*client)->Household(*household_key);
+  if (!household.ok()) return Fail(household.status());
+  v1::HouseholdStatus from = household->status();
+  if (auto from_text = args_.Get("from")) {
+    auto parsed = ParseEnum<v1::HouseholdStatus>(v1::HouseholdStatus_descriptor(),
+                                                 "HOUSEHOLD_STATUS_", *from_text, "from");
+    if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+    from = *parsed;
+  }
+  v1::Event event;
+  *event.mutable_subject() = HouseholdRef(household->id());
+  if (sub == "propose") {
+    v1::StatusChangeProposed* p = event.mutable_status_change_proposed();
+    p->set_from_status(from);
+    p->set_to_status(*to);
+    p->set_reason(*args_.Get("reason"));
+    p->set_base_status_version(household->status_version());
+  } else {
+    auto stage = ParseEnum<v1::ReviewStage>(v1::ReviewStage_descriptor(), "REVIEW_STAGE_",
+                                            *args_.Get("stage"), "stage");
+    if (!stage.ok()) return Usage(std::string(stage.status().message()), kUsage);
+    auto decision = ParseEnum<v1::ReviewDecision>(v1::ReviewDecision_descriptor(),
+                                                  "REVIEW_DECISION_", *args_.Get("decision"),
+                                                  "decision");
+    if (!decision.ok()) return Usage(std::string(decision.status().message()), kUsage);
+    v1::StatusChangeConfirmed* c = event.mutable_status_change_confirmed();
+    c->set_proposal_event_id(args_.GetOr("proposal", ""));
+    c->set_from_status(from);
+    c->set_to_status(*to);
+    c->set_stage(*stage);
+    c->set_decision(*decision);
+    c->set_note(args_.GetOr("note", ""));
+    c->set_base_status_version(household->status_version());
+  }
+  auto recorded = (*client)->Record(event);
+  if (!recorded.ok()) return Fail(recorded.status());
+  return PrintRecorded(settings_.json, *recorded, absl::StrCat("status ", sub));
+}
+
+int Cli::Plan() {
+  constexpr char kUsage[] =
+      "usage: fieldctl plan revise --household ID --year Y --item CATEGORY:CONTENT[:COST_FEN]...\n"
+      "                [--note T]\n"
+      "  The whole item list replaces the previous revision of the household's exit plan.\n"
+      "  CATEGORY: industry, education, medical, housing_renovation, labour_transfer,\n"
+      "            minimum_living, relocation, infrastructure, other\n";
+  if (Help(kUsage)) return kExitOk;
+  if (Word(1) != "revise") return Usage("want plan revise", kUsage);
+  auto household_key = args_.Get("household");
+  auto year_text = args_.Get("year");
+  int year = 0;
+  if (!household_key || !year_text || !absl::SimpleAtoi(*year_text, &year)) {
+    return Usage("plan revise needs --household and --year", kUsage);
+  }
+  v1::Event event;
+  v1::PlanRevised* plan = event.mutable_plan_revised();
+  int n = 0;
+  for (const std::string& item : args_.All("item")) {
+    std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits(':', 2));
+    if (parts.size() < 2) return Usage(absl::StrCat("--item ", item, ": want CATEGORY:CONTENT"), kUsage);
+    auto category = ParseEnum<v1::MeasureCategory>(v1::MeasureCategory_descriptor(),
+                                                   "MEASURE_CATEGORY_", parts[0], "item");
+    if (!category.ok()) return Usage(std::string(category.status().message()), kUsage);
+    v1::PlanItem* p = plan->add_items();
+    p->set_item_id(absl::StrCat("item-", ++n));
+    p->set_category(*category);
+    p->set_content(parts[1]);
+    int64_t cost = 0;
+    if (parts.size() == 3 && !absl::SimpleAtoi(parts[2], &cost)) {
+      return Usage(absl::StrCat("--item ", item, ": cost is not a number of fen"), kUsage);
+    }
+    p->set_cost_fen(cost);
+    p->set_year(year);
+  }
+  if (plan->items_size() == 0) return Usage("plan revise needs at least one --item", kUsage);
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  auto household = (*client)->Household(*household_key);
+  if (!household.ok()) return Fail(household.status());
+  *event.mutable_subject() = HouseholdRef(household->id());
+  plan->set_plan_id(absl::StrCat(household->id(), "/", year));
+  plan->set_kind(v1::PLAN_KIND_HOUSEHOLD_EXIT);
+  plan->set_year(year);
+  plan->set_note(args_.GetOr("note", ""));
+  auto plans = (*client)->PlansOf(household->id());
+  if (!plans.ok()) return Fail(plans.status());
+  for (const v1::Plan& p : *plans) {
+    if (p.id() == plan->plan_id()) plan->set_base_version(p.version());
+  }
+  auto recorded = (*client)->Record(event);
+  if (!recorded.ok()) return Fail(recorded.status());
+  return PrintRecorded(settings_.json, *recorded, "plan revision");
+}
+
+int Cli::PrintSync(const client::SyncReport& r, int extra_exit) {
+  const uint64_t visits = r.visits;
+  const double per_visit = visits == 0 ? 0.0 : static_cast<double>(r.gzip_bytes_sent) / visits;
+  const bool needs_review = r.rejected > 0 || r.conflicts > 0 || r.held > 0;
+  if (settings_.json) {
+    std::cout << JsonObject()
+                     .Int("pushed", r.pushed)
+                     .Int("accepted", r.accepted)
+                     .Int("duplicates", r.duplicates)
+                     .Int("rejected", r.rejected)
+                     .Int("conflicts", r.conflicts)
+                     .Int("held", r.held)
+                     .Int("visits", r.visits)
+                     .Int("blobs_uploaded", r.blobs_uploaded)
+                     .Int("pulled_events", r.pulled_events)
+                     .Int("removed_subjects", r.removed_subjects)
+                     .Bool("reset", r.reset)
+                     .Int("head_offset", static_cast<long long>(r.head_offset))
+                     .Int("retries", r.retries)
+                     .Int("pending_left", r.pending_left)
+                     .Int("bytes_sent", static_cast<long long>(r.bytes_sent))
+                     .Int("bytes_received", static_cast<long long>(r.bytes_received))
+                     .Int("gzip_bytes_sent", static_cast<long long>(r.gzip_bytes_sent))
+                     .Int("gzip_bytes_received", static_cast<long long>(r.gzip_bytes_received))
+                     .Num("bytes_per_visit", per_visit)
+                     .Build()
+              << "\n";
+  } else {
+    std::cout << "pushed " << r.pushed << ": " << r.accepted << " accepted, " << r.duplicates
+              << " duplicate, " << r.rejected << " rejected, " << r.conflicts << " in conflict";
+    if (r.held > 0) std::cout << ", " << r.held << " held";
+    std::cout << "\npulled " << r.pulled_events << " events";
+    if (r.removed_subjects > 0) std::cout << ", " << r.removed_subjects << " left the scope";
+    if (r.reset) std::cout << " (state rebuilt from a snapshot)";
+    std::cout << "; photos uploaded " << r.blobs_uploaded << "\n";
+    if (visits > 0) {
+      std::cout << "bytes per synced visit: " << static_cast<uint64_t>(per_visit) << " (gzip)\n";
+    }
+    if (needs_review) std::cout << "some events need a look: fieldctl outbox\n";
+  }
+  if (extra_exit != kExitOk) return extra_exit;
+  return needs_review ? kExitNeedsReview : kExitOk;
+}
+
+int Cli::Sync() {
+  constexpr char kUsage[] =
+      "usage: fieldctl sync\n  Pushes the outbox (and relayed bundles) in order, uploads photos,\n"
+      "  pulls what changed in scope. Exit 3 if events were rejected, conflicted or held.\n";
+  if (Help(kUsage)) return kExitOk;
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  const bool tty = !settings_.json && isatty(STDERR_FILENO);
+  auto progress = [&](const client::SyncProgress& p) {
+    if (!tty) return;
+    if (p.total > 0) {
+      int width = 30;
+      int filled = static_cast<int>(width * std::min<uint64_t>(p.done, p.total) / p.total);
+      std::cerr << "\r" << p.phase << " [" << std::string(filled, '#')
+                << std::string(width - filled, ' ') << "] " << p.done << "/" << p.total << "   "
+                << std::flush;
+    } else {
+      std::cerr << "\r" << p.phase << " " << p.done << "   " << std::flush;
+    }
+  };
+  auto report = (*client)->Sync(progress);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  if (!report.ok()) return Fail(report.status());
+  return PrintSync(*report, kExitOk);
+}
+
+int Cli::PrintOutbox(const std::vector<client::OutboxEntry>& entries) {
+  if (settings_.json) {
+    std::vector<std::string> items;
+    for (const client::OutboxEntry& e : entries) {
+      JsonObject o;
+      o.Int("device_seq", static_cast<long long>(e.device_seq))
+          .Str("device_id", e.device_id)
+          .Str("event_id", e.event_id)
+          .Str("kind", EnumWord(v1::EventKind_descriptor(), e.kind, "EVENT_KIND_"))
+          .Str("subject", e.subject.id())
+          .Str("state", client::StateName(e.state))
+          .Int("offset", static_cast<long long>(e.offset))
+          .Bool("relayed", e.relayed);
+      if (!e.code.empty()) o.Str("code", e.code).Str("field", e.field);
+      if (!e.message.empty()) o.Str("message", e.message);
+      std::vector<std::string> ids;
+      for (const std::string& id : e.conflict_ids) ids.push_back(JsonString(id));
+      if (!ids.empty()) o.Raw("conflict_ids", JsonArray(ids));
+      items.push_back(o.Build());
+    }
+    std::cout << JsonObject().Raw("events", JsonArray(items)).Build() << "\n";
+    return kExitOk;
+  }
+  Table table({"SEQ", "KIND", "SUBJECT", "STATE", "OFFSET", "DETAIL"});
+  std::map<std::string, int> counts;
+  for (const client::OutboxEntry& e : entries) {
+    std::string detail;
+    if (e.state == client::OutboxEntry::State::kRejected) {
+      detail = absl::StrCat(e.code, " ", e.field, ": ", e.message);
+    } else if (e.state == client::OutboxEntry::State::kConflict) {
+      detail = absl::StrCat("conflicts ", absl::StrJoin(e.conflict_ids, ","));
+    } else if (e.state == client::OutboxEntry::State::kHeld) {
+      detail = e.message;
+    }
+    if (e.relayed) detail = absl::StrCat("relayed for ", e.device_id, " ", detail);
+    table.Add({std::to_string(e.device_seq),
+               EnumWord(v1::EventKind_descriptor(), e.kind, "EVENT_KIND_"), e.subject.id(),
+               client::StateName(e.state), e.offset == 0 ? "" : std::to_string(e.offset), detail});
+    ++counts[client::StateName(e.state)];
+  }
+  std::cout << table.Render();
+  std::vector<std::string> summary;
+  for (const auto& [state, n] : counts) summary.push_back(absl::StrCat(n, " ", state));
+  std::cout << (summary.empty() ? "outbox empty" : absl::StrJoin(summary, ", ")) << "\n";
+  return kExitOk;
+}
+
+int Cli::OutboxCmd() {
+  constexpr char kUsage[] =
+      "usage: fieldctl outbox [list] [--state pending|accepted|duplicate|rejected|conflict|held]\n"
+      "       fieldctl outbox export FILE   write the pending events to a relay bundle\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string sub = Word(1).empty() ? "list" : Word(1);
+  if (sub != "list" && sub != "export") return Usage("want outbox list|export FILE", kUsage);
+  if (sub == "export" && Word(2).empty()) return Usage("outbox export needs FILE", kUsage);
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  if (sub == "export") {
+    auto count = (*client)->ExportBundle(Word(2));
+    if (!count.ok()) return Fail(count.status());
+    if (settings_.json) {
+      std::cout << JsonObject().Str("file", Word(2)).Int("events", *count).Build() << "\n";
+    } else {
+      std::cout << "wrote " << *count << " pending events to " << Word(2)
+                << "\ncarry it to a township tablet: fieldctl relay " << Word(2) << "\n";
+    }
+    return kExitOk;
+  }
+  auto entries = (*client)->Outbox();
+  if (!entries.ok()) return Fail(entries.status());
+  std::vector<client::OutboxEntry> shown;
+  auto state = args_.Get("state");
+  for (auto& e : *entries) {
+    if (!state || client::StateName(e.state) == *state) shown.push_back(std::move(e));
+  }
+  return PrintOutbox(shown);
+}
+
+int Cli::Relay() {
+  constexpr char kUsage[] =
+      "usage: fieldctl relay FILE\n  Imports a phone's bundle (fieldctl outbox export) and pushes "
+      "it; the events stay the phone's.\n";
+  if (Help(kUsage)) return kExitOk;
+  if (Word(1).empty()) return Usage("relay needs FILE", kUsage);
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  auto imported = (*client)->ImportBundle(Word(1));
+  if (!imported.ok()) return Fail(imported.status());
+  client::SyncReport report;
+  absl::Status pushed = (*client)->PushOutbox(report);
+  if (!pushed.ok()) {
+    std::cerr << "fieldctl: imported " << *imported << " events; the push failed, they go with the"
+              << " next `fieldctl sync`\n";
+    return Fail(pushed);
+  }
+  if (!settings_.json) std::cout << "imported " << *imported << " events\n";
+  return PrintSync(report, kExitOk);
+}
+
+int Cli::ConflictsCmd() {
+  constexpr char kUsage[] =
+      "usage: fieldctl conflicts list [--scope PREFIX] [--all]\n"
+      "       fieldctl conflicts resolve ID (--side N | --value V | --value FIELD:int=N ...) [--note T]\n"
+      "  list shows the open conflicts in local state (after sync); --scope asks the server.\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string sub = Word(1);
+  if (sub != "list" && sub != "resolve") return Usage("want conflicts list|resolve", kUsage);
+  if (sub == "resolve" && Word(2).empty()) return Usage("conflicts resolve needs ID", kUsage);
+  if (sub == "resolve" && args_.Has("side") == args_.Has("value")) {
+    return Usage("conflicts resolve needs exactly one of --side N, --value V", kUsage);
+  }
+  auto client = OpenClient();
+  if (!client.ok()) return Fail(client.status());
+  if (sub == "list") {
+    std::vector<v1::Conflict> conflicts;
+    if (auto scope = args_.Get("scope")) {
+      auto channel = (*client)->Channel();
+      if (!channel.ok()) return Fail(channel.status());
+      auto stub = v1::QueryService::NewStub(*channel);
+      std::string page;
+      do {
+        v1::ListConflictsRequest request;
+        request.set_scope_prefix(*scope);
+        request.set_open_only(!args_.Has("all"));
+        request.set_page_token(page);
+        v1::ListConflictsResponse response;
+        auto context = (*client)->Context();
+        if (!context.ok()) return Fail(context.status());
+        grpc::Status status = stub->ListConflicts(context->get(), request, &response);
+        if (!status.ok()) {
+          return Fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                   absl::StrCat("list conflicts: ", status.error_message())));
+        }
+        conflicts.insert(conflicts.end(), response.conflicts().begin(), response.conflicts().end());
+        page = response.next_page_token();
+      } while (!page.empty());
+    } else {
+      auto local = (*client)->Conflicts(!args_.Has("all"));
+      if (!local.ok()) return Fail(local.status());
+      conflicts = *local;
+    }
+    if (settings_.json) {
+      std::vector<std::string> items;
+      for (const v1::Conflict& c : conflicts) items.push_back(ProtoJson(c));
+      std::cout << JsonObject().Raw("conflicts", JsonArray(items)).Build() << "\n";
+      return kExitOk;
+    }
+    Table table({"ID", "KIND", "SUBJECT", "FIELD", "SIDES", "WINNER", "OPEN"});
+    for (const v1::Conflict& c : conflicts) {
+      std::vector<std::string> sides;
+      for (int i = 0; i < c.sides_size(); ++i) {
+        const v1::ConflictSide& s = c.sides(i);
+        std::string value = s.has_field_value() ? ValueText(s.field_value())
+                            : s.has_status()    ? StatusWord(s.status().to_status())
+                                                : "items";
+        sides.push_back(absl::StrCat(i, "=", value, " (", s.actor(), ")"));
+      }
+      table.Add({c.id(), EnumWord(v1::ConflictKind_descriptor(), c.kind(), "CONFLICT_KIND_"),
+                 c.subject().id(), c.field(), absl::StrJoin(sides, " | "),
+                 std::to_string(c.winner_side()), c.open() ? "yes" : "no"});
+    }
+    std::cout << table.Render();
+    if (table.empty()) std::cout << "(no open conflicts)\n";
+    return kExitOk;
+  }
+  // resolve
+  auto conflict = (*client)->Conflict(Word(2));
+  if (!conflict.ok()) return Fail(conflict.status());
+  if (!conflict->has_value()) {
+    return Fail(absl::NotFoundError(absl::StrCat(
+        "conflict ", Word(2), " is not in local state: run `fieldctl sync` (or it is out of scope)")));
+  }
+  const v1::Conflict& c = **conflict;
+  v1::Event event;
+  // A conflict's event subject is its household (members and plans hang off it).
+  std::string household_id = c.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD ? c.subject().id() : "";
+  if (household_id.empty()) {
+    for (const v1::Household& h : (*client)->Households().value_or(std::vector<v1::Household>{})) {
+      for (const std::string& id : h.open_conflict_ids()) {
+        if (id == c.id()) household_id = h.id();
+      }
+    }
+  }
+  if (household_id.empty()) return Fail(absl::NotFoundError("the conflict's household is not in local state"));
+  *event.mutable_subject() = HouseholdRef(household_id);
+  v1::ConflictResolved* r = event.mutable_conflict_resolved();
+  r->set_conflict_id(c.id());
+  r->set_note(args_.GetOr("note", ""));
+  if (auto side = args_.Get("side")) {
+    uint32_t n = 0;
+    if (!absl::SimpleAtoi(*side, &n) || n >= static_cast<uint32_t>(c.sides_size())) {
+      return Usage(absl::StrCat("--side ", *side, ": want 0..", c.sides_size() - 1), kUsage);
+    }
+    r->set_chosen_side(n);
+  } else {
+    auto assignment = ParseAssignment(absl::StrCat(c.field(), "=", *args_.Get("value")));
+    if (args_.Get("value")->find('=') != std::string::npos) {
+      assignment = ParseAssignment(*args_.Get("value"));
+    }
+    if (!assignment.ok()) return Usage(std::string(assignment.status().message()), kUsage);
+    *r->mutable_value() = assignment->second;
+  }
+  auto recorded = (*client)->Record(event);
+  if (!recorded.ok()) return Fail(recorded.status());
+  return PrintRecorded(settings_.json, *recorded, absl::StrCat("resolution of ", c.id()));
+}
+
+// ---------------------------------------------------------------------------
+// Admin
+
+int Cli::Admin() {
+  constexpr char kUsage[] =
+      "usage: fieldctl --token-file FILE admin areas import FILE [--dry-run]\n"
+      "       ... admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]\n"
+      "       ... admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope CODE]...\n"
+      "       ... admin user list [--scope PREFIX]\n"
+      "       ... admin link start (--cadre USER | --unit UNIT) --target-kind household|village|county\n"
+      "                 --target ID --role ROLE [--id ID] [--from YYYY-MM-DD] [--reason T]\n"
+      "       ... admin link end ID --reason REASON [--to YYYY-MM-DD] [--note T]\n"
+      "       ... admin link list [--cadre USER] [--scope PREFIX] [--active-only]\n"
+      "       ... admin code issue --user USER [--ttl 24h]\n"
+      "       ... admin device list [--user USER] [--include-revoked]\n"
+      "       ... admin device revoke ID --reason T\n"
+      "       ... admin backup [create [--label L] | list]\n"
+      "  ROLE: cadre, township_staff, county_staff, hq_analyst, admin\n"
+      "  link ROLE: household_helper, village_unit, village_cadre, county_leader, lead_leader,\n"
+      "             group_leader_unit\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string what = Word(1), verb = Word(2);
+  static const std::set<std::string> kKnown = {
+      "areas import", "unit upsert", "unit list", "user upsert", "user list", "link start",
+      "link end", "link list", "code issue", "device list", "device revoke", "backup create",
+      "backup list", "backup "};
+  if (kKnown.count(absl::StrCat(what, " ", verb)) == 0) {
+    return Usage(absl::StrCat("unknown admin command: ", what, " ", verb), kUsage);
+  }
+  auto token = AdminToken();
+  if (!token.ok()) return Fail(token.status());
+  if (settings_.server.empty()) {
+    return Fail(absl::FailedPreconditionError("no server: pass --server HOST:PORT"));
+  }
+  auto stub = v1::AdminService::NewStub(AdminChannel());
+  auto call = [&](auto rpc, const auto& request, auto* response) -> absl::Status {
+    auto context = client::MakeContext(*token);
+    grpc::Status status = (stub.get()->*rpc)(context.get(), request, response);
+    if (status.ok()) return absl::OkStatus();
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("admin ", what, " ", verb, ": ", status.error_message()));
+  };
+  auto print = [&](const google::protobuf::Message& response, const std::string& text) {
+    if (settings_.json) {
+      std::cout << ProtoJson(response) << "\n";
+    } else {
+      std::cout << text;
+    }
+    return kExitOk;
+  };
+  auto need = [&](std::initializer_list<const char*> names) -> std::string {
+    for (const char* name : names) {
+      if (!args_.Has(name)) return absl::StrCat("admin ", what, " ", verb, " needs --", name);
+    }
+    return "";
+  };
+
+  if (what == "areas") {
+    if (Word(3).empty()) return Usage("admin areas import needs FILE", kUsage);
+    std::ifstream in(Word(3), std::ios::binary);
+    if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", Word(3))));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    v1::ImportAreasRequest request;
+    request.set_csv(buffer.str());
+    request.set_dry_run(args_.Has("dry-run"));
+    v1::ImportAreasResponse response;
+    if (auto s = call(&v1::AdminService::Stub::ImportAreas, request, &response); !s.ok()) return Fail(s);
+    std::string text = absl::StrCat(response.created(), " created, ", response.updated(),
+                                    " updated, ", response.unchanged(), " unchanged\n");
+    for (const v1::ImportError& e : response.errors()) {
+      absl::StrAppend(&text, "line ", e.line(), ": ", e.message(), "\n");
+    }
+    print(response, text);
+    return response.errors_size() > 0 ? kExitFailed : kExitOk;
+  }
+  if (what == "unit" && verb == "upsert") {
+    if (auto m = need({"id", "name", "area"}); !m.empty()) return Usage(m, kUsage);
+    v1::UpsertUnitRequest request;
+    v1::Unit* unit = request.mutable_unit();
+    unit->set_id(*args_.Get("id"));
+    unit->set_name(*args_.Get("name"));
+    unit->set_area_code(*args_.Get("area"));
+    if (auto level = args_.Get("level")) {
+      auto parsed = ParseEnum<v1::UnitLevel>(v1::UnitLevel_descriptor(), "UNIT_LEVEL_", *level, "level");
+      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+      unit->set_level(*parsed);
+    }
+    if (auto kind = args_.Get("kind")) {
+      auto parsed = ParseEnum<v1::UnitKind>(v1::UnitKind_descriptor(), "UNIT_KIND_", *kind, "kind");
+      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+      unit->set_kind(*parsed);
+    }
+    v1::UpsertUnitResponse response;
+    if (auto s = call(&v1::AdminService::Stub::UpsertUnit, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat("unit ", response.unit().id(), " saved\n"));
+  }
+  if (what == "user" && verb == "upsert") {
+    if (auto m = need({"id", "name", "role"}); !m.empty()) return Usage(m, kUsage);
+    auto role = ParseEnum<v1::Role>(v1::Role_descriptor(), "ROLE_", *args_.Get("role"), "role");
+    if (!role.ok()) return Usage(std::string(role.status().message()), kUsage);
+    v1::UpsertUserRequest request;
+    v1::User* user = request.mutable_user();
+    user->set_id(*args_.Get("id"));
+    user->set_name(*args_.Get("name"));
+    user->set_role(*role);
+    user->set_unit_id(args_.GetOr("unit", ""));
+    user->set_phone(args_.GetOr("phone", ""));
+    if (auto rank = args_.Get("rank")) {
+      auto parsed = ParseEnum<v1::CadreRank>(v1::CadreRank_descriptor(), "CADRE_RANK_", *rank, "rank");
+      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+      user->set_rank(*parsed);
+    } else if (*role == v1::ROLE_CADRE) {
+      user->set_rank(v1::CADRE_RANK_OTHER);
+    }
+    for (const std::string& code : args_.All("scope")) user->add_scope_area_codes(code);
+    v1::UpsertUserResponse response;
+    if (auto s = call(&v1::AdminService::Stub::UpsertUser, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat("user ", response.user().id(), " saved\n"));
+  }
+  if (what == "user" && verb == "list") {
+    v1::ListUsersRequest request;
+    request.set_scope_prefix(args_.GetOr("scope", ""));
+    v1::ListUsersResponse response;
+    if (auto s = call(&v1::AdminService::Stub::ListUsers, request, &response); !s.ok()) return Fail(s);
+    Table table({"ID", "NAME", "ROLE", "UNIT", "SCOPE"});
+    for (const v1::User& u : response.users()) {
+      table.Add({u.id(), u.name(), EnumWord(v1::Role_descriptor(), u.role(), "ROLE_"), u.unit_id(),
+                 absl::StrJoin(u.scope_area_codes(), ",")});
+    }
+    return print(response, table.Render());
+  }
+  if (what == "link" && verb == "start") {
+    if (auto m = need({"target-kind", "target", "role"}); !m.empty()) return Usage(m, kUsage);
+    if (args_.Has("cadre") == args_.Has("unit")) return Usage("want exactly one of --cadre, --unit", kUsage);
+    v1::StartLinkRequest request;
+    request.set_link_id(args_.GetOr("id", ""));
+    if (auto cadre = args_.Get("cadre")) request.set_cadre_id(*cadre);
+    if (auto unit = args_.Get("unit")) request.set_unit_id(*unit);
+    const std::string kind = *args_.Get("target-kind");
+    v1::SubjectKind subject_kind = kind == "household" ? v1::SUBJECT_KIND_HOUSEHOLD
+                                   : kind == "village" ? v1::SUBJECT_KIND_VILLAGE
+                                   : kind == "county"  ? v1::SUBJECT_KIND_AREA
+                                                       : v1::SUBJECT_KIND_UNSPECIFIED;
+    if (subject_kind == v1::SUBJECT_KIND_UNSPECIFIED) {
+      return Usage("--target-kind: want household, village or county", kUsage);
+    }
+    request.mutable_target()->set_kind(subject_kind);
+    request.mutable_target()->set_id(*args_.Get("target"));
+    auto role = ParseEnum<v1::LinkRole>(v1::LinkRole_descriptor(), "LINK_ROLE_", *args_.Get("role"), "role");
+    if (!role.ok()) return Usage(std::string(role.status().message()), kUsage);
+    request.set_role(*role);
+    if (auto from = args_.Get("from")) {
+      auto date = ParseDate(*from, "from");
+      if (!date.ok()) return Usage(std::string(date.status().message()), kUsage);
+      *request.mutable_valid_from() = *date;
+    }
+    request.set_reason(args_.GetOr("reason", ""));
+    v1::StartLinkResponse response;
+    if (auto s = call(&v1::AdminService::Stub::StartLink, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat("link ", response.link().id(), " started\n"));
+  }
+  if (what == "link" && verb == "end") {
+    if (Word(3).empty()) return Usage("admin link end needs the link ID", kUsage);
+    if (auto m = need({"reason"}); !m.empty()) return Usage(m, kUsage);
+    v1::EndLinkRequest request;
+    request.set_link_id(Word(3));
+    auto reason = ParseEnum<v1::LinkEndReason>(v1::LinkEndReason_descriptor(), "LINK_END_REASON_",
+                                               *args_.Get("reason"), "reason");
+    if (!reason.ok()) return Usage(std::string(reason.status().message()), kUsage);
+    request.set_reason(*reason);
+    request.set_note(args_.GetOr("note", ""));
+    v1::Date to = Today();
+    if (auto to_text = args_.Get("to")) {
+      auto date = ParseDate(*to_text, "to");
+      if (!date.ok()) return Usage(std::string(date.status().message()), kUsage);
+      to = *date;
+    }
+    *request.mutable_valid_to() = to;
+    v1::EndLinkResponse response;
+    if (auto s = call(&v1::AdminService::Stub::EndLink, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat("link ", response.ended().id(), " ended\n"));
+  }
+  if (what == "link" && verb == "list") {
+    v1::ListLinksRequest request;
+    request.set_cadre_id(args_.GetOr("cadre", ""));
+    request.set_scope_prefix(args_.GetOr("scope", ""));
+    request.set_active_only(args_.Has("active-only"));
+    v1::ListLinksResponse response;
+    if (auto s = call(&v1::AdminService::Stub::ListLinks, request, &response); !s.ok()) return Fail(s);
+    Table table({"ID", "HOLDER", "TARGET", "ROLE", "FROM", "ACTIVE"});
+    for (const v1::Link& l : response.links()) {
+      table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(), l.target().id(),
+                 EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
+                 absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-", l.valid_from().day()),
+                 l.active() ? "yes" : "no"});
+    }
+    return print(response, table.Render());
+  }
+  if (what == "code" && verb == "issue") {
+    if (auto m = need({"user"}); !m.empty()) return Usage(m, kUsage);
+    v1::IssueEnrollmentCodeRequest request;
+    request.set_user_id(*args_.Get("user"));
+    if (auto ttl = args_.Get("ttl")) {
+      absl::Duration d;
+      if (!absl::ParseDuration(*ttl, &d)) return Usage("--ttl: want a duration like 24h", kUsage);
+      request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(d));
+    }
+    v1::IssueEnrollmentCodeResponse response;
+    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat(response.code(), "\n"));
+  }
+  if (what == "device" && verb == "list") {
+    v1::ListDevicesRequest request;
+    request.set_user_id(args_.GetOr("user", ""));
+    request.set_include_revoked(args_.Has("include-revoked"));
+    v1::ListDevicesResponse response;
+    if (auto s = call(&v1::AdminService::Stub::ListDevices, request, &response); !s.ok()) return Fail(s);
+    Table table({"ID", "USER", "NAME", "LAST_SEQ", "REVOKED"});
+    for (const v1::Device& d : response.devices()) {
+      table.Add({d.id(), d.user_id(), d.name(), std::to_string(d.last_device_seq()),
+                 d.revoked() ? "yes" : "no"});
+    }
+    return print(response, table.Render());
+  }
+  if (what == "device" && verb == "revoke") {
+    if (Word(3).empty()) return Usage("admin device revoke needs the device ID", kUsage);
+    if (auto m = need({"reason"}); !m.empty()) return Usage(m, kUsage);
+    v1::RevokeDeviceRequest request;
+    request.set_device_id(Word(3));
+    request.set_reason(*args_.Get("reason"));
+    v1::RevokeDeviceResponse response;
+    if (auto s = call(&v1::AdminService::Stub::RevokeDevice, request, &response); !s.ok()) return Fail(s);
+    return print(response, absl::StrCat("device ", response.device().id(), " revoked\n"));
+  }
+  if (what == "backup" && verb == "list") {
+    v1::ListBackupsRequest request;
+    v1::ListBackupsResponse response;
+    if (auto s = call(&v1::AdminService::Stub::ListBackups, request, &response); !s.ok()) return Fail(s);
+    Table table({"ID", "HEAD", "SIZE", "LABEL", "PATH"});
+    for (const v1::BackupInfo& b : response.backups()) {
+      table.Add({b.backup_id(), std::to_string(b.head_offset()), std::to_string(b.size_bytes()),
+                 b.label(), b.path()});
+    }
+    return print(response, table.Render());
+  }
+  // backup [create]
+  v1::CreateBackupRequest request;
+  request.set_label(args_.GetOr("label", ""));
+  v1::CreateBackupResponse response;
+  if (auto s = call(&v1::AdminService::Stub::CreateBackup, request, &response); !s.ok()) return Fail(s);
+  return print(response, absl::StrCat("backup ", response.backup().backup_id(), " at offset ",
+                                      response.backup().head_offset(), ": ",
+                                      response.backup().path(), "\n"));
+}
+
+std::string HomePath(const std::string& rest) {
+  const char* home = std::getenv("HOME");
+  return absl::StrCat(home != nullptr ? home : ".", "/", rest);
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> words(argv + 1, argv + argc);
+  auto args = Args::Parse(words, kBooleans);
+  if (!args.ok()) {
+    std::cerr << "fieldctl: " << args.status().message() << "\n" << kGlobalUsage;
+    return kExitUsage;
+  }
+  Settings settings;
+  const char* config_env = std::getenv("FIELDCTL_CONFIG");
+  const std::string config_path =
+      config_env != nullptr ? config_env : HomePath(".config/fieldsync/fieldctl.toml");
+  std::ifstream config_file(config_path);
+  if (config_file) {
+    std::stringstream buffer;
+    buffer << config_file.rdbuf();
+    auto config = ParseConfig(buffer.str());
+    if (!config.ok()) {
+      std::cerr << "fieldctl: " << config_path << ": " << config.status().message() << "\n";
+      return kExitUsage;
+    }
+    settings.server = (*config)["server"];
+    settings.db = (*config)["db"];
+    settings.token_file = (*config)["token_file"];
+  }
+  if (auto v = args->Get("server")) settings.server = *v;
+  if (auto v = args->Get("db")) settings.db = *v;
+  if (auto v = args->Get("token-file")) settings.token_file = *v;
+  settings.json = args->Has("json");
+  if (settings.db.empty()) settings.db = HomePath(".local/share/fieldsync/device.db");
+  {
+    // The database's directory, so that a first `enroll` works on a fresh machine.
+    std::error_code error;
+    std::filesystem::path parent = std::filesystem::path(settings.db).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, error);
+  }
+  Cli cli(std::move(settings), *std::move(args));
+  return cli.Run();
+}
+
+}  // namespace fieldsync::fieldctl
+
+int main(int argc, char** argv) { return fieldsync::fieldctl::Main(argc, argv); }

@@ -1,0 +1,95 @@
+#include "clients/sdk/event_signing.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <sodium.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace fieldsync::client {
+namespace {
+
+bool SodiumReady() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
+
+}  // namespace
+
+std::string Deterministic(const google::protobuf::Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+absl::StatusOr<DeviceKey> MakeDeviceKey() {
+  if (!SodiumReady()) return absl::InternalError("libsodium failed to initialise");
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+  unsigned char sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_keypair(pk, sk);
+  DeviceKey key;
+  key.public_key.assign(reinterpret_cast<char*>(pk), sizeof pk);
+  key.secret_key.assign(reinterpret_cast<char*>(sk), sizeof sk);
+  sodium_memzero(sk, sizeof sk);
+  return key;
+}
+
+std::string SignedBytes(const v1::Event& event) {
+  v1::Event copy = event;
+  copy.clear_signature();
+  // A client must not sign fields the server does not know (event.proto):
+  // the server verifies over its own re-serialization.
+  copy.GetReflection()->MutableUnknownFields(&copy)->Clear();
+  return Deterministic(copy);
+}
+
+absl::Status SignEvent(const std::string& secret_key, v1::Event& event) {
+  if (!SodiumReady()) return absl::InternalError("libsodium failed to initialise");
+  if (secret_key.size() != crypto_sign_SECRETKEYBYTES) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device secret key has ", secret_key.size(), " bytes, want ",
+                     crypto_sign_SECRETKEYBYTES));
+  }
+  const std::string bytes = SignedBytes(event);
+  unsigned char signature[crypto_sign_BYTES];
+  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(bytes.data()),
+                       bytes.size(), reinterpret_cast<const unsigned char*>(secret_key.data()));
+  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  return absl::OkStatus();
+}
+
+bool VerifyEvent(const std::string& public_key, const v1::Event& event) {
+  if (!SodiumReady() || public_key.size() != crypto_sign_PUBLICKEYBYTES ||
+      event.signature().size() != crypto_sign_BYTES) {
+    return false;
+  }
+  const std::string bytes = SignedBytes(event);
+  return crypto_sign_verify_detached(
+             reinterpret_cast<const unsigned char*>(event.signature().data()),
+             reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+             reinterpret_cast<const unsigned char*>(public_key.data())) == 0;
+}
+
+std::string NewUuid() {
+  (void)SodiumReady();  // randombytes_buf initialises on its own if needed.
+  unsigned char bytes[16];
+  randombytes_buf(bytes, sizeof bytes);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[bytes[i] >> 4]);
+    out.push_back(kHex[bytes[i] & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace fieldsync::client
