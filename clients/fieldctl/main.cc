@@ -434,6 +434,12 @@ int Cli::HouseholdCmd() {
     return Usage(absl::StrCat("household ", sub, " needs a household id or number"), kUsage);
   }
   if (sub == "set" && words().size() < 4) return Usage("household set needs FIELD=VALUE", kUsage);
+  // A malformed FIELD=VALUE is a usage error, found before any lookup.
+  for (size_t i = sub == "set" ? 3 : 2; (sub == "set" || sub == "register") && i < words().size();
+       ++i) {
+    auto assignment = ParseAssignment(words()[i]);
+    if (!assignment.ok()) return Usage(std::string(assignment.status().message()), kUsage);
+  }
   if (sub == "register" &&
       (!args_.Has("village") || !args_.Has("number") || !args_.Has("head") || !args_.Has("head-id"))) {
     return Usage("household register needs --village, --number, --head, --head-id", kUsage);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -70,8 +71,10 @@ void FieldWorld::SetUp() {
   // No rate limit in the way of the tests' bursts.
   WriteFile(dir_ + "/fieldsyncd.textproto",
             "limits { device_requests_per_second: 100000 device_request_burst: 100000 }\n");
+  // FIELDSYNCD_UNDER_TEST runs the world on another build of the server.
+  const char* binary = std::getenv("FIELDSYNCD_UNDER_TEST");
   auto server = ServerProcess::Start(
-      FIELDSYNCD_PATH,
+      binary != nullptr ? binary : FIELDSYNCD_PATH,
       {"--data_dir=" + dir_ + "/data", "--config=" + dir_ + "/fieldsyncd.textproto"},
       dir_ + "/fieldsyncd.log");
   ASSERT_TRUE(server.ok()) << server.status();
@@ -108,7 +111,7 @@ void FieldWorld::TearDown() {
 }
 
 void FieldWorld::Enroll(const std::string& device, const std::string& user) {
-  Run code = Must("", {"--token-file", token_file_, "admin", "code", "issue", "--user", user});
+  CtlRun code = Must("", {"--token-file", token_file_, "admin", "code", "issue", "--user", user});
   std::string text(absl::StripAsciiWhitespace(code.out));
   Must(device, {"enroll", "--code", text, "--name", device});
 }
@@ -127,7 +130,7 @@ std::string FieldWorld::Link(const std::string& link_id, const std::string& cadr
   return link_id;
 }
 
-Run FieldWorld::Admin(std::vector<std::string> args) {
+CtlRun FieldWorld::Admin(std::vector<std::string> args) {
   args.insert(args.begin(), {"--token-file", token_file_});
   return Fieldctl("", std::move(args));
 }
@@ -159,9 +162,9 @@ pid_t FieldWorld::Spawn(const std::string& device, std::vector<std::string> args
   return pid;
 }
 
-Run FieldWorld::Fieldctl(const std::string& device, std::vector<std::string> args) {
+CtlRun FieldWorld::Fieldctl(const std::string& device, std::vector<std::string> args) {
   pid_t pid = Spawn(device, std::move(args));
-  Run run;
+  CtlRun run;
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
@@ -171,9 +174,9 @@ Run FieldWorld::Fieldctl(const std::string& device, std::vector<std::string> arg
   return run;
 }
 
-Run FieldWorld::Must(const std::string& device, std::vector<std::string> args, int code) {
+CtlRun FieldWorld::Must(const std::string& device, std::vector<std::string> args, int code) {
   const std::string shown = absl::StrJoin(args, " ");
-  Run run = Fieldctl(device, std::move(args));
+  CtlRun run = Fieldctl(device, std::move(args));
   EXPECT_EQ(run.exit_code, code) << "fieldctl " << shown << "\nstdout: " << run.out
                                  << "\nstderr: " << run.err;
   return run;

@@ -8,7 +8,9 @@
 //   users   cadre1, cadre2 (cadres of U1), town1 (township staff of 620102001)
 //   devices "phone1" (cadre1), "phone2" (cadre2), "tablet" (town1), enrolled
 //   households kH1 (N-1, kV1) and kH2 (N-2, kV1), registered by the tablet
-// Links are left to each test.
+// Links are left to each test. The server binary is the build's fieldsyncd,
+// or $FIELDSYNCD_UNDER_TEST when set (to run the client tests against
+// another build of the server).
 //
 // Not thread-safe (a test fixture).
 #pragma once
@@ -33,7 +35,7 @@ inline constexpr char kH1[] = "11111111-1111-4111-8111-000000000001";
 inline constexpr char kH2[] = "11111111-1111-4111-8111-000000000002";
 
 // What one fieldctl run did.
-struct Run {
+struct CtlRun {
   int exit_code = -1;  // -1 when killed by a signal.
   int signal = 0;
   std::string out;
@@ -48,11 +50,11 @@ class FieldWorld : public ::testing::Test {
  public:
   // Runs fieldctl with --server set to the world's server, and --db of
   // `device` unless empty ("" = no --db: admin commands).
-  Run Fieldctl(const std::string& device, std::vector<std::string> args);
+  CtlRun Fieldctl(const std::string& device, std::vector<std::string> args);
   // As Fieldctl with --token-file of the admin, for admin commands.
-  Run Admin(std::vector<std::string> args);
+  CtlRun Admin(std::vector<std::string> args);
   // Fieldctl that must exit with `code` (test failure otherwise, with output).
-  Run Must(const std::string& device, std::vector<std::string> args, int code = 0);
+  CtlRun Must(const std::string& device, std::vector<std::string> args, int code = 0);
   // Starts fieldctl without waiting: for the kill tests.
   pid_t Spawn(const std::string& device, std::vector<std::string> args);
 

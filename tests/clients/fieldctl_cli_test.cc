@@ -47,7 +47,7 @@ TEST_F(FieldctlCliTest, UsageHelpAndFailuresAnswerTheirExitCodes) {
       {"", {"admin", "nothing", "here"}, 2, "unknown admin command"},
   };
   for (const Case& c : cases) {
-    Run run = Fieldctl(c.device, c.args);
+    CtlRun run = Fieldctl(c.device, c.args);
     EXPECT_EQ(run.exit_code, c.exit_code) << ::testing::PrintToString(c.args) << "\n" << run.err;
     EXPECT_NE((run.out + run.err).find(c.expect), std::string::npos)
         << ::testing::PrintToString(c.args) << " printed:\n" << run.out << run.err;
@@ -61,54 +61,54 @@ TEST_F(FieldctlCliTest, EveryCommandTakesHelp) {
                                              {"conflicts"}, {"admin"}, {"report"}, {"export"}}) {
     std::vector<std::string> args = command;
     args.push_back("--help");
-    Run run = Fieldctl("phone1", args);
+    CtlRun run = Fieldctl("phone1", args);
     EXPECT_EQ(run.exit_code, 0) << command[0] << ": " << run.err;
     EXPECT_NE(run.out.find("usage: fieldctl"), std::string::npos) << command[0] << ": " << run.out;
   }
 }
 
 TEST_F(FieldctlCliTest, JsonFailuresCarryTheStatusCode) {
-  Run run = Fieldctl("fresh", {"--json", "sync"});
+  CtlRun run = Fieldctl("fresh", {"--json", "sync"});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_EQ(JsonField(run.out, "code"), "FAILED_PRECONDITION") << run.out;
 }
 
 TEST_F(FieldctlCliTest, DeviceCommandsPrintTablesAndJson) {
   Link("L1", "cadre1", kH1);
-  Run first = Must("phone1", {"sync"});
+  CtlRun first = Must("phone1", {"sync"});
   EXPECT_NE(first.out.find("pulled"), std::string::npos) << first.out;
 
-  Run table = Must("phone1", {"household", "list"});
+  CtlRun table = Must("phone1", {"household", "list"});
   EXPECT_NE(table.out.find("NUMBER"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("N-1"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("戶主一"), std::string::npos) << table.out;
-  Run json = Must("phone1", {"--json", "household", "list"});
+  CtlRun json = Must("phone1", {"--json", "household", "list"});
   EXPECT_EQ(json.out.rfind("{\"households\":[", 0), 0u) << json.out;
 
-  Run show = Must("phone1", {"household", "show", "N-1"});
+  CtlRun show = Must("phone1", {"household", "show", "N-1"});
   EXPECT_NE(show.out.find("status identified"), std::string::npos) << show.out;
   EXPECT_EQ(show.out.find("11010519491231002X"), std::string::npos) << "ID number on screen";
 
-  Run visit = Must("phone1", {"visit", "record", "--household", "N-1", "--start",
+  CtlRun visit = Must("phone1", {"visit", "record", "--household", "N-1", "--start",
                               "2024-03-01T09:00:00+08:00", "--end", "2024-03-01T10:00:00+08:00",
                               "--purpose", "policy_explanation", "--notes", "宣講政策"});
   EXPECT_NE(visit.out.find("pending until `fieldctl sync`"), std::string::npos) << visit.out;
-  Run pending = Must("phone1", {"outbox"});
+  CtlRun pending = Must("phone1", {"outbox"});
   EXPECT_NE(pending.out.find("visit_recorded"), std::string::npos) << pending.out;
   EXPECT_NE(pending.out.find("1 pending"), std::string::npos) << pending.out;
 
-  Run proposed = Must("phone1", {"--json", "status", "propose", "--household", kH1, "--to",
+  CtlRun proposed = Must("phone1", {"--json", "status", "propose", "--household", kH1, "--to",
                                  "not_exited", "--reason", "核實收入"});
   EXPECT_EQ(JsonField(proposed.out, "state"), "pending");
   Must("phone1", {"plan", "revise", "--household", kH1, "--year", "2024", "--item",
                   "industry:養牛兩頭:500000", "--item", "education:助學"});
 
-  Run synced = Must("phone1", {"--json", "sync"});
+  CtlRun synced = Must("phone1", {"--json", "sync"});
   EXPECT_EQ(JsonInt(synced.out, "accepted"), 3) << synced.out;
   EXPECT_EQ(JsonInt(synced.out, "visits"), 1) << synced.out;
   EXPECT_GT(JsonInt(synced.out, "gzip_bytes_sent"), 0) << synced.out;
   EXPECT_NE(JsonField(synced.out, "bytes_per_visit"), "0") << synced.out;
-  Run accepted = Must("phone1", {"outbox", "list", "--state", "accepted"});
+  CtlRun accepted = Must("phone1", {"outbox", "list", "--state", "accepted"});
   EXPECT_NE(accepted.out.find("3 accepted"), std::string::npos) << accepted.out;
 }
 
@@ -117,29 +117,29 @@ TEST_F(FieldctlCliTest, RejectedEventStaysVisibleWithItsReasonAndSyncSaysSo) {
   Must("phone1", {"sync"});
   // A field the schema does not have: the server rejects it.
   Must("phone1", {"household", "set", kH1, "favourite_colour=blue"});
-  Run synced = Must("phone1", {"--json", "sync"}, 3);
+  CtlRun synced = Must("phone1", {"--json", "sync"}, 3);
   EXPECT_EQ(JsonInt(synced.out, "rejected"), 1) << synced.out;
-  Run outbox = Must("phone1", {"outbox", "--state", "rejected"});
+  CtlRun outbox = Must("phone1", {"outbox", "--state", "rejected"});
   EXPECT_NE(outbox.out.find("REJECTION_CODE_UNKNOWN_FIELD"), std::string::npos) << outbox.out;
   // A later sync has nothing new to report: done.
   Must("phone1", {"sync"});
 }
 
 TEST_F(FieldctlCliTest, AdminCommandsPrintTablesAndJson) {
-  Run users = Must("", {"--token-file", dir() + "/admin.token", "admin", "user", "list"});
+  CtlRun users = Must("", {"--token-file", dir() + "/admin.token", "admin", "user", "list"});
   EXPECT_NE(users.out.find("cadre1"), std::string::npos) << users.out;
   EXPECT_NE(users.out.find("township_staff"), std::string::npos) << users.out;
-  Run devices = Admin({"--json", "admin", "device", "list"});
+  CtlRun devices = Admin({"--json", "admin", "device", "list"});
   EXPECT_EQ(devices.exit_code, 0) << devices.err;
   EXPECT_NE(devices.out.find("\"devices\""), std::string::npos) << devices.out;
   Link("L9", "cadre1", kH2);
-  Run links = Admin({"admin", "link", "list", "--cadre", "cadre1"});
+  CtlRun links = Admin({"admin", "link", "list", "--cadre", "cadre1"});
   EXPECT_NE(links.out.find("L9"), std::string::npos) << links.out;
-  Run bad = Admin({"admin", "link", "start", "--cadre", "cadre1", "--target-kind", "household",
+  CtlRun bad = Admin({"admin", "link", "start", "--cadre", "cadre1", "--target-kind", "household",
                    "--target", "no-such-household", "--role", "household_helper"});
   EXPECT_EQ(bad.exit_code, 1) << bad.out;
   EXPECT_NE(bad.err.find("admin link start"), std::string::npos) << bad.err;
-  Run backup = Admin({"--json", "admin", "backup", "create", "--label", "test"});
+  CtlRun backup = Admin({"--json", "admin", "backup", "create", "--label", "test"});
   EXPECT_EQ(backup.exit_code, 0) << backup.err;
   EXPECT_NE(backup.out.find("\"backup\""), std::string::npos) << backup.out;
 }

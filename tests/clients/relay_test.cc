@@ -21,13 +21,13 @@ TEST_F(RelayTest, TabletRelaysPhoneBundleAndPhoneLaterGetsDuplicatesOnly) {
                     "走訪 " + std::to_string(i)});
   }
   const std::string bundle = dir() + "/phone1.bundle";
-  Run exported = Must("phone1", {"--json", "outbox", "export", bundle});
+  CtlRun exported = Must("phone1", {"--json", "outbox", "export", bundle});
   EXPECT_EQ(JsonInt(exported.out, "events"), 3) << exported.out;
 
-  Run relayed = Must("tablet", {"--json", "relay", bundle});
+  CtlRun relayed = Must("tablet", {"--json", "relay", bundle});
   EXPECT_EQ(JsonInt(relayed.out, "accepted"), 3) << relayed.out;
   // Importing the same bundle twice adds nothing and sends nothing new.
-  Run again = Must("tablet", {"--json", "relay", bundle});
+  CtlRun again = Must("tablet", {"--json", "relay", bundle});
   EXPECT_EQ(JsonInt(again.out, "pushed"), 0) << again.out;
 
   // The events are the phone's: signed by it, attributed to cadre1.
@@ -40,10 +40,10 @@ TEST_F(RelayTest, TabletRelaysPhoneBundleAndPhoneLaterGetsDuplicatesOnly) {
   }
   EXPECT_EQ(visits, 3);
 
-  Run synced = Must("phone1", {"--json", "sync"});
+  CtlRun synced = Must("phone1", {"--json", "sync"});
   EXPECT_EQ(JsonInt(synced.out, "duplicates"), 3) << synced.out;
   EXPECT_EQ(JsonInt(synced.out, "accepted"), 0) << synced.out;
-  Run outbox = Must("phone1", {"--json", "outbox"});
+  CtlRun outbox = Must("phone1", {"--json", "outbox"});
   EXPECT_EQ(outbox.out.find("\"state\":\"pending\""), std::string::npos) << outbox.out;
 }
 
@@ -63,9 +63,9 @@ TEST_F(RelayTest, DamagedBundleIsRefusedWholeAndImportsNothing) {
     std::ofstream out(bundle, std::ios::binary | std::ios::trunc);
     out << bytes.substr(0, bytes.size() - 5);  // A copy cut short.
   }
-  Run relayed = Must("tablet", {"relay", bundle}, 1);
+  CtlRun relayed = Must("tablet", {"relay", bundle}, 1);
   EXPECT_NE(relayed.err.find("damaged"), std::string::npos) << relayed.err;
-  Run outbox = Must("tablet", {"--json", "outbox"});
+  CtlRun outbox = Must("tablet", {"--json", "outbox"});
   EXPECT_EQ(outbox.out.find("\"relayed\":true"), std::string::npos) << outbox.out;
 }
 
@@ -86,13 +86,13 @@ TEST_F(RelayTest, RelayedEventsWaitingForEarlierOnesAreHeldThenSentWhenTheyCome)
   ASSERT_TRUE(client::WriteBundle(second, {(*events)[1]}).ok());
   ASSERT_TRUE(client::WriteBundle(first, {(*events)[0]}).ok());
 
-  Run held = Must("tablet", {"--json", "relay", second}, 3);
+  CtlRun held = Must("tablet", {"--json", "relay", second}, 3);
   EXPECT_EQ(JsonInt(held.out, "held"), 1) << held.out;
-  Run outbox = Must("tablet", {"outbox", "--state", "held"});
+  CtlRun outbox = Must("tablet", {"outbox", "--state", "held"});
   EXPECT_NE(outbox.out.find("expects event 1"), std::string::npos) << outbox.out;
 
   // The first comes later: both go, in order.
-  Run done = Must("tablet", {"--json", "relay", first});
+  CtlRun done = Must("tablet", {"--json", "relay", first});
   EXPECT_EQ(JsonInt(done.out, "accepted"), 2) << done.out;
   EXPECT_EQ(JsonInt(done.out, "held"), 0) << done.out;
 }

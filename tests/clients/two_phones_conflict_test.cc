@@ -35,24 +35,25 @@ TEST_F(TwoPhonesConflictTest, OfflineEditsOfOneFieldMakeOneConflictAndConvergeAf
   Must("phone1", {"household", "set", kH1, "phone=13800000001"});
   Must("phone2", {"household", "set", kH1, "phone=13900000002"});
 
-  Run first = Must("phone1", {"--json", "sync"});
+  CtlRun first = Must("phone1", {"--json", "sync"});
   EXPECT_EQ(JsonInt(first.out, "accepted"), 1) << first.out;
   // The second phone's write is concurrent: kept in a conflict, and the sync
   // says so in its own exit code.
-  Run second = Must("phone2", {"--json", "sync"}, 3);
+  CtlRun second = Must("phone2", {"--json", "sync"}, 3);
   EXPECT_EQ(JsonInt(second.out, "conflicts"), 1) << second.out;
-  Run outbox = Must("phone2", {"--json", "outbox", "--state", "conflict"});
+  CtlRun outbox = Must("phone2", {"--json", "outbox", "--state", "conflict"});
   EXPECT_NE(outbox.out.find("\"conflict_ids\":["), std::string::npos) << outbox.out;
 
   Must("tablet", {"sync"});
-  Run listed = Must("tablet", {"--json", "conflicts", "list"});
+  CtlRun listed = Must("tablet", {"--json", "conflicts", "list"});
   const std::string conflict_id = JsonField(listed.out, "id");
   ASSERT_FALSE(conflict_id.empty()) << listed.out;
   // Exactly one conflict, on field phone.
-  EXPECT_EQ(listed.out.find("\"kind\":", listed.out.find("\"kind\":") + 1), std::string::npos)
+  EXPECT_EQ(listed.out.find("\"created_offset\":", listed.out.find("\"created_offset\":") + 1),
+            std::string::npos)
       << listed.out;
   EXPECT_EQ(JsonField(listed.out, "field"), "phone");
-  Run table = Must("tablet", {"conflicts", "list"});
+  CtlRun table = Must("tablet", {"conflicts", "list"});
   EXPECT_NE(table.out.find(conflict_id), std::string::npos) << table.out;
 
   // The reviewer keeps the first phone's number (side 0 in offset order).
@@ -61,15 +62,15 @@ TEST_F(TwoPhonesConflictTest, OfflineEditsOfOneFieldMakeOneConflictAndConvergeAf
 
   Must("phone1", {"sync"});
   Must("phone2", {"sync"});
-  Run show1 = Must("phone1", {"--json", "household", "show", kH1});
-  Run show2 = Must("phone2", {"--json", "household", "show", kH1});
+  CtlRun show1 = Must("phone1", {"--json", "household", "show", kH1});
+  CtlRun show2 = Must("phone2", {"--json", "household", "show", kH1});
   auto [value1, version1] = FieldOf(show1.out, "phone");
   auto [value2, version2] = FieldOf(show2.out, "phone");
   EXPECT_EQ(value1, "13800000001") << show1.out;
   EXPECT_EQ(value2, value1) << show2.out;
   EXPECT_EQ(version2, version1);
   EXPECT_GT(version1, 1);  // The resolution is a write of its own.
-  Run after = Must("tablet", {"--json", "conflicts", "list"});
+  CtlRun after = Must("tablet", {"--json", "conflicts", "list"});
   EXPECT_EQ(after.out.find(conflict_id), std::string::npos) << after.out;
 }
 
