@@ -32,7 +32,7 @@ namespace {
 
 using client::Client;
 
-constexpr char kGlobalUsage[] = R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] COMMAND ...
+constexpr char kGlobalUsage[] = R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] [--retries N] COMMAND ...
 
 Device commands (local database --db, synced with `sync`):
   enroll --code CODE [--name NAME] [--model MODEL]   make the device key and enroll
@@ -57,6 +57,8 @@ Admin commands (--token-file with an admin token):
   admin device list [--user USER] [--include-revoked] | admin device revoke ID --reason T
   admin backup [create [--label L] | list]
 
+--retries N: attempts of a call the server answers UNAVAILABLE or RESOURCE_EXHAUSTED, with
+  exponential back-off and jitter (default 6).
 Settings: flags, else ~/.config/fieldsync/fieldctl.toml (or $FIELDCTL_CONFIG) with
   server = "HOST:PORT"   db = "FILE"   token_file = "FILE"
 Exit codes: 0 done, 1 failed, 2 usage, 3 sync done but events were rejected, are in
@@ -69,6 +71,7 @@ const std::set<std::string> kBooleans = {"json", "help", "dry-run", "active-only
                                          "include-revoked", "all", "confirmed", "open-only"};
 
 struct Settings {
+  int retries = 6;  // Attempts of a call that failed UNAVAILABLE / RESOURCE_EXHAUSTED.
   std::string server;
   std::string db;
   std::string token_file;
@@ -131,6 +134,7 @@ class Cli {
 absl::StatusOr<std::unique_ptr<Client>> Cli::OpenClient() {
   client::ClientOptions options;
   options.server = settings_.server;
+  options.retry.max_attempts = settings_.retries;
   if (!settings_.token_file.empty()) {
     auto token = AdminToken();
     if (!token.ok()) return token.status();
@@ -971,9 +975,23 @@ int Cli::Admin() {
     return Fail(absl::FailedPreconditionError("no server: pass --server HOST:PORT"));
   }
   auto stub = v1::AdminService::NewStub(AdminChannel());
+  // Reads retry UNAVAILABLE and RESOURCE_EXHAUSTED; writes retry only
+  // RESOURCE_EXHAUSTED (refused before anything happened), since an
+  // UNAVAILABLE write may have been applied (a second StartLink would make a
+  // second link).
+  const bool read_only = verb == "list";
+  client::RetryPolicy policy;
+  policy.max_attempts = settings_.retries;
   auto call = [&](auto rpc, const auto& request, auto* response) -> absl::Status {
-    auto context = client::MakeContext(*token);
-    grpc::Status status = (stub.get()->*rpc)(context.get(), request, response);
+    grpc::Status status;
+    for (int attempt = 1;; ++attempt) {
+      auto context = client::MakeContext(*token);
+      status = (stub.get()->*rpc)(context.get(), request, response);
+      const bool again = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                         (read_only && status.error_code() == grpc::StatusCode::UNAVAILABLE);
+      if (status.ok() || !again || attempt >= policy.max_attempts) break;
+      client::Wait(policy, client::Backoff(policy, attempt, client::RetryAfter(*context)));
+    }
     if (status.ok()) return absl::OkStatus();
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("admin ", what, " ", verb, ": ", status.error_message()));
@@ -1227,6 +1245,12 @@ int Main(int argc, char** argv) {
   if (auto v = args->Get("db")) settings.db = *v;
   if (auto v = args->Get("token-file")) settings.token_file = *v;
   settings.json = args->Has("json");
+  if (auto v = args->Get("retries")) {
+    if (!absl::SimpleAtoi(*v, &settings.retries) || settings.retries < 1) {
+      std::cerr << "fieldctl: --retries " << *v << ": want a number of attempts, at least 1\n";
+      return kExitUsage;
+    }
+  }
   if (settings.db.empty()) settings.db = HomePath(".local/share/fieldsync/device.db");
   {
     // The database's directory, so that a first `enroll` works on a fresh machine.

@@ -17,7 +17,8 @@ absl::Duration Backoff(const RetryPolicy& policy, int retry, absl::Duration retr
   for (int i = 1; i < retry && ceiling < policy.max_backoff; ++i) ceiling *= 2;
   ceiling = std::min(ceiling, policy.max_backoff);
   thread_local std::mt19937_64 random{std::random_device{}()};
-  std::uniform_int_distribution<int64_t> pick(0, std::max<int64_t>(0, absl::ToInt64Microseconds(ceiling)));
+  const int64_t top = std::max<int64_t>(0, absl::ToInt64Microseconds(ceiling));
+  std::uniform_int_distribution<int64_t> pick(top / 2, top);
   absl::Duration jittered = absl::Microseconds(pick(random));
   return std::max(jittered, retry_after);
 }

@@ -1,4 +1,4 @@
-// RetryPolicy: exponential back-off with full jitter for calls that failed
+// RetryPolicy: exponential back-off with jitter for calls that failed
 // UNAVAILABLE or RESOURCE_EXHAUSTED (the server's "retry the call" codes),
 // honouring a server's `retry-after-ms` trailer. Thread-compatible value type.
 #pragma once
@@ -27,9 +27,12 @@ struct RetryPolicy {
 // True for the codes a client retries: UNAVAILABLE, RESOURCE_EXHAUSTED.
 bool Retryable(const grpc::Status& status);
 
-// The wait before retry number `retry` (1-based): a uniform random time in
-// [0, min(max_backoff, initial_backoff * 2^(retry-1))], but never less than
-// `retry_after` (the server's hint; zero when none).
+// The wait before retry number `retry` (1-based): with c = min(max_backoff,
+// initial_backoff * 2^(retry-1)), a uniform random time in [c/2, c] ("equal
+// jitter": devices that failed together spread out, and every retry still
+// waits at least half its step, so a run of retries always spans at least
+// half the sum of the steps), never less than `retry_after` (the server's
+// hint; zero when none).
 absl::Duration Backoff(const RetryPolicy& policy, int retry, absl::Duration retry_after);
 
 // The `retry-after-ms` trailer of a finished call, zero when absent.

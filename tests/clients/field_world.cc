@@ -1,6 +1,7 @@
 #include "tests/clients/field_world.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,18 +69,9 @@ void FieldWorld::SetUp() {
              .string();
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_ + "/data");
-  // No rate limit in the way of the tests' bursts.
-  WriteFile(dir_ + "/fieldsyncd.textproto",
-            "limits { device_requests_per_second: 100000 device_request_burst: 100000 }\n");
-  // FIELDSYNCD_UNDER_TEST runs the world on another build of the server.
-  const char* binary = std::getenv("FIELDSYNCD_UNDER_TEST");
-  auto server = ServerProcess::Start(
-      binary != nullptr ? binary : FIELDSYNCD_PATH,
-      {"--data_dir=" + dir_ + "/data", "--config=" + dir_ + "/fieldsyncd.textproto"},
-      dir_ + "/fieldsyncd.log");
-  ASSERT_TRUE(server.ok()) << server.status();
-  server_.emplace(std::move(*server));
-  address_ = server_->address();
+  WriteFile(dir_ + "/fieldsyncd.textproto", ServerConfigText());
+  StartServer();
+  ASSERT_TRUE(server_.has_value());
   ASSERT_TRUE(server_->first_admin_token().has_value());
   admin_token_ = *server_->first_admin_token();
   token_file_ = dir_ + "/admin.token";
@@ -103,6 +95,24 @@ void FieldWorld::SetUp() {
   Must("tablet", {"household", "register", "--id", kH2, "--village", kV1, "--number", "N-2",
                   "--head", "戶主二", "--head-id", "11010519491231002X"});
   Must("tablet", {"sync"});
+}
+
+void FieldWorld::StartServer() {
+  // FIELDSYNCD_UNDER_TEST runs the world on another build of the server.
+  const char* binary = std::getenv("FIELDSYNCD_UNDER_TEST");
+  auto server = ServerProcess::Start(
+      binary != nullptr ? binary : FIELDSYNCD_PATH,
+      {"--data_dir=" + dir_ + "/data", "--config=" + dir_ + "/fieldsyncd.textproto"},
+      dir_ + "/fieldsyncd.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_.reset();
+  server_.emplace(std::move(*server));
+  address_ = server_->address();
+}
+
+void FieldWorld::StopServer() {
+  if (server_.has_value()) server_->StopWith(SIGTERM);
+  server_.reset();
 }
 
 void FieldWorld::TearDown() {

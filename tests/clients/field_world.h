@@ -48,6 +48,12 @@ class FieldWorld : public ::testing::Test {
   void TearDown() override;
 
  public:
+  // The server's config (text ServerConfig); by default no rate limit in the
+  // way of the tests' bursts. Fixtures override it.
+  virtual std::string ServerConfigText() const {
+    return "limits { device_requests_per_second: 100000 device_request_burst: 100000 }\n";
+  }
+
   // Runs fieldctl with --server set to the world's server, and --db of
   // `device` unless empty ("" = no --db: admin commands).
   CtlRun Fieldctl(const std::string& device, std::vector<std::string> args);
@@ -69,6 +75,11 @@ class FieldWorld : public ::testing::Test {
   // Every event on the server's log about `household`, as the admin reads it
   // (QueryService.GetHistory, all pages).
   std::vector<v1::StoredEvent> History(const std::string& household);
+
+  // Stops the server (SIGTERM) / starts it again on the same data directory
+  // (on a new port: later runs use it).
+  void StopServer();
+  void StartServer();
 
   const std::string& dir() const { return dir_; }
   const std::string& address() const { return address_; }

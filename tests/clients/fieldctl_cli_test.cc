@@ -1,6 +1,7 @@
 // fieldctl's output and exit codes, table and --json, command by command:
 // 0 done, 1 failed, 2 usage, 3 a sync that left events rejected, in
 // conflict or held.
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,46 @@ TEST_F(FieldctlCliTest, AdminCommandsPrintTablesAndJson) {
   CtlRun backup = Admin({"--json", "admin", "backup", "create", "--label", "test"});
   EXPECT_EQ(backup.exit_code, 0) << backup.err;
   EXPECT_NE(backup.out.find("\"backup\""), std::string::npos) << backup.out;
+}
+
+TEST_F(FieldctlCliTest, SyncWithTheServerDownFailsSayingWhatToDoAndResumesLater) {
+  Link("L1", "cadre1", kH1);
+  Must("phone1", {"sync"});
+  for (int i = 0; i < 3; ++i) {
+    Must("phone1", {"visit", "record", "--household", kH1, "--start", "2024-03-01T09:00:00+08:00",
+                    "--end", "2024-03-01T10:00:00+08:00"});
+  }
+  StopServer();
+  CtlRun down = Must("phone1", {"--retries", "2", "sync"}, 1);
+  EXPECT_NE(down.err.find("is the server running"), std::string::npos) << down.err;
+  CtlRun pending = Must("phone1", {"outbox", "--state", "pending"});
+  EXPECT_NE(pending.out.find("3 pending"), std::string::npos) << pending.out;
+  StartServer();
+  CtlRun up = Must("phone1", {"--json", "sync"});
+  EXPECT_EQ(JsonInt(up.out, "accepted"), 3) << up.out;
+  EXPECT_EQ(JsonInt(up.out, "pending_left"), 0) << up.out;
+}
+
+TEST_F(FieldctlCliTest, PhotosGoAfterTheirVisitInChunksAndOnlyOnce) {
+  Link("L1", "cadre1", kH1);
+  Must("phone1", {"sync"});
+  const std::string photo = dir() + "/photo.jpg";
+  {
+    std::ofstream out(photo, std::ios::binary);
+    for (int i = 0; i < 200000; ++i) out.put(static_cast<char>((i * 7919) % 251));
+  }
+  Must("phone1", {"visit", "record", "--household", kH1, "--start", "2024-03-01T09:00:00+08:00",
+                  "--end", "2024-03-01T10:00:00+08:00", "--photo", photo});
+  CtlRun synced = Must("phone1", {"--json", "sync"});
+  EXPECT_EQ(JsonInt(synced.out, "blobs_uploaded"), 1) << synced.out;
+  EXPECT_GT(JsonInt(synced.out, "bytes_sent"), 200000) << synced.out;
+  CtlRun again = Must("phone1", {"--json", "sync"});
+  EXPECT_EQ(JsonInt(again.out, "blobs_uploaded"), 0) << again.out;
+  CtlRun missing = Must("phone1", {"visit", "record", "--household", kH1, "--start",
+                                   "2024-03-01T09:00:00+08:00", "--end",
+                                   "2024-03-01T10:00:00+08:00", "--photo", dir() + "/none.jpg"},
+                        1);
+  EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
 }
 
 }  // namespace

@@ -83,6 +83,8 @@ TEST(RetryTest, BackoffGrowsIsCappedAndHonoursRetryAfter) {
   policy.max_backoff = absl::Seconds(1);
   for (int i = 0; i < 200; ++i) {
     EXPECT_LE(Backoff(policy, 1, absl::ZeroDuration()), absl::Milliseconds(100));
+    EXPECT_GE(Backoff(policy, 1, absl::ZeroDuration()), absl::Milliseconds(50));
+    EXPECT_GE(Backoff(policy, 3, absl::ZeroDuration()), absl::Milliseconds(200));
     EXPECT_LE(Backoff(policy, 3, absl::ZeroDuration()), absl::Milliseconds(400));
     EXPECT_LE(Backoff(policy, 30, absl::ZeroDuration()), absl::Seconds(1));
     EXPECT_GE(Backoff(policy, 1, absl::Seconds(5)), absl::Seconds(5));
