@@ -84,7 +84,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseConfig(const std::string
       value = value.substr(1, close - 1);
     } else {
       size_t hash = value.find('#');
-      if (hash != absl::string_view::npos) value = absl::StripAsciiWhitespace(value.substr(0, hash));
+      if (hash != absl::string_view::npos)
+        value = absl::StripAsciiWhitespace(value.substr(0, hash));
     }
     out[key] = std::string(value);
   }

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -32,7 +32,8 @@ namespace {
 
 using client::Client;
 
-constexpr char kGlobalUsage[] = R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] [--retries N] COMMAND ...
+constexpr char kGlobalUsage[] =
+    R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] [--retries N] COMMAND ...
 
 Device commands (local database --db, synced with `sync`):
   enroll --code CODE [--name NAME] [--model MODEL]   make the device key and enroll
@@ -67,8 +68,8 @@ Every command takes --help.
 )";
 
 // The options every command may take.
-const std::set<std::string> kBooleans = {"json", "help", "dry-run", "active-only",
-                                         "include-revoked", "all", "confirmed", "open-only"};
+const std::set<std::string> kBooleans = {
+    "json", "help", "dry-run", "active-only", "include-revoked", "all", "confirmed", "open-only"};
 
 struct Settings {
   int retries = 6;  // Attempts of a call that failed UNAVAILABLE / RESOURCE_EXHAUSTED.
@@ -149,12 +150,14 @@ absl::StatusOr<std::string> Cli::AdminToken() {
         "admin commands need --token-file FILE (the admin token fieldsyncd printed)");
   }
   std::ifstream in(settings_.token_file);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", settings_.token_file));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("cannot read token file ", settings_.token_file));
   std::string token;
   std::getline(in, token);
   token = std::string(absl::StripAsciiWhitespace(token));
   if (token.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("token file ", settings_.token_file, " is empty"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file ", settings_.token_file, " is empty"));
   }
   return token;
 }
@@ -215,8 +218,8 @@ absl::StatusOr<Enum> ParseEnum(const google::protobuf::EnumDescriptor* descripto
       std::string n = absl::AsciiStrToLower(descriptor->value(i)->name().substr(prefix.size()));
       names.push_back(n);
     }
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", text, ": want one of ",
-                                                   absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " ", text, ": want one of ", absl::StrJoin(names, ", ")));
   }
   return static_cast<Enum>(value->number());
 }
@@ -329,8 +332,8 @@ int Cli::Run() {
     if (Help(absl::StrCat("usage: fieldctl ", command, " ... (not yet in this fieldctl)\n"))) {
       return kExitOk;
     }
-    return Fail(absl::UnimplementedError(
-        absl::StrCat("`", command, "` is not yet in this fieldctl")));
+    return Fail(
+        absl::UnimplementedError(absl::StrCat("`", command, "` is not yet in this fieldctl")));
   }
   return Usage(absl::StrCat("unknown command ", command), kGlobalUsage);
 }
@@ -391,7 +394,8 @@ int Cli::Visit() {
   auto household = args_.Get("household");
   auto start = args_.Get("start");
   auto end = args_.Get("end");
-  if (!household || !start || !end) return Usage("visit record needs --household, --start, --end", kUsage);
+  if (!household || !start || !end)
+    return Usage("visit record needs --household, --start, --end", kUsage);
   auto start_time = ParseTime(*start, "start");
   if (!start_time.ok()) return Usage(std::string(start_time.status().message()), kUsage);
   auto end_time = ParseTime(*end, "end");
@@ -444,8 +448,8 @@ int Cli::HouseholdCmd() {
     auto assignment = ParseAssignment(words()[i]);
     if (!assignment.ok()) return Usage(std::string(assignment.status().message()), kUsage);
   }
-  if (sub == "register" &&
-      (!args_.Has("village") || !args_.Has("number") || !args_.Has("head") || !args_.Has("head-id"))) {
+  if (sub == "register" && (!args_.Has("village") || !args_.Has("number") || !args_.Has("head") ||
+                            !args_.Has("head-id"))) {
     return Usage("household register needs --village, --number, --head, --head-id", kUsage);
   }
   auto client = OpenClient();
@@ -499,8 +503,10 @@ int Cli::HouseholdCmd() {
       fields.Add({name, ValueText(v.value()), std::to_string(v.version())});
     }
     std::cout << fields.Render();
-    for (const v1::Member& m : *members) std::cout << "member " << m.id() << " " << m.name() << "\n";
-    for (const std::string& c : household->open_conflict_ids()) std::cout << "open conflict " << c << "\n";
+    for (const v1::Member& m : *members)
+      std::cout << "member " << m.id() << " " << m.name() << "\n";
+    for (const std::string& c : household->open_conflict_ids())
+      std::cout << "open conflict " << c << "\n";
     for (const v1::Event& e : *pending) {
       std::cout << "pending #" << e.device_seq() << " "
                 << EnumWord(v1::EventKind_descriptor(), e.body_case(), "EVENT_KIND_") << "\n";
@@ -551,9 +557,11 @@ int Cli::HouseholdCmd() {
 int Cli::Status() {
   constexpr char kUsage[] =
       "usage: fieldctl status propose --household ID --to STATUS --reason T [--from STATUS]\n"
-      "       fieldctl status confirm --household ID --to STATUS --stage township_audit|county_decision\n"
+      "       fieldctl status confirm --household ID --to STATUS --stage "
+      "township_audit|county_decision\n"
       "                --decision approve|reject [--proposal EVENT_ID] [--from STATUS] [--note T]\n"
-      "  STATUS: identified, not_exited, pre_exit, exited, returned, cancelled, monitored, risk_cleared\n";
+      "  STATUS: identified, not_exited, pre_exit, exited, returned, cancelled, monitored, "
+      "risk_cleared\n";
   if (Help(kUsage)) return kExitOk;
   const std::string sub = Word(1);
   if (sub != "propose" && sub != "confirm") return Usage("want status propose|confirm", kUsage);
@@ -563,7 +571,8 @@ int Cli::Status() {
   auto to = ParseEnum<v1::HouseholdStatus>(v1::HouseholdStatus_descriptor(), "HOUSEHOLD_STATUS_",
                                            *to_text, "to");
   if (!to.ok()) return Usage(std::string(to.status().message()), kUsage);
-  if (sub == "propose" && !args_.Has("reason")) return Usage("status propose needs --reason", kUsage);
+  if (sub == "propose" && !args_.Has("reason"))
+    return Usage("status propose needs --reason", kUsage);
   if (sub == "confirm" && (!args_.Has("stage") || !args_.Has("decision"))) {
     return Usage("status confirm needs --stage and --decision", kUsage);
   }
@@ -590,9 +599,8 @@ int Cli::Status() {
     auto stage = ParseEnum<v1::ReviewStage>(v1::ReviewStage_descriptor(), "REVIEW_STAGE_",
                                             *args_.Get("stage"), "stage");
     if (!stage.ok()) return Usage(std::string(stage.status().message()), kUsage);
-    auto decision = ParseEnum<v1::ReviewDecision>(v1::ReviewDecision_descriptor(),
-                                                  "REVIEW_DECISION_", *args_.Get("decision"),
-                                                  "decision");
+    auto decision = ParseEnum<v1::ReviewDecision>(
+        v1::ReviewDecision_descriptor(), "REVIEW_DECISION_", *args_.Get("decision"), "decision");
     if (!decision.ok()) return Usage(std::string(decision.status().message()), kUsage);
     v1::StatusChangeConfirmed* c = event.mutable_status_change_confirmed();
     c->set_proposal_event_id(args_.GetOr("proposal", ""));
@@ -628,7 +636,8 @@ int Cli::Plan() {
   int n = 0;
   for (const std::string& item : args_.All("item")) {
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits(':', 2));
-    if (parts.size() < 2) return Usage(absl::StrCat("--item ", item, ": want CATEGORY:CONTENT"), kUsage);
+    if (parts.size() < 2)
+      return Usage(absl::StrCat("--item ", item, ": want CATEGORY:CONTENT"), kUsage);
     auto category = ParseEnum<v1::MeasureCategory>(v1::MeasureCategory_descriptor(),
                                                    "MEASURE_CATEGORY_", parts[0], "item");
     if (!category.ok()) return Usage(std::string(category.status().message()), kUsage);
@@ -835,7 +844,8 @@ int Cli::Relay() {
 int Cli::ConflictsCmd() {
   constexpr char kUsage[] =
       "usage: fieldctl conflicts list [--scope PREFIX] [--all]\n"
-      "       fieldctl conflicts resolve ID (--side N | --value V | --value FIELD:int=N ...) [--note T]\n"
+      "       fieldctl conflicts resolve ID (--side N | --value V | --value FIELD:int=N ...) "
+      "[--note T]\n"
       "  list shows the open conflicts in local state (after sync); --scope asks the server.\n";
   if (Help(kUsage)) return kExitOk;
   const std::string sub = Word(1);
@@ -902,13 +912,15 @@ int Cli::ConflictsCmd() {
   auto conflict = (*client)->Conflict(Word(2));
   if (!conflict.ok()) return Fail(conflict.status());
   if (!conflict->has_value()) {
-    return Fail(absl::NotFoundError(absl::StrCat(
-        "conflict ", Word(2), " is not in local state: run `fieldctl sync` (or it is out of scope)")));
+    return Fail(absl::NotFoundError(
+        absl::StrCat("conflict ", Word(2),
+                     " is not in local state: run `fieldctl sync` (or it is out of scope)")));
   }
   const v1::Conflict& c = **conflict;
   v1::Event event;
   // A conflict's event subject is its household (members and plans hang off it).
-  std::string household_id = c.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD ? c.subject().id() : "";
+  std::string household_id =
+      c.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD ? c.subject().id() : "";
   if (household_id.empty()) {
     for (const v1::Household& h : (*client)->Households().value_or(std::vector<v1::Household>{})) {
       for (const std::string& id : h.open_conflict_ids()) {
@@ -916,7 +928,8 @@ int Cli::ConflictsCmd() {
       }
     }
   }
-  if (household_id.empty()) return Fail(absl::NotFoundError("the conflict's household is not in local state"));
+  if (household_id.empty())
+    return Fail(absl::NotFoundError("the conflict's household is not in local state"));
   *event.mutable_subject() = HouseholdRef(household_id);
   v1::ConflictResolved* r = event.mutable_conflict_resolved();
   r->set_conflict_id(c.id());
@@ -947,9 +960,11 @@ int Cli::Admin() {
   constexpr char kUsage[] =
       "usage: fieldctl --token-file FILE admin areas import FILE [--dry-run]\n"
       "       ... admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]\n"
-      "       ... admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope CODE]...\n"
+      "       ... admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope "
+      "CODE]...\n"
       "       ... admin user list [--scope PREFIX]\n"
-      "       ... admin link start (--cadre USER | --unit UNIT) --target-kind household|village|county\n"
+      "       ... admin link start (--cadre USER | --unit UNIT) --target-kind "
+      "household|village|county\n"
       "                 --target ID --role ROLE [--id ID] [--from YYYY-MM-DD] [--reason T]\n"
       "       ... admin link end ID --reason REASON [--to YYYY-MM-DD] [--note T]\n"
       "       ... admin link list [--cadre USER] [--scope PREFIX] [--active-only]\n"
@@ -963,9 +978,9 @@ int Cli::Admin() {
   if (Help(kUsage)) return kExitOk;
   const std::string what = Word(1), verb = Word(2);
   static const std::set<std::string> kKnown = {
-      "areas import", "unit upsert", "unit list", "user upsert", "user list", "link start",
-      "link end", "link list", "code issue", "device list", "device revoke", "backup create",
-      "backup list", "backup "};
+      "areas import",  "unit upsert",   "unit list",   "user upsert", "user list",
+      "link start",    "link end",      "link list",   "code issue",  "device list",
+      "device revoke", "backup create", "backup list", "backup "};
   if (kKnown.count(absl::StrCat(what, " ", verb)) == 0) {
     return Usage(absl::StrCat("unknown admin command: ", what, " ", verb), kUsage);
   }
@@ -1021,7 +1036,8 @@ int Cli::Admin() {
     request.set_csv(buffer.str());
     request.set_dry_run(args_.Has("dry-run"));
     v1::ImportAreasResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ImportAreas, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::ImportAreas, request, &response); !s.ok())
+      return Fail(s);
     std::string text = absl::StrCat(response.created(), " created, ", response.updated(),
                                     " updated, ", response.unchanged(), " unchanged\n");
     for (const v1::ImportError& e : response.errors()) {
@@ -1038,7 +1054,8 @@ int Cli::Admin() {
     unit->set_name(*args_.Get("name"));
     unit->set_area_code(*args_.Get("area"));
     if (auto level = args_.Get("level")) {
-      auto parsed = ParseEnum<v1::UnitLevel>(v1::UnitLevel_descriptor(), "UNIT_LEVEL_", *level, "level");
+      auto parsed =
+          ParseEnum<v1::UnitLevel>(v1::UnitLevel_descriptor(), "UNIT_LEVEL_", *level, "level");
       if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
       unit->set_level(*parsed);
     }
@@ -1048,7 +1065,8 @@ int Cli::Admin() {
       unit->set_kind(*parsed);
     }
     v1::UpsertUnitResponse response;
-    if (auto s = call(&v1::AdminService::Stub::UpsertUnit, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::UpsertUnit, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat("unit ", response.unit().id(), " saved\n"));
   }
   if (what == "user" && verb == "upsert") {
@@ -1063,7 +1081,8 @@ int Cli::Admin() {
     user->set_unit_id(args_.GetOr("unit", ""));
     user->set_phone(args_.GetOr("phone", ""));
     if (auto rank = args_.Get("rank")) {
-      auto parsed = ParseEnum<v1::CadreRank>(v1::CadreRank_descriptor(), "CADRE_RANK_", *rank, "rank");
+      auto parsed =
+          ParseEnum<v1::CadreRank>(v1::CadreRank_descriptor(), "CADRE_RANK_", *rank, "rank");
       if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
       user->set_rank(*parsed);
     } else if (*role == v1::ROLE_CADRE) {
@@ -1071,14 +1090,16 @@ int Cli::Admin() {
     }
     for (const std::string& code : args_.All("scope")) user->add_scope_area_codes(code);
     v1::UpsertUserResponse response;
-    if (auto s = call(&v1::AdminService::Stub::UpsertUser, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::UpsertUser, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat("user ", response.user().id(), " saved\n"));
   }
   if (what == "user" && verb == "list") {
     v1::ListUsersRequest request;
     request.set_scope_prefix(args_.GetOr("scope", ""));
     v1::ListUsersResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListUsers, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::ListUsers, request, &response); !s.ok())
+      return Fail(s);
     Table table({"ID", "NAME", "ROLE", "UNIT", "SCOPE"});
     for (const v1::User& u : response.users()) {
       table.Add({u.id(), u.name(), EnumWord(v1::Role_descriptor(), u.role(), "ROLE_"), u.unit_id(),
@@ -1088,7 +1109,8 @@ int Cli::Admin() {
   }
   if (what == "link" && verb == "start") {
     if (auto m = need({"target-kind", "target", "role"}); !m.empty()) return Usage(m, kUsage);
-    if (args_.Has("cadre") == args_.Has("unit")) return Usage("want exactly one of --cadre, --unit", kUsage);
+    if (args_.Has("cadre") == args_.Has("unit"))
+      return Usage("want exactly one of --cadre, --unit", kUsage);
     v1::StartLinkRequest request;
     request.set_link_id(args_.GetOr("id", ""));
     if (auto cadre = args_.Get("cadre")) request.set_cadre_id(*cadre);
@@ -1103,7 +1125,8 @@ int Cli::Admin() {
     }
     request.mutable_target()->set_kind(subject_kind);
     request.mutable_target()->set_id(*args_.Get("target"));
-    auto role = ParseEnum<v1::LinkRole>(v1::LinkRole_descriptor(), "LINK_ROLE_", *args_.Get("role"), "role");
+    auto role = ParseEnum<v1::LinkRole>(v1::LinkRole_descriptor(), "LINK_ROLE_", *args_.Get("role"),
+                                        "role");
     if (!role.ok()) return Usage(std::string(role.status().message()), kUsage);
     request.set_role(*role);
     if (auto from = args_.Get("from")) {
@@ -1113,7 +1136,8 @@ int Cli::Admin() {
     }
     request.set_reason(args_.GetOr("reason", ""));
     v1::StartLinkResponse response;
-    if (auto s = call(&v1::AdminService::Stub::StartLink, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::StartLink, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat("link ", response.link().id(), " started\n"));
   }
   if (what == "link" && verb == "end") {
@@ -1134,7 +1158,8 @@ int Cli::Admin() {
     }
     *request.mutable_valid_to() = to;
     v1::EndLinkResponse response;
-    if (auto s = call(&v1::AdminService::Stub::EndLink, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::EndLink, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat("link ", response.ended().id(), " ended\n"));
   }
   if (what == "link" && verb == "list") {
@@ -1143,12 +1168,14 @@ int Cli::Admin() {
     request.set_scope_prefix(args_.GetOr("scope", ""));
     request.set_active_only(args_.Has("active-only"));
     v1::ListLinksResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListLinks, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::ListLinks, request, &response); !s.ok())
+      return Fail(s);
     Table table({"ID", "HOLDER", "TARGET", "ROLE", "FROM", "ACTIVE"});
     for (const v1::Link& l : response.links()) {
       table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(), l.target().id(),
                  EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
-                 absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-", l.valid_from().day()),
+                 absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-",
+                              l.valid_from().day()),
                  l.active() ? "yes" : "no"});
     }
     return print(response, table.Render());
@@ -1163,7 +1190,8 @@ int Cli::Admin() {
       request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(d));
     }
     v1::IssueEnrollmentCodeResponse response;
-    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat(response.code(), "\n"));
   }
   if (what == "device" && verb == "list") {
@@ -1171,7 +1199,8 @@ int Cli::Admin() {
     request.set_user_id(args_.GetOr("user", ""));
     request.set_include_revoked(args_.Has("include-revoked"));
     v1::ListDevicesResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListDevices, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::ListDevices, request, &response); !s.ok())
+      return Fail(s);
     Table table({"ID", "USER", "NAME", "LAST_SEQ", "REVOKED"});
     for (const v1::Device& d : response.devices()) {
       table.Add({d.id(), d.user_id(), d.name(), std::to_string(d.last_device_seq()),
@@ -1186,13 +1215,15 @@ int Cli::Admin() {
     request.set_device_id(Word(3));
     request.set_reason(*args_.Get("reason"));
     v1::RevokeDeviceResponse response;
-    if (auto s = call(&v1::AdminService::Stub::RevokeDevice, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::RevokeDevice, request, &response); !s.ok())
+      return Fail(s);
     return print(response, absl::StrCat("device ", response.device().id(), " revoked\n"));
   }
   if (what == "backup" && verb == "list") {
     v1::ListBackupsRequest request;
     v1::ListBackupsResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListBackups, request, &response); !s.ok()) return Fail(s);
+    if (auto s = call(&v1::AdminService::Stub::ListBackups, request, &response); !s.ok())
+      return Fail(s);
     Table table({"ID", "HEAD", "SIZE", "LABEL", "PATH"});
     for (const v1::BackupInfo& b : response.backups()) {
       table.Add({b.backup_id(), std::to_string(b.head_offset()), std::to_string(b.size_bytes()),
@@ -1204,10 +1235,11 @@ int Cli::Admin() {
   v1::CreateBackupRequest request;
   request.set_label(args_.GetOr("label", ""));
   v1::CreateBackupResponse response;
-  if (auto s = call(&v1::AdminService::Stub::CreateBackup, request, &response); !s.ok()) return Fail(s);
-  return print(response, absl::StrCat("backup ", response.backup().backup_id(), " at offset ",
-                                      response.backup().head_offset(), ": ",
-                                      response.backup().path(), "\n"));
+  if (auto s = call(&v1::AdminService::Stub::CreateBackup, request, &response); !s.ok())
+    return Fail(s);
+  return print(response,
+               absl::StrCat("backup ", response.backup().backup_id(), " at offset ",
+                            response.backup().head_offset(), ": ", response.backup().path(), "\n"));
 }
 
 std::string HomePath(const std::string& rest) {

@@ -70,7 +70,8 @@ JsonObject& JsonObject::Bool(const std::string& key, bool value) {
 }
 std::string JsonObject::Build() const {
   std::vector<std::string> parts;
-  for (const auto& [key, value] : entries_) parts.push_back(absl::StrCat(JsonString(key), ":", value));
+  for (const auto& [key, value] : entries_)
+    parts.push_back(absl::StrCat(JsonString(key), ":", value));
   return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
 }
 

@@ -3,10 +3,10 @@
 // script can trust (docs/client.md "fieldctl").
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
 
 namespace fieldsync::fieldctl {
 

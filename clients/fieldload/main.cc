@@ -65,8 +65,9 @@ double Percentile(std::vector<double> values, double p) {
 
 std::string Latency(const std::vector<double>& ms) {
   char buffer[160];
-  std::snprintf(buffer, sizeof buffer, "{\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f}",
-                Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 0.99), Percentile(ms, 1.0));
+  std::snprintf(
+      buffer, sizeof buffer, "{\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f}",
+      Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 0.99), Percentile(ms, 1.0));
   return buffer;
 }
 
@@ -144,7 +145,8 @@ int Run(const Options& o) {
     v1::IssueEnrollmentCodeRequest code;
     code.set_user_id(user_id);
     v1::IssueEnrollmentCodeResponse issued;
-    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, code, &issued); !s.ok()) return s;
+    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, code, &issued); !s.ok())
+      return s;
     client::ClientOptions options;
     options.server = o.server;
     auto c = client::Client::Open(absl::StrCat(o.dir, "/", name, "-", run_id, ".db"), options);
@@ -154,7 +156,8 @@ int Run(const Options& o) {
     return std::move(*c);
   };
 
-  auto tablet = enroll(absl::StrCat("load-town-", run_id), v1::ROLE_TOWNSHIP_STAFF, township, "tablet");
+  auto tablet =
+      enroll(absl::StrCat("load-town-", run_id), v1::ROLE_TOWNSHIP_STAFF, township, "tablet");
   if (!tablet.ok()) return Fail("enroll tablet", tablet.status());
   // Households: one per device, plus the shared ones.
   std::vector<std::string> own(o.devices), shared(o.shared_households);

@@ -65,7 +65,8 @@ absl::Status WriteBundle(const std::string& path, const std::vector<v1::Event>& 
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
-    return absl::InternalError(absl::StrCat("cannot rename bundle to ", path, ": ", std::strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot rename bundle to ", path, ": ", std::strerror(err)));
   }
   return absl::OkStatus();
 }
@@ -77,8 +78,8 @@ absl::StatusOr<std::vector<v1::Event>> ReadBundle(const std::string& path) {
   buffer << in.rdbuf();
   const std::string file = buffer.str();
   auto damaged = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat("bundle ", path, " is damaged (", why,
-                                            "): copy it from the phone again"));
+    return absl::DataLossError(
+        absl::StrCat("bundle ", path, " is damaged (", why, "): copy it from the phone again"));
   };
   if (file.size() < kMagicSize + 8 + 32 || file.compare(0, kMagicSize, kMagic) != 0) {
     return damaged("not a fieldsync bundle");

@@ -172,7 +172,8 @@ v1::Date TodayCst(absl::Time now) {
 }
 
 bool DateBefore(const v1::Date& a, const v1::Date& b) {
-  return std::make_tuple(a.year(), a.month(), a.day()) < std::make_tuple(b.year(), b.month(), b.day());
+  return std::make_tuple(a.year(), a.month(), a.day()) <
+         std::make_tuple(b.year(), b.month(), b.day());
 }
 
 }  // namespace
@@ -215,9 +216,9 @@ absl::Status Client::Migrate() {
   if (version.empty()) {
     CLIENT_RETURN_IF_ERROR(SetMeta("schema_version", std::to_string(kSchemaVersion)));
   } else if (version != std::to_string(kSchemaVersion)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "local database has schema version ", version, ", this fieldctl knows ", kSchemaVersion,
-        ": use a matching fieldctl"));
+    return absl::FailedPreconditionError(absl::StrCat("local database has schema version ", version,
+                                                      ", this fieldctl knows ", kSchemaVersion,
+                                                      ": use a matching fieldctl"));
   }
   return tx->Commit();
 }
@@ -273,8 +274,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& server) {
   return grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
 }
 
-std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token,
-                                                 absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token, absl::Duration timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
   if (!token.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -323,9 +323,9 @@ absl::StatusOr<Identity> Client::Enroll(const std::string& code, const std::stri
                                         const std::string& device_model) {
   CLIENT_ASSIGN_OR_RETURN(std::string existing, Meta("device_id"));
   if (!existing.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this database is already enrolled as device ", existing,
-        ": use another --db for another device"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("this database is already enrolled as device ", existing,
+                     ": use another --db for another device"));
   }
   CLIENT_ASSIGN_OR_RETURN(DeviceKey key, MakeDeviceKey());
   CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
@@ -689,8 +689,9 @@ absl::Status Client::PushRelayed(SyncReport& report) {
           std::string why = status.error_message();
           if (it != trailers.end() &&
               gap.ParseFromArray(it->second.data(), static_cast<int>(it->second.size()))) {
-            why = absl::StrCat("the server expects event ", gap.next_expected_seq(), " of device ",
-                               device, " first; relay the bundle that has it, or let the phone sync");
+            why =
+                absl::StrCat("the server expects event ", gap.next_expected_seq(), " of device ",
+                             device, " first; relay the bundle that has it, or let the phone sync");
           }
           CLIENT_ASSIGN_OR_RETURN(
               Statement hold,
@@ -824,7 +825,8 @@ absl::Status Client::UploadOne(const std::string& sha256, const std::string& con
     header.mutable_header()->set_total_size(data.size());
     header.mutable_header()->set_content_type(content_type);
     bool open = writer->Write(header);
-    for (uint64_t offset = from; open && offset < data.size(); offset += options_.blob_chunk_bytes) {
+    for (uint64_t offset = from; open && offset < data.size();
+         offset += options_.blob_chunk_bytes) {
       v1::UploadBlobRequest chunk;
       chunk.mutable_chunk()->set_offset(offset);
       chunk.mutable_chunk()->set_data(data.substr(offset, options_.blob_chunk_bytes));
@@ -970,11 +972,10 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
     if (started.holder_case() == v1::LinkStarted::kCadreId) link.set_cadre_id(started.cadre_id());
     if (started.holder_case() == v1::LinkStarted::kUnitId) link.set_unit_id(started.unit_id());
     *link.mutable_target() = event.subject();
-    link.set_target_kind(event.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD
-                             ? v1::LINK_TARGET_KIND_HOUSEHOLD
-                         : event.subject().kind() == v1::SUBJECT_KIND_VILLAGE
-                             ? v1::LINK_TARGET_KIND_VILLAGE
-                             : v1::LINK_TARGET_KIND_COUNTY);
+    link.set_target_kind(
+        event.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD ? v1::LINK_TARGET_KIND_HOUSEHOLD
+        : event.subject().kind() == v1::SUBJECT_KIND_VILLAGE ? v1::LINK_TARGET_KIND_VILLAGE
+                                                             : v1::LINK_TARGET_KIND_COUNTY);
     link.set_role(started.role());
     *link.mutable_valid_from() = started.valid_from();
     link.set_active(true);
@@ -985,8 +986,7 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
     return PutLink(link);
   }
   if (event.has_link_ended()) {
-    CLIENT_ASSIGN_OR_RETURN(Statement select,
-                            db_->Prepare("SELECT state FROM links WHERE id = ?"));
+    CLIENT_ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT state FROM links WHERE id = ?"));
     select.Bind(1, event.link_ended().link_id());
     CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
     if (!row) return absl::OkStatus();
@@ -1154,8 +1154,8 @@ absl::Status Client::RefreshHousehold(const std::string& id, SyncReport& report)
   Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
   CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
   {
-    CLIENT_ASSIGN_OR_RETURN(
-        Statement select, db_->Prepare("SELECT state FROM households WHERE id = ?"));
+    CLIENT_ASSIGN_OR_RETURN(Statement select,
+                            db_->Prepare("SELECT state FROM households WHERE id = ?"));
     select.Bind(1, id);
     CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
     v1::Household local;
@@ -1239,9 +1239,8 @@ absl::Status Client::PutConflict(const v1::Conflict& conflict) {
     if (row) household_id = select.Text(0);
   }
   CLIENT_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_->Prepare("INSERT OR REPLACE INTO conflicts(id, household_id, open, state)"
-                   " VALUES (?, ?, ?, ?)"));
+      Statement stmt, db_->Prepare("INSERT OR REPLACE INTO conflicts(id, household_id, open, state)"
+                                   " VALUES (?, ?, ?, ?)"));
   stmt.Bind(1, conflict.id())
       .Bind(2, household_id)
       .Bind(3, conflict.open() ? 1 : 0)
@@ -1300,13 +1299,14 @@ absl::StatusOr<std::vector<v1::Household>> Client::Households() {
 }
 
 absl::StatusOr<v1::Household> Client::Household(const std::string& id) {
-  CLIENT_ASSIGN_OR_RETURN(auto rows, ReadAll<v1::Household>(
-                                         *db_, "SELECT state FROM households WHERE id = ?1 OR"
-                                               " household_number = ?1",
-                                         id, true));
+  CLIENT_ASSIGN_OR_RETURN(auto rows,
+                          ReadAll<v1::Household>(*db_,
+                                                 "SELECT state FROM households WHERE id = ?1 OR"
+                                                 " household_number = ?1",
+                                                 id, true));
   if (rows.empty()) {
-    return absl::NotFoundError(absl::StrCat("household ", id,
-                                            " is not in local state (not in scope, or sync first)"));
+    return absl::NotFoundError(
+        absl::StrCat("household ", id, " is not in local state (not in scope, or sync first)"));
   }
   return rows.front();
 }
@@ -1321,9 +1321,9 @@ absl::StatusOr<std::vector<v1::Link>> Client::Links() {
 }
 
 absl::StatusOr<std::vector<v1::Conflict>> Client::Conflicts(bool open_only) {
-  return ReadAll<v1::Conflict>(
-      *db_, open_only ? "SELECT state FROM conflicts WHERE open = 1 ORDER BY id"
-                      : "SELECT state FROM conflicts ORDER BY id");
+  return ReadAll<v1::Conflict>(*db_, open_only
+                                         ? "SELECT state FROM conflicts WHERE open = 1 ORDER BY id"
+                                         : "SELECT state FROM conflicts ORDER BY id");
 }
 
 absl::StatusOr<std::optional<v1::Conflict>> Client::Conflict(const std::string& id) {
@@ -1373,15 +1373,15 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
     }
     return absl::OkStatus();
   };
-  CLIENT_RETURN_IF_ERROR(read(
-      "SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
-      " FROM outbox ORDER BY device_seq",
-      false));
+  CLIENT_RETURN_IF_ERROR(
+      read("SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
+           " FROM outbox ORDER BY device_seq",
+           false));
   if (with_relayed) {
-    CLIENT_RETURN_IF_ERROR(read(
-        "SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
-        " FROM relay ORDER BY device_id, device_seq",
-        true));
+    CLIENT_RETURN_IF_ERROR(
+        read("SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
+             " FROM relay ORDER BY device_id, device_seq",
+             true));
   }
   return out;
 }
@@ -1391,10 +1391,10 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
 
 absl::StatusOr<uint32_t> Client::ExportBundle(const std::string& path) {
   CLIENT_ASSIGN_OR_RETURN(Identity id, identity());
-  CLIENT_ASSIGN_OR_RETURN(
-      auto events,
-      ReadAll<v1::Event>(*db_, "SELECT event FROM outbox WHERE state = 'pending'"
-                               " ORDER BY device_seq"));
+  CLIENT_ASSIGN_OR_RETURN(auto events,
+                          ReadAll<v1::Event>(*db_,
+                                             "SELECT event FROM outbox WHERE state = 'pending'"
+                                             " ORDER BY device_seq"));
   (void)id;
   CLIENT_RETURN_IF_ERROR(WriteBundle(path, events));
   return static_cast<uint32_t>(events.size());

@@ -77,12 +77,12 @@ struct OutboxEntry {
   v1::EventKind kind = v1::EVENT_KIND_UNSPECIFIED;
   v1::SubjectRef subject;
   State state = State::kPending;
-  uint64_t offset = 0;             // Log offset once accepted (original offset for duplicates).
-  std::string code;                // Rejection code name, for kRejected.
-  std::string field;               // Offending field, for kRejected.
-  std::string message;             // Rejection message, or why kHeld.
+  uint64_t offset = 0;  // Log offset once accepted (original offset for duplicates).
+  std::string code;     // Rejection code name, for kRejected.
+  std::string field;    // Offending field, for kRejected.
+  std::string message;  // Rejection message, or why kHeld.
   std::vector<std::string> conflict_ids;  // For kConflict.
-  bool relayed = false;            // A relay row (another device's event).
+  bool relayed = false;                   // A relay row (another device's event).
   v1::Event event;
 };
 // "pending", "accepted", "duplicate", "rejected", "conflict", "held".
@@ -90,19 +90,19 @@ std::string StateName(OutboxEntry::State state);
 
 // What one Sync did.
 struct SyncReport {
-  uint32_t pushed = 0;      // Events sent (own and relayed), duplicates included.
+  uint32_t pushed = 0;  // Events sent (own and relayed), duplicates included.
   uint32_t accepted = 0;
   uint32_t duplicates = 0;
   uint32_t rejected = 0;
   uint32_t conflicts = 0;
-  uint32_t held = 0;        // Relayed events waiting for earlier ones of their device.
-  uint32_t visits = 0;      // VisitRecorded events among those settled.
+  uint32_t held = 0;    // Relayed events waiting for earlier ones of their device.
+  uint32_t visits = 0;  // VisitRecorded events among those settled.
   uint32_t blobs_uploaded = 0;
   uint32_t pulled_events = 0;
   uint32_t removed_subjects = 0;
-  bool reset = false;       // The server answered RESET; the state was rebuilt.
+  bool reset = false;  // The server answered RESET; the state was rebuilt.
   uint64_t head_offset = 0;
-  uint32_t retries = 0;     // Calls retried after UNAVAILABLE / RESOURCE_EXHAUSTED.
+  uint32_t retries = 0;  // Calls retried after UNAVAILABLE / RESOURCE_EXHAUSTED.
   // Message bytes: serialized protobuf sizes sent and received, and their
   // gzip size (what gRPC's gzip message compression sends, without HTTP/2
   // framing) — docs/client.md "Compression".
@@ -221,7 +221,8 @@ class Client {
   absl::Time Now() const;
   absl::Status ObserveHlc(uint64_t hlc);
 
-  absl::Status PushOwn(SyncReport& report, const std::function<void(const SyncProgress&)>& progress);
+  absl::Status PushOwn(SyncReport& report,
+                       const std::function<void(const SyncProgress&)>& progress);
   absl::Status PushRelayed(SyncReport& report);
   absl::Status UploadBlobs(SyncReport& report,
                            const std::function<void(const SyncProgress&)>& progress);

@@ -51,9 +51,8 @@ std::string SignedBytes(const v1::Event& event) {
 absl::Status SignEvent(const std::string& secret_key, v1::Event& event) {
   if (!SodiumReady()) return absl::InternalError("libsodium failed to initialise");
   if (secret_key.size() != crypto_sign_SECRETKEYBYTES) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device secret key has ", secret_key.size(), " bytes, want ",
-                     crypto_sign_SECRETKEYBYTES));
+    return absl::InvalidArgumentError(absl::StrCat("device secret key has ", secret_key.size(),
+                                                   " bytes, want ", crypto_sign_SECRETKEYBYTES));
   }
   const std::string bytes = SignedBytes(event);
   unsigned char signature[crypto_sign_BYTES];

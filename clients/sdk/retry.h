@@ -3,12 +3,12 @@
 // honouring a server's `retry-after-ms` trailer. Thread-compatible value type.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
 

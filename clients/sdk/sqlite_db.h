@@ -15,10 +15,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace fieldsync::client {
 
@@ -35,7 +35,7 @@ class Statement {
   ~Statement();
 
   Statement& Bind(int index, int64_t value);
-  Statement& Bind(int index, absl::string_view text);      // TEXT
+  Statement& Bind(int index, absl::string_view text);       // TEXT
   Statement& BindBlob(int index, absl::string_view bytes);  // BLOB
   Statement& BindNull(int index);
 

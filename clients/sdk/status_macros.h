@@ -9,9 +9,9 @@
 #define FS_CLIENT_CONCAT(a, b) FS_CLIENT_CONCAT_INNER(a, b)
 
 // Returns the status of `expr` from the calling function unless it is OK.
-#define CLIENT_RETURN_IF_ERROR(expr)                \
-  do {                                              \
-    ::absl::Status fs_client_status_ = (expr);      \
+#define CLIENT_RETURN_IF_ERROR(expr)                       \
+  do {                                                     \
+    ::absl::Status fs_client_status_ = (expr);             \
     if (!fs_client_status_.ok()) return fs_client_status_; \
   } while (0)
 

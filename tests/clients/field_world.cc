@@ -128,10 +128,10 @@ void FieldWorld::Enroll(const std::string& device, const std::string& user) {
 
 std::string FieldWorld::Link(const std::string& link_id, const std::string& cadre,
                              const std::string& household, const std::string& from) {
-  std::vector<std::string> args = {"--token-file", token_file_, "admin", "link", "start",
-                                   "--id", link_id, "--cadre", cadre, "--target-kind",
-                                   "household", "--target", household, "--role",
-                                   "household_helper"};
+  std::vector<std::string> args = {"--token-file", token_file_,     "admin",           "link",
+                                   "start",        "--id",          link_id,           "--cadre",
+                                   cadre,          "--target-kind", "household",       "--target",
+                                   household,      "--role",        "household_helper"};
   if (!from.empty()) {
     args.push_back("--from");
     args.push_back(from);

@@ -26,14 +26,20 @@ TEST_F(FieldctlCliTest, UsageHelpAndFailuresAnswerTheirExitCodes) {
       {"", {"frobnicate"}, 2, "unknown command frobnicate"},
       {"", {"--help"}, 0, "Exit codes"},
       {"phone1", {"visit", "record", "--household", kH1}, 2, "needs --household, --start, --end"},
-      {"phone1", {"visit", "record", "--household", kH1, "--start", "yesterday", "--end", "now"},
-       2, "want RFC 3339"},
-      {"phone1", {"visit", "record", "--household", kH1, "--start", "2024-03-01T10:00:00+08:00",
-                  "--end", "2024-03-01T09:00:00+08:00"},
-       2, "--end is before --start"},
-      {"phone1", {"visit", "record", "--household", kH1, "--start", "2024-03-01T09:00:00+08:00",
-                  "--end", "2024-03-01T10:00:00+08:00", "--purpose", "picnic"},
-       2, "want one of routine"},
+      {"phone1",
+       {"visit", "record", "--household", kH1, "--start", "yesterday", "--end", "now"},
+       2,
+       "want RFC 3339"},
+      {"phone1",
+       {"visit", "record", "--household", kH1, "--start", "2024-03-01T10:00:00+08:00", "--end",
+        "2024-03-01T09:00:00+08:00"},
+       2,
+       "--end is before --start"},
+      {"phone1",
+       {"visit", "record", "--household", kH1, "--start", "2024-03-01T09:00:00+08:00", "--end",
+        "2024-03-01T10:00:00+08:00", "--purpose", "picnic"},
+       2,
+       "want one of routine"},
       {"phone1", {"household", "set", kH1}, 2, "needs FIELD=VALUE"},
       {"phone1", {"household", "set", kH1, "size:int=many"}, 2, "not an integer"},
       {"phone1", {"conflicts", "resolve", "C1"}, 2, "exactly one of --side N, --value V"},
@@ -51,15 +57,25 @@ TEST_F(FieldctlCliTest, UsageHelpAndFailuresAnswerTheirExitCodes) {
     CtlRun run = Fieldctl(c.device, c.args);
     EXPECT_EQ(run.exit_code, c.exit_code) << ::testing::PrintToString(c.args) << "\n" << run.err;
     EXPECT_NE((run.out + run.err).find(c.expect), std::string::npos)
-        << ::testing::PrintToString(c.args) << " printed:\n" << run.out << run.err;
+        << ::testing::PrintToString(c.args) << " printed:\n"
+        << run.out << run.err;
   }
 }
 
 TEST_F(FieldctlCliTest, EveryCommandTakesHelp) {
   for (const std::vector<std::string>& command :
-       std::vector<std::vector<std::string>>{{"enroll"}, {"visit"}, {"household"}, {"status"},
-                                             {"plan"}, {"sync"}, {"outbox"}, {"relay"},
-                                             {"conflicts"}, {"admin"}, {"report"}, {"export"}}) {
+       std::vector<std::vector<std::string>>{{"enroll"},
+                                             {"visit"},
+                                             {"household"},
+                                             {"status"},
+                                             {"plan"},
+                                             {"sync"},
+                                             {"outbox"},
+                                             {"relay"},
+                                             {"conflicts"},
+                                             {"admin"},
+                                             {"report"},
+                                             {"export"}}) {
     std::vector<std::string> args = command;
     args.push_back("--help");
     CtlRun run = Fieldctl("phone1", args);
@@ -91,15 +107,15 @@ TEST_F(FieldctlCliTest, DeviceCommandsPrintTablesAndJson) {
   EXPECT_EQ(show.out.find("11010519491231002X"), std::string::npos) << "ID number on screen";
 
   CtlRun visit = Must("phone1", {"visit", "record", "--household", "N-1", "--start",
-                              "2024-03-01T09:00:00+08:00", "--end", "2024-03-01T10:00:00+08:00",
-                              "--purpose", "policy_explanation", "--notes", "宣講政策"});
+                                 "2024-03-01T09:00:00+08:00", "--end", "2024-03-01T10:00:00+08:00",
+                                 "--purpose", "policy_explanation", "--notes", "宣講政策"});
   EXPECT_NE(visit.out.find("pending until `fieldctl sync`"), std::string::npos) << visit.out;
   CtlRun pending = Must("phone1", {"outbox"});
   EXPECT_NE(pending.out.find("visit_recorded"), std::string::npos) << pending.out;
   EXPECT_NE(pending.out.find("1 pending"), std::string::npos) << pending.out;
 
   CtlRun proposed = Must("phone1", {"--json", "status", "propose", "--household", kH1, "--to",
-                                 "not_exited", "--reason", "核實收入"});
+                                    "not_exited", "--reason", "核實收入"});
   EXPECT_EQ(JsonField(proposed.out, "state"), "pending");
   Must("phone1", {"plan", "revise", "--household", kH1, "--year", "2024", "--item",
                   "industry:養牛兩頭:500000", "--item", "education:助學"});
@@ -137,7 +153,7 @@ TEST_F(FieldctlCliTest, AdminCommandsPrintTablesAndJson) {
   CtlRun links = Admin({"admin", "link", "list", "--cadre", "cadre1"});
   EXPECT_NE(links.out.find("L9"), std::string::npos) << links.out;
   CtlRun bad = Admin({"admin", "link", "start", "--cadre", "cadre1", "--target-kind", "household",
-                   "--target", "no-such-household", "--role", "household_helper"});
+                      "--target", "no-such-household", "--role", "household_helper"});
   EXPECT_EQ(bad.exit_code, 1) << bad.out;
   EXPECT_NE(bad.err.find("admin link start"), std::string::npos) << bad.err;
   CtlRun backup = Admin({"--json", "admin", "backup", "create", "--label", "test"});
@@ -178,10 +194,11 @@ TEST_F(FieldctlCliTest, PhotosGoAfterTheirVisitInChunksAndOnlyOnce) {
   EXPECT_GT(JsonInt(synced.out, "bytes_sent"), 200000) << synced.out;
   CtlRun again = Must("phone1", {"--json", "sync"});
   EXPECT_EQ(JsonInt(again.out, "blobs_uploaded"), 0) << again.out;
-  CtlRun missing = Must("phone1", {"visit", "record", "--household", kH1, "--start",
-                                   "2024-03-01T09:00:00+08:00", "--end",
-                                   "2024-03-01T10:00:00+08:00", "--photo", dir() + "/none.jpg"},
-                        1);
+  CtlRun missing =
+      Must("phone1",
+           {"visit", "record", "--household", kH1, "--start", "2024-03-01T09:00:00+08:00", "--end",
+            "2024-03-01T10:00:00+08:00", "--photo", dir() + "/none.jpg"},
+           1);
   EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
 }
 

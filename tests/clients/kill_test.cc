@@ -44,12 +44,18 @@ TEST_F(KillTest, KilledWhileRecordingOrSyncingEveryRecordedEventLandsExactlyOnce
   auto timed = [&](std::vector<std::string> args) {
     auto start = std::chrono::steady_clock::now();
     Must("phone1", std::move(args));
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now() - start)
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
         .count();
   };
-  const std::vector<std::string> record = {"--json", "visit", "record", "--household", kH1,
-                                           "--start", "2024-03-01T09:00:00+08:00", "--end",
+  const std::vector<std::string> record = {"--json",
+                                           "visit",
+                                           "record",
+                                           "--household",
+                                           kH1,
+                                           "--start",
+                                           "2024-03-01T09:00:00+08:00",
+                                           "--end",
                                            "2024-03-01T10:00:00+08:00"};
   const long record_us = timed(record);
   for (int i = 0; i < 2; ++i) Must("phone1", record);
@@ -61,8 +67,8 @@ TEST_F(KillTest, KilledWhileRecordingOrSyncingEveryRecordedEventLandsExactlyOnce
     // A burst of recordings, the last one killed at a random moment.
     for (int i = 0; i < 3; ++i) {
       CtlRun run = Must("phone1", {"--json", "visit", "record", "--household", kH1, "--start",
-                                "2024-03-01T09:00:00+08:00", "--end",
-                                "2024-03-01T10:00:00+08:00", "--notes", "走訪"});
+                                   "2024-03-01T09:00:00+08:00", "--end",
+                                   "2024-03-01T10:00:00+08:00", "--notes", "走訪"});
       acknowledged.insert(JsonField(run.out, "event_id"));
     }
     const bool during_sync = round % 2 == 1;

@@ -16,9 +16,8 @@ TEST_F(RelayTest, TabletRelaysPhoneBundleAndPhoneLaterGetsDuplicatesOnly) {
   Link("L1", "cadre1", kH1);
   Must("phone1", {"sync"});
   for (int i = 0; i < 3; ++i) {
-    Must("phone1", {"visit", "record", "--household", "N-1", "--start",
-                    "2024-03-01T09:00:00+08:00", "--end", "2024-03-01T10:00:00+08:00", "--notes",
-                    "走訪 " + std::to_string(i)});
+    Must("phone1", {"visit", "record", "--household", "N-1", "--start", "2024-03-01T09:00:00+08:00",
+                    "--end", "2024-03-01T10:00:00+08:00", "--notes", "走訪 " + std::to_string(i)});
   }
   const std::string bundle = dir() + "/phone1.bundle";
   CtlRun exported = Must("phone1", {"--json", "outbox", "export", bundle});

@@ -32,9 +32,10 @@ TEST_F(ResetTest, UnknownCursorRebuildsStateFromTheSnapshotAndKeepsTheOutbox) {
     // A stale local record the snapshot must replace, and one the scope no
     // longer has, which the reset must drop.
     ASSERT_TRUE((*db)->Exec("UPDATE households SET household_number = 'STALE'").ok());
-    ASSERT_TRUE((*db)->Exec("INSERT INTO households(id, village_code, household_number,"
-                            " last_offset, state) SELECT 'ghost', village_code, 'GHOST',"
-                            " last_offset, state FROM households LIMIT 1")
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO households(id, village_code, household_number,"
+                           " last_offset, state) SELECT 'ghost', village_code, 'GHOST',"
+                           " last_offset, state FROM households LIMIT 1")
                     .ok());
   }
   CtlRun synced = Must("phone1", {"--json", "sync"});

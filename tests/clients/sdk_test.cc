@@ -16,8 +16,8 @@ namespace fieldsync::client {
 namespace {
 
 std::string TempPath(const std::string& name) {
-  return (std::filesystem::path(::testing::TempDir()) /
-          (name + std::to_string(::getpid()))).string();
+  return (std::filesystem::path(::testing::TempDir()) / (name + std::to_string(::getpid())))
+      .string();
 }
 
 TEST(BundleTest, RoundTripKeepsEventsByteForByte) {

@@ -57,7 +57,8 @@ TEST_F(TwoPhonesConflictTest, OfflineEditsOfOneFieldMakeOneConflictAndConvergeAf
   EXPECT_NE(table.out.find(conflict_id), std::string::npos) << table.out;
 
   // The reviewer keeps the first phone's number (side 0 in offset order).
-  Must("tablet", {"conflicts", "resolve", conflict_id, "--side", "0", "--note", "called the household"});
+  Must("tablet",
+       {"conflicts", "resolve", conflict_id, "--side", "0", "--note", "called the household"});
   Must("tablet", {"sync"});
 
   Must("phone1", {"sync"});
