@@ -371,10 +371,11 @@ int Run(const Options& o) {
       "\"record\":%s,\"sync\":%s,\"burst_seconds\":%.3f,\"events_pushed\":%u,"
       "\"events_per_second\":%.1f,\"accepted\":%u,\"duplicates\":%u,\"rejected\":%u,"
       "\"conflicts\":%u,\"held\":%u,\"retries\":%u,\"late_duplicates\":%u,\"late_accepted\":%u,"
-      "\"gzip_bytes_per_visit\":%.1f,\"baseline_events_per_second\":%.1f,\"ratio\":%.3f}\n",
+      "\"bytes_per_visit\":%.1f,\"gzip_bytes_per_visit\":%.1f,\"baseline_events_per_second\":%.1f,\"ratio\":%.3f}\n",
       o.devices, o.visits, relayed, shared_edits, Latency(record_ms).c_str(),
       Latency(sync_ms).c_str(), burst_s, total.pushed, sdk_rate, total.accepted, total.duplicates,
       total.rejected, total.conflicts, total.held, total.retries, late_duplicates, late_accepted,
+      total.visits == 0 ? 0.0 : static_cast<double>(total.bytes_sent) / total.visits,
       total.visits == 0 ? 0.0 : static_cast<double>(total.gzip_bytes_sent) / total.visits,
       baseline_rate, baseline_rate > 0 ? sdk_rate / baseline_rate : 0.0);
   return 0;
