@@ -33,7 +33,7 @@ namespace {
 using client::Client;
 
 constexpr char kGlobalUsage[] =
-    R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] [--retries N] COMMAND ...
+    R"(usage: fieldctl [--server HOST:PORT] [--db FILE] [--token-file FILE] [--json] [--retries N] [--tls-ca FILE] COMMAND ...
 
 Device commands (local database --db, synced with `sync`):
   enroll --code CODE [--name NAME] [--model MODEL]   make the device key and enroll
@@ -60,8 +60,9 @@ Admin commands (--token-file with an admin token):
 
 --retries N: attempts of a call the server answers UNAVAILABLE or RESOURCE_EXHAUSTED, with
   exponential back-off and jitter (default 6).
+--tls-ca FILE: PEM CA certificates that verify the server's TLS certificate (else plaintext).
 Settings: flags, else ~/.config/fieldsync/fieldctl.toml (or $FIELDCTL_CONFIG) with
-  server = "HOST:PORT"   db = "FILE"   token_file = "FILE"
+  server = "HOST:PORT"   db = "FILE"   token_file = "FILE"   tls_ca = "FILE"
 Exit codes: 0 done, 1 failed, 2 usage, 3 sync done but events were rejected, are in
 conflict, or are held (see `fieldctl outbox`).
 Every command takes --help.
@@ -76,6 +77,7 @@ struct Settings {
   std::string server;
   std::string db;
   std::string token_file;
+  std::string tls_ca_pem;  // Contents of --tls-ca.
   bool json = false;
 };
 
@@ -113,7 +115,9 @@ class Cli {
   }
   absl::StatusOr<std::unique_ptr<Client>> OpenClient();
   absl::StatusOr<std::string> AdminToken();
-  std::shared_ptr<grpc::Channel> AdminChannel() { return client::MakeChannel(settings_.server); }
+  std::shared_ptr<grpc::Channel> AdminChannel() {
+    return client::MakeChannel(settings_.server, settings_.tls_ca_pem);
+  }
 
   int Enroll();
   int Visit();
@@ -136,6 +140,7 @@ absl::StatusOr<std::unique_ptr<Client>> Cli::OpenClient() {
   client::ClientOptions options;
   options.server = settings_.server;
   options.retry.max_attempts = settings_.retries;
+  options.tls_ca_pem = settings_.tls_ca_pem;
   if (!settings_.token_file.empty()) {
     auto token = AdminToken();
     if (!token.ok()) return token.status();
@@ -1257,6 +1262,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   Settings settings;
+  std::string tls_ca;
   const char* config_env = std::getenv("FIELDCTL_CONFIG");
   const std::string config_path =
       config_env != nullptr ? config_env : HomePath(".config/fieldsync/fieldctl.toml");
@@ -1272,10 +1278,22 @@ int Main(int argc, char** argv) {
     settings.server = (*config)["server"];
     settings.db = (*config)["db"];
     settings.token_file = (*config)["token_file"];
+    tls_ca = (*config)["tls_ca"];
   }
   if (auto v = args->Get("server")) settings.server = *v;
   if (auto v = args->Get("db")) settings.db = *v;
   if (auto v = args->Get("token-file")) settings.token_file = *v;
+  if (auto v = args->Get("tls-ca")) tls_ca = *v;
+  if (!tls_ca.empty()) {
+    std::ifstream in(tls_ca);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::cerr << "fieldctl: cannot read the TLS CA file " << tls_ca << "\n";
+      return kExitFailed;
+    }
+    settings.tls_ca_pem = pem.str();
+  }
   settings.json = args->Has("json");
   if (auto v = args->Get("retries")) {
     if (!absl::SimpleAtoi(*v, &settings.retries) || settings.retries < 1) {

@@ -261,17 +261,23 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Client::Channel() {
     return absl::FailedPreconditionError(
         "no server: pass --server HOST:PORT or set server in fieldctl.toml");
   }
-  channel_ = MakeChannel(server);
+  channel_ = MakeChannel(server, options_.tls_ca_pem);
   return channel_;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& server) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& server,
+                                           const std::string& tls_ca_pem) {
   grpc::ChannelArguments args;
   // Events and pull pages are text-heavy protobufs: gzip roughly halves them
   // on the slow links of the field (docs/client.md "Compression").
   args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  return grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  if (tls_ca_pem.empty()) {
+    return grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = tls_ca_pem;
+  return grpc::CreateCustomChannel(server, grpc::SslCredentials(tls), args);
 }
 
 std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token, absl::Duration timeout) {

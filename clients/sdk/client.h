@@ -47,6 +47,9 @@ struct ClientOptions {
   std::string server;
   // Bearer token to use instead of the enrolled one (e.g. an admin token).
   std::string token_override;
+  // PEM CA certificates that verify the server's TLS certificate; empty =
+  // plaintext (fieldsyncd without TLS serves loopback only).
+  std::string tls_ca_pem;
   // Batch bounds of a push: the server's limits (config.proto LimitsConfig
   // max_push_events 500, max_push_bytes 2 MiB). A RESOURCE_EXHAUSTED push
   // halves the batch and retries, so a server with lower limits still works.
@@ -129,8 +132,11 @@ struct Identity {
 };
 
 // A channel to `server` (host:port) with gzip compression, as Client uses;
-// for calls made without a local database (admin commands).
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& server);
+// for calls made without a local database (admin commands). TLS verified
+// against `tls_ca_pem` (PEM CA certificates) unless it is empty (plaintext:
+// fieldsyncd serves plaintext on loopback only).
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& server,
+                                           const std::string& tls_ca_pem = "");
 
 // A client context with the bearer `token` (unless empty), gzip and a deadline.
 std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token,

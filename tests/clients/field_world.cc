@@ -147,6 +147,7 @@ CtlRun FieldWorld::Admin(std::vector<std::string> args) {
 
 pid_t FieldWorld::Spawn(const std::string& device, std::vector<std::string> args) {
   std::vector<std::string> argv = {FIELDCTL_PATH, "--server", address_};
+  for (const std::string& extra : ExtraArgs()) argv.push_back(extra);
   if (!device.empty()) {
     argv.push_back("--db");
     argv.push_back(Db(device));

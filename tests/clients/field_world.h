@@ -54,6 +54,9 @@ class FieldWorld : public ::testing::Test {
     return "limits { device_requests_per_second: 100000 device_request_burst: 100000 }\n";
   }
 
+  // Global flags every fieldctl run of the fixture gets (e.g. --tls-ca).
+  virtual std::vector<std::string> ExtraArgs() const { return {}; }
+
   // Runs fieldctl with --server set to the world's server, and --db of
   // `device` unless empty ("" = no --db: admin commands).
   CtlRun Fieldctl(const std::string& device, std::vector<std::string> args);
