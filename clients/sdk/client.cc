@@ -12,14 +12,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "clients/sdk/bundle.h"
 #include "clients/sdk/event_signing.h"
-#include "clients/sdk/status_macros.h"
 #include "fieldsync/v1/query_service.grpc.pb.h"
 #include "fieldsync/v1/sync_service.grpc.pb.h"
 
 namespace fieldsync::client {
 namespace {
+
+using base::FromTimestamp;
+using base::ToTimestamp;
 
 constexpr int kSchemaVersion = 1;
 
@@ -80,18 +84,6 @@ CREATE INDEX IF NOT EXISTS events_subject ON events(subject_id, log_offset);
 uint64_t HlcAt(absl::Time time) {
   const int64_t ms = absl::ToUnixMillis(time);
   return ms <= 0 ? 0 : static_cast<uint64_t>(ms) << 16;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view call) {
@@ -203,18 +195,18 @@ Client::~Client() = default;
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
                                                      ClientOptions options) {
-  CLIENT_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(db_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(db_path));
   std::unique_ptr<Client> client(new Client(std::move(db), std::move(options)));
-  CLIENT_RETURN_IF_ERROR(client->Migrate());
+  RETURN_IF_ERROR(client->Migrate());
   return client;
 }
 
 absl::Status Client::Migrate() {
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  CLIENT_RETURN_IF_ERROR(db_->Exec(kSchema));
-  CLIENT_ASSIGN_OR_RETURN(std::string version, Meta("schema_version"));
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  RETURN_IF_ERROR(db_->Exec(kSchema));
+  ASSIGN_OR_RETURN(std::string version, Meta("schema_version"));
   if (version.empty()) {
-    CLIENT_RETURN_IF_ERROR(SetMeta("schema_version", std::to_string(kSchemaVersion)));
+    RETURN_IF_ERROR(SetMeta("schema_version", std::to_string(kSchemaVersion)));
   } else if (version != std::to_string(kSchemaVersion)) {
     return absl::FailedPreconditionError(absl::StrCat("local database has schema version ", version,
                                                       ", this fieldctl knows ", kSchemaVersion,
@@ -224,15 +216,15 @@ absl::Status Client::Migrate() {
 }
 
 absl::StatusOr<std::string> Client::Meta(const std::string& key) {
-  CLIENT_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
+  ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
   stmt.Bind(1, key);
-  CLIENT_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
   return row ? stmt.Text(0) : std::string();
 }
 
 absl::Status Client::SetMeta(const std::string& key, const std::string& value) {
-  CLIENT_ASSIGN_OR_RETURN(Statement stmt,
-                          db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"));
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"));
   stmt.Bind(1, key).BindBlob(2, value);
   return stmt.Run();
 }
@@ -240,7 +232,7 @@ absl::Status Client::SetMeta(const std::string& key, const std::string& value) {
 absl::Time Client::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
 
 absl::Status Client::ObserveHlc(uint64_t hlc) {
-  CLIENT_ASSIGN_OR_RETURN(std::string current, Meta("hlc"));
+  ASSIGN_OR_RETURN(std::string current, Meta("hlc"));
   uint64_t last = 0;
   if (!current.empty() && !absl::SimpleAtoi(current, &last)) last = 0;
   if (hlc <= last) return absl::OkStatus();
@@ -255,7 +247,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Client::Channel() {
   }
   std::string server = options_.server;
   if (server.empty()) {
-    CLIENT_ASSIGN_OR_RETURN(server, Meta("server"));
+    ASSIGN_OR_RETURN(server, Meta("server"));
   }
   if (server.empty()) {
     return absl::FailedPreconditionError(
@@ -291,7 +283,7 @@ std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token, absl:
 absl::StatusOr<std::unique_ptr<grpc::ClientContext>> Client::Context() {
   std::string token = options_.token_override;
   if (token.empty()) {
-    CLIENT_ASSIGN_OR_RETURN(token, Meta("token"));
+    ASSIGN_OR_RETURN(token, Meta("token"));
   }
   return MakeContext(token, options_.rpc_timeout);
 }
@@ -309,32 +301,32 @@ void Client::Count(uint64_t, uint64_t, const std::string& sent_bytes,
 
 absl::StatusOr<Identity> Client::identity() {
   Identity id;
-  CLIENT_ASSIGN_OR_RETURN(id.device_id, Meta("device_id"));
+  ASSIGN_OR_RETURN(id.device_id, Meta("device_id"));
   if (id.device_id.empty()) {
     return absl::FailedPreconditionError("not enrolled: run `fieldctl enroll --code CODE` first");
   }
-  CLIENT_ASSIGN_OR_RETURN(id.server, Meta("server"));
-  CLIENT_ASSIGN_OR_RETURN(id.user_id, Meta("user_id"));
-  CLIENT_ASSIGN_OR_RETURN(id.user_name, Meta("user_name"));
-  CLIENT_ASSIGN_OR_RETURN(std::string role, Meta("role"));
+  ASSIGN_OR_RETURN(id.server, Meta("server"));
+  ASSIGN_OR_RETURN(id.user_id, Meta("user_id"));
+  ASSIGN_OR_RETURN(id.user_name, Meta("user_name"));
+  ASSIGN_OR_RETURN(std::string role, Meta("role"));
   int role_number = 0;
   if (absl::SimpleAtoi(role, &role_number) && v1::Role_IsValid(role_number)) {
     id.role = static_cast<v1::Role>(role_number);
   }
-  CLIENT_ASSIGN_OR_RETURN(id.public_key, Meta("public_key"));
+  ASSIGN_OR_RETURN(id.public_key, Meta("public_key"));
   return id;
 }
 
 absl::StatusOr<Identity> Client::Enroll(const std::string& code, const std::string& device_name,
                                         const std::string& device_model) {
-  CLIENT_ASSIGN_OR_RETURN(std::string existing, Meta("device_id"));
+  ASSIGN_OR_RETURN(std::string existing, Meta("device_id"));
   if (!existing.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("this database is already enrolled as device ", existing,
                      ": use another --db for another device"));
   }
-  CLIENT_ASSIGN_OR_RETURN(DeviceKey key, MakeDeviceKey());
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(DeviceKey key, MakeDeviceKey());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::SyncService::NewStub(channel);
   v1::EnrollRequest request;
   request.set_code(code);
@@ -351,19 +343,19 @@ absl::StatusOr<Identity> Client::Enroll(const std::string& code, const std::stri
     if (status.ok() || !Retryable(status) || attempt >= options_.retry.max_attempts) break;
     Wait(options_.retry, Backoff(options_.retry, attempt, RetryAfter(context)));
   }
-  CLIENT_RETURN_IF_ERROR(FromGrpc(status, "enroll"));
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  CLIENT_RETURN_IF_ERROR(SetMeta("device_id", response.device_id()));
-  CLIENT_RETURN_IF_ERROR(SetMeta("token", response.token()));
-  CLIENT_RETURN_IF_ERROR(SetMeta("user_id", response.user_id()));
-  CLIENT_RETURN_IF_ERROR(SetMeta("user_name", response.user_name()));
-  CLIENT_RETURN_IF_ERROR(SetMeta("role", std::to_string(response.role())));
-  CLIENT_RETURN_IF_ERROR(SetMeta("public_key", key.public_key));
-  CLIENT_RETURN_IF_ERROR(SetMeta("secret_key", key.secret_key));
-  CLIENT_RETURN_IF_ERROR(SetMeta("next_seq", "1"));
-  if (!options_.server.empty()) CLIENT_RETURN_IF_ERROR(SetMeta("server", options_.server));
-  CLIENT_RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(response.server_time()))));
-  CLIENT_RETURN_IF_ERROR(tx->Commit());
+  RETURN_IF_ERROR(FromGrpc(status, "enroll"));
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  RETURN_IF_ERROR(SetMeta("device_id", response.device_id()));
+  RETURN_IF_ERROR(SetMeta("token", response.token()));
+  RETURN_IF_ERROR(SetMeta("user_id", response.user_id()));
+  RETURN_IF_ERROR(SetMeta("user_name", response.user_name()));
+  RETURN_IF_ERROR(SetMeta("role", std::to_string(response.role())));
+  RETURN_IF_ERROR(SetMeta("public_key", key.public_key));
+  RETURN_IF_ERROR(SetMeta("secret_key", key.secret_key));
+  RETURN_IF_ERROR(SetMeta("next_seq", "1"));
+  if (!options_.server.empty()) RETURN_IF_ERROR(SetMeta("server", options_.server));
+  RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(response.server_time()))));
+  RETURN_IF_ERROR(tx->Commit());
   return identity();
 }
 
@@ -372,14 +364,14 @@ absl::StatusOr<Identity> Client::Enroll(const std::string& code, const std::stri
 
 absl::StatusOr<std::string> Client::AddPhoto(const std::string& path,
                                              const std::string& content_type) {
-  CLIENT_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+  ASSIGN_OR_RETURN(std::string data, ReadFile(path));
   if (data.empty()) return absl::InvalidArgumentError(absl::StrCat("photo ", path, " is empty"));
   const std::string sha = Sha256(data);
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("INSERT OR IGNORE INTO blobs(sha256, content_type, data) VALUES (?, ?, ?)"));
   stmt.BindBlob(1, sha).Bind(2, content_type).BindBlob(3, data);
-  CLIENT_RETURN_IF_ERROR(stmt.Run());
+  RETURN_IF_ERROR(stmt.Run());
   return sha;
 }
 
@@ -388,10 +380,10 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
   if (event.body_case() == v1::Event::BODY_NOT_SET) {
     return absl::InvalidArgumentError("event has no body");
   }
-  CLIENT_ASSIGN_OR_RETURN(Identity id, identity());
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  CLIENT_ASSIGN_OR_RETURN(std::string secret_key, Meta("secret_key"));
-  CLIENT_ASSIGN_OR_RETURN(std::string next_seq_text, Meta("next_seq"));
+  ASSIGN_OR_RETURN(Identity id, identity());
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  ASSIGN_OR_RETURN(std::string secret_key, Meta("secret_key"));
+  ASSIGN_OR_RETURN(std::string next_seq_text, Meta("next_seq"));
   uint64_t next_seq = 1;
   if (!absl::SimpleAtoi(next_seq_text, &next_seq) || next_seq == 0) {
     return absl::DataLossError("local database: next_seq is damaged");
@@ -400,10 +392,10 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
     if (event.subject().kind() != v1::SUBJECT_KIND_HOUSEHOLD) {
       return absl::InvalidArgumentError("area code required for a subject that is not a household");
     }
-    CLIENT_ASSIGN_OR_RETURN(Statement stmt,
-                            db_->Prepare("SELECT village_code FROM households WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement stmt,
+                     db_->Prepare("SELECT village_code FROM households WHERE id = ?"));
     stmt.Bind(1, event.subject().id());
-    CLIENT_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) {
       return absl::FailedPreconditionError(absl::StrCat(
           "household ", event.subject().id(), " is not in local state: run `fieldctl sync` first"));
@@ -411,10 +403,10 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
     event.set_area_code(stmt.Text(0));
   }
   for (const std::string& path : photo_paths) {
-    CLIENT_ASSIGN_OR_RETURN(std::string sha, AddPhoto(path));
+    ASSIGN_OR_RETURN(std::string sha, AddPhoto(path));
     if (event.has_visit_recorded()) event.mutable_visit_recorded()->add_photo_sha256(sha);
   }
-  CLIENT_ASSIGN_OR_RETURN(std::string hlc_text, Meta("hlc"));
+  ASSIGN_OR_RETURN(std::string hlc_text, Meta("hlc"));
   uint64_t last_hlc = 0;
   if (!hlc_text.empty() && !absl::SimpleAtoi(hlc_text, &last_hlc)) last_hlc = 0;
   const absl::Time now = Now();
@@ -425,14 +417,14 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
   event.set_device_seq(next_seq);
   event.set_hlc(hlc);
   *event.mutable_device_time() = ToTimestamp(now);
-  CLIENT_RETURN_IF_ERROR(SignEvent(secret_key, event));
+  RETURN_IF_ERROR(SignEvent(secret_key, event));
   const std::string bytes = event.SerializeAsString();
   if (bytes.size() > options_.max_event_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("event is ", bytes.size(),
                                                    " bytes, the server takes at most ",
                                                    options_.max_event_bytes, ": shorten the text"));
   }
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement insert,
       db_->Prepare("INSERT INTO outbox(device_seq, event_id, kind, subject_kind, subject_id, event)"
                    " VALUES (?, ?, ?, ?, ?, ?)"));
@@ -442,7 +434,7 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
       .Bind(4, static_cast<int64_t>(event.subject().kind()))
       .Bind(5, event.subject().id())
       .BindBlob(6, bytes);
-  CLIENT_RETURN_IF_ERROR(insert.Run());
+  RETURN_IF_ERROR(insert.Run());
 
   // The local effect: a registered household is listed at once (local only
   // until pulled); other edits show as the pending rows overlaid by readers.
@@ -454,11 +446,11 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
     household.set_village_code(event.area_code());
     household.set_head_name(r.head_name());
     household.set_status(r.initial_status());
-    CLIENT_RETURN_IF_ERROR(PutHousehold(household, /*local_only=*/true));
+    RETURN_IF_ERROR(PutHousehold(household, /*local_only=*/true));
   }
-  CLIENT_RETURN_IF_ERROR(SetMeta("next_seq", std::to_string(next_seq + 1)));
-  CLIENT_RETURN_IF_ERROR(SetMeta("hlc", std::to_string(hlc)));
-  CLIENT_RETURN_IF_ERROR(tx->Commit());
+  RETURN_IF_ERROR(SetMeta("next_seq", std::to_string(next_seq + 1)));
+  RETURN_IF_ERROR(SetMeta("hlc", std::to_string(hlc)));
+  RETURN_IF_ERROR(tx->Commit());
   return event;
 }
 
@@ -478,20 +470,20 @@ struct Row {
 
 absl::Status Client::PushOutbox(SyncReport& report,
                                 const std::function<void(const SyncProgress&)>& progress) {
-  CLIENT_RETURN_IF_ERROR(PushOwn(report, progress));
+  RETURN_IF_ERROR(PushOwn(report, progress));
   return PushRelayed(report);
 }
 
 absl::Status Client::PushOwn(SyncReport& report,
                              const std::function<void(const SyncProgress&)>& progress) {
-  CLIENT_ASSIGN_OR_RETURN(Identity id, identity());
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(Identity id, identity());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::SyncService::NewStub(channel);
   uint64_t total = 0;
   {
-    CLIENT_ASSIGN_OR_RETURN(Statement count,
-                            db_->Prepare("SELECT COUNT(*) FROM outbox WHERE state = 'pending'"));
-    CLIENT_ASSIGN_OR_RETURN(bool row, count.Step());
+    ASSIGN_OR_RETURN(Statement count,
+                     db_->Prepare("SELECT COUNT(*) FROM outbox WHERE state = 'pending'"));
+    ASSIGN_OR_RETURN(bool row, count.Step());
     total = row ? static_cast<uint64_t>(count.Int(0)) : 0;
   }
   uint64_t done = 0;
@@ -502,14 +494,13 @@ absl::Status Client::PushOwn(SyncReport& report,
     // The next batch: the oldest pending events, within both bounds (at least one).
     std::vector<Row> batch;
     {
-      CLIENT_ASSIGN_OR_RETURN(
-          Statement select,
-          db_->Prepare("SELECT device_seq, event FROM outbox WHERE state = 'pending'"
-                       " ORDER BY device_seq LIMIT ?"));
+      ASSIGN_OR_RETURN(Statement select,
+                       db_->Prepare("SELECT device_seq, event FROM outbox WHERE state = 'pending'"
+                                    " ORDER BY device_seq LIMIT ?"));
       select.Bind(1, static_cast<int64_t>(batch_events));
       uint64_t bytes = 0;
       while (true) {
-        CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+        ASSIGN_OR_RETURN(bool row, select.Step());
         if (!row) break;
         Row r;
         r.device_seq = static_cast<uint64_t>(select.Int(0));
@@ -529,7 +520,7 @@ absl::Status Client::PushOwn(SyncReport& report,
     for (const Row& r : batch) *request.add_events() = r.event;
     *request.mutable_device_time() = ToTimestamp(Now());
     v1::PushResponse response;
-    CLIENT_ASSIGN_OR_RETURN(auto context, Context());
+    ASSIGN_OR_RETURN(auto context, Context());
     grpc::Status status = stub->Push(context.get(), request, &response);
     if (!status.ok()) {
       if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && batch.size() > 1) {
@@ -552,13 +543,13 @@ absl::Status Client::PushOwn(SyncReport& report,
         if (it != trailers.end() &&
             gap.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())) &&
             gap.device_id() == id.device_id && gap.next_expected_seq() < batch[0].device_seq) {
-          CLIENT_ASSIGN_OR_RETURN(
+          ASSIGN_OR_RETURN(
               Statement again,
               db_->Prepare("UPDATE outbox SET state = 'pending' WHERE device_seq >= ? AND"
                            " device_seq < ?"));
           again.Bind(1, static_cast<int64_t>(gap.next_expected_seq()))
               .Bind(2, static_cast<int64_t>(batch[0].device_seq));
-          CLIENT_RETURN_IF_ERROR(again.Run());
+          RETURN_IF_ERROR(again.Run());
           resent_after_gap = true;
           continue;
         }
@@ -571,8 +562,8 @@ absl::Status Client::PushOwn(SyncReport& report,
                                               " results for ", batch.size(), " events"));
     }
     Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
-    CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-    CLIENT_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(auto tx, db_->Begin());
+    ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE outbox SET state = ?, log_offset = ?, code = ?, field = ?,"
                      " message = ?, conflict_ids = ? WHERE device_seq = ? AND event_id = ?"));
@@ -612,13 +603,13 @@ absl::Status Client::PushOwn(SyncReport& report,
           .Bind(6, conflicts)
           .Bind(7, static_cast<int64_t>(batch[i].device_seq))
           .Bind(8, batch[i].event.event_id());
-      CLIENT_RETURN_IF_ERROR(update.Run());
+      RETURN_IF_ERROR(update.Run());
       update.Reset();
     }
     if (response.has_server_time()) {
-      CLIENT_RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(response.server_time()))));
+      RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(response.server_time()))));
     }
-    CLIENT_RETURN_IF_ERROR(tx->Commit());
+    RETURN_IF_ERROR(tx->Commit());
     report.pushed += static_cast<uint32_t>(batch.size());
     done += batch.size();
     if (progress) progress({"push", done, std::max(total, done)});
@@ -627,17 +618,17 @@ absl::Status Client::PushOwn(SyncReport& report,
 }
 
 absl::Status Client::PushRelayed(SyncReport& report) {
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::SyncService::NewStub(channel);
   // Devices with relay rows to send, each pushed on its own so that one
   // device's missing events never hold another's (or this device's own).
   std::vector<std::string> devices;
   {
-    CLIENT_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(
         Statement select,
         db_->Prepare("SELECT DISTINCT device_id FROM relay WHERE state IN ('pending', 'held')"));
     while (true) {
-      CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+      ASSIGN_OR_RETURN(bool row, select.Step());
       if (!row) break;
       devices.push_back(select.Text(0));
     }
@@ -648,14 +639,14 @@ absl::Status Client::PushRelayed(SyncReport& report) {
     while (true) {
       std::vector<Row> batch;
       {
-        CLIENT_ASSIGN_OR_RETURN(
+        ASSIGN_OR_RETURN(
             Statement select,
             db_->Prepare("SELECT device_seq, event FROM relay WHERE device_id = ? AND state IN"
                          " ('pending', 'held') ORDER BY device_seq LIMIT ?"));
         select.Bind(1, device).Bind(2, static_cast<int64_t>(batch_events));
         uint64_t bytes = 0;
         while (true) {
-          CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+          ASSIGN_OR_RETURN(bool row, select.Step());
           if (!row) break;
           Row r;
           r.device_seq = static_cast<uint64_t>(select.Int(0));
@@ -673,7 +664,7 @@ absl::Status Client::PushRelayed(SyncReport& report) {
       v1::PushRequest request;
       for (const Row& r : batch) *request.add_events() = r.event;
       v1::PushResponse response;
-      CLIENT_ASSIGN_OR_RETURN(auto context, Context());
+      ASSIGN_OR_RETURN(auto context, Context());
       grpc::Status status = stub->Push(context.get(), request, &response);
       if (!status.ok()) {
         if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && batch.size() > 1) {
@@ -699,17 +690,17 @@ absl::Status Client::PushRelayed(SyncReport& report) {
                 absl::StrCat("the server expects event ", gap.next_expected_seq(), " of device ",
                              device, " first; relay the bundle that has it, or let the phone sync");
           }
-          CLIENT_ASSIGN_OR_RETURN(
+          ASSIGN_OR_RETURN(
               Statement hold,
               db_->Prepare("UPDATE relay SET state = 'held', message = ? WHERE device_id = ? AND"
                            " state IN ('pending', 'held')"));
           hold.Bind(1, why).Bind(2, device);
-          CLIENT_RETURN_IF_ERROR(hold.Run());
-          CLIENT_ASSIGN_OR_RETURN(
+          RETURN_IF_ERROR(hold.Run());
+          ASSIGN_OR_RETURN(
               Statement count,
               db_->Prepare("SELECT COUNT(*) FROM relay WHERE device_id = ? AND state = 'held'"));
           count.Bind(1, device);
-          CLIENT_ASSIGN_OR_RETURN(bool row, count.Step());
+          ASSIGN_OR_RETURN(bool row, count.Step());
           if (row) report.held += static_cast<uint32_t>(count.Int(0));
           break;
         }
@@ -720,8 +711,8 @@ absl::Status Client::PushRelayed(SyncReport& report) {
         return absl::InternalError("push (relay): result count does not match");
       }
       Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
-      CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-      CLIENT_ASSIGN_OR_RETURN(
+      ASSIGN_OR_RETURN(auto tx, db_->Begin());
+      ASSIGN_OR_RETURN(
           Statement update,
           db_->Prepare("UPDATE relay SET state = ?, log_offset = ?, code = ?, field = ?,"
                        " message = ?, conflict_ids = ? WHERE device_id = ? AND device_seq = ?"));
@@ -761,10 +752,10 @@ absl::Status Client::PushRelayed(SyncReport& report) {
             .Bind(6, conflicts)
             .Bind(7, device)
             .Bind(8, static_cast<int64_t>(batch[i].device_seq));
-        CLIENT_RETURN_IF_ERROR(update.Run());
+        RETURN_IF_ERROR(update.Run());
         update.Reset();
       }
-      CLIENT_RETURN_IF_ERROR(tx->Commit());
+      RETURN_IF_ERROR(tx->Commit());
       report.pushed += static_cast<uint32_t>(batch.size());
     }
   }
@@ -781,11 +772,11 @@ absl::Status Client::UploadBlobs(SyncReport& report,
   };
   std::vector<Pending> pending;
   {
-    CLIENT_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(
         Statement select,
         db_->Prepare("SELECT sha256, content_type, data FROM blobs WHERE uploaded = 0"));
     while (true) {
-      CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+      ASSIGN_OR_RETURN(bool row, select.Step());
       if (!row) break;
       pending.push_back({select.Text(0), select.Text(1), select.Text(2)});
     }
@@ -798,7 +789,7 @@ absl::Status Client::UploadBlobs(SyncReport& report,
       // photo waits for the next sync; the server takes no unnamed blob.
       continue;
     }
-    CLIENT_RETURN_IF_ERROR(status);
+    RETURN_IF_ERROR(status);
     ++done;
     if (progress) progress({"blobs", done, pending.size()});
   }
@@ -807,14 +798,14 @@ absl::Status Client::UploadBlobs(SyncReport& report,
 
 absl::Status Client::UploadOne(const std::string& sha256, const std::string& content_type,
                                const std::string& data, SyncReport& report) {
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::SyncService::NewStub(channel);
   for (int attempt = 1;; ++attempt) {
     // Resume from what the server holds of this device's upload.
     v1::GetBlobStatusRequest status_request;
     status_request.set_sha256(sha256);
     v1::GetBlobStatusResponse held;
-    CLIENT_ASSIGN_OR_RETURN(auto status_context, Context());
+    ASSIGN_OR_RETURN(auto status_context, Context());
     grpc::Status status = stub->GetBlobStatus(status_context.get(), status_request, &held);
     uint64_t from = 0;
     if (status.ok()) {
@@ -824,7 +815,7 @@ absl::Status Client::UploadOne(const std::string& sha256, const std::string& con
       return FromGrpc(status, "blob status");
     }
     v1::UploadBlobResponse response;
-    CLIENT_ASSIGN_OR_RETURN(auto context, Context());
+    ASSIGN_OR_RETURN(auto context, Context());
     auto writer = stub->UploadBlob(context.get(), &response);
     v1::UploadBlobRequest header;
     header.mutable_header()->set_sha256(sha256);
@@ -853,10 +844,9 @@ absl::Status Client::UploadOne(const std::string& sha256, const std::string& con
     }
     return FromGrpc(status, "blob upload");
   }
-  CLIENT_ASSIGN_OR_RETURN(Statement done,
-                          db_->Prepare("UPDATE blobs SET uploaded = 1 WHERE sha256 = ?"));
+  ASSIGN_OR_RETURN(Statement done, db_->Prepare("UPDATE blobs SET uploaded = 1 WHERE sha256 = ?"));
   done.BindBlob(1, sha256);
-  CLIENT_RETURN_IF_ERROR(done.Run());
+  RETURN_IF_ERROR(done.Run());
   ++report.blobs_uploaded;
   return absl::OkStatus();
 }
@@ -865,7 +855,7 @@ absl::Status Client::UploadOne(const std::string& sha256, const std::string& con
 // Pull
 
 absl::StatusOr<v1::Checkpoint> Client::Cursor() {
-  CLIENT_ASSIGN_OR_RETURN(std::string bytes, Meta("cursor"));
+  ASSIGN_OR_RETURN(std::string bytes, Meta("cursor"));
   v1::Checkpoint cursor;
   if (!bytes.empty() && !cursor.ParseFromString(bytes)) {
     return absl::DataLossError("local database: the pull cursor is damaged");
@@ -875,16 +865,16 @@ absl::StatusOr<v1::Checkpoint> Client::Cursor() {
 
 absl::Status Client::Pull(SyncReport& report,
                           const std::function<void(const SyncProgress&)>& progress) {
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::SyncService::NewStub(channel);
   std::vector<std::string> refresh;
   int attempt = 0;
   while (true) {
-    CLIENT_ASSIGN_OR_RETURN(v1::Checkpoint cursor, Cursor());
+    ASSIGN_OR_RETURN(v1::Checkpoint cursor, Cursor());
     v1::PullRequest request;
     *request.mutable_cursor() = cursor;
     v1::PullResponse response;
-    CLIENT_ASSIGN_OR_RETURN(auto context, Context());
+    ASSIGN_OR_RETURN(auto context, Context());
     grpc::Status status = stub->Pull(context.get(), request, &response);
     if (!status.ok()) {
       if (Retryable(status) && ++attempt < options_.retry.max_attempts) {
@@ -900,46 +890,46 @@ absl::Status Client::Pull(SyncReport& report,
       // Drop local state, never the outbox: push what is pending first so
       // that nothing recorded waits on state about to be rebuilt.
       report.reset = true;
-      CLIENT_RETURN_IF_ERROR(PushOutbox(report, progress));
+      RETURN_IF_ERROR(PushOutbox(report, progress));
     }
-    CLIENT_RETURN_IF_ERROR(ApplyPullPage(response, report, refresh));
+    RETURN_IF_ERROR(ApplyPullPage(response, report, refresh));
     report.head_offset = response.head_offset();
     if (progress) progress({"pull", response.checkpoint().offset(), response.head_offset()});
     if (!response.more()) break;
   }
   std::sort(refresh.begin(), refresh.end());
   refresh.erase(std::unique(refresh.begin(), refresh.end()), refresh.end());
-  for (const std::string& id : refresh) CLIENT_RETURN_IF_ERROR(RefreshHousehold(id, report));
+  for (const std::string& id : refresh) RETURN_IF_ERROR(RefreshHousehold(id, report));
   return absl::OkStatus();
 }
 
 absl::Status Client::ApplyPullPage(const v1::PullResponse& page, SyncReport& report,
                                    std::vector<std::string>& refresh) {
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  if (page.has_reset()) CLIENT_RETURN_IF_ERROR(DropLocalState());
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  if (page.has_reset()) RETURN_IF_ERROR(DropLocalState());
   const v1::Snapshot& snapshot = page.snapshot();
-  for (const v1::Area& area : snapshot.areas()) CLIENT_RETURN_IF_ERROR(PutArea(area));
+  for (const v1::Area& area : snapshot.areas()) RETURN_IF_ERROR(PutArea(area));
   for (const v1::Household& household : snapshot.households()) {
-    CLIENT_RETURN_IF_ERROR(PutHousehold(household, false));
+    RETURN_IF_ERROR(PutHousehold(household, false));
   }
-  for (const v1::Member& member : snapshot.members()) CLIENT_RETURN_IF_ERROR(PutMember(member));
-  for (const v1::Plan& plan : snapshot.plans()) CLIENT_RETURN_IF_ERROR(PutPlan(plan));
-  for (const v1::Link& link : snapshot.links()) CLIENT_RETURN_IF_ERROR(PutLink(link));
+  for (const v1::Member& member : snapshot.members()) RETURN_IF_ERROR(PutMember(member));
+  for (const v1::Plan& plan : snapshot.plans()) RETURN_IF_ERROR(PutPlan(plan));
+  for (const v1::Link& link : snapshot.links()) RETURN_IF_ERROR(PutLink(link));
   for (const v1::Conflict& conflict : snapshot.conflicts()) {
-    CLIENT_RETURN_IF_ERROR(PutConflict(conflict));
+    RETURN_IF_ERROR(PutConflict(conflict));
   }
   for (const v1::StoredEvent& stored : page.events()) {
-    CLIENT_RETURN_IF_ERROR(ApplyEvent(stored, refresh));
+    RETURN_IF_ERROR(ApplyEvent(stored, refresh));
     ++report.pulled_events;
   }
   for (const v1::SubjectRef& removed : page.removed_from_scope()) {
-    CLIENT_RETURN_IF_ERROR(RemoveSubject(removed));
+    RETURN_IF_ERROR(RemoveSubject(removed));
     ++report.removed_subjects;
     refresh.erase(std::remove(refresh.begin(), refresh.end(), removed.id()), refresh.end());
   }
-  CLIENT_RETURN_IF_ERROR(SetMeta("cursor", page.checkpoint().SerializeAsString()));
+  RETURN_IF_ERROR(SetMeta("cursor", page.checkpoint().SerializeAsString()));
   if (page.has_server_time()) {
-    CLIENT_RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(page.server_time()))));
+    RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(page.server_time()))));
   }
   return tx->Commit();
 }
@@ -958,7 +948,7 @@ absl::Status Client::DropLocalState() {
 absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::string>& refresh) {
   const v1::Event& event = stored.event();
   {
-    CLIENT_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT OR IGNORE INTO events(log_offset, subject_id, kind, stored)"
                      " VALUES (?, ?, ?, ?)"));
@@ -966,9 +956,9 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
         .Bind(2, event.subject().id())
         .Bind(3, static_cast<int64_t>(event.body_case()))
         .BindBlob(4, stored.SerializeAsString());
-    CLIENT_RETURN_IF_ERROR(insert.Run());
+    RETURN_IF_ERROR(insert.Run());
   }
-  CLIENT_RETURN_IF_ERROR(ObserveHlc(stored.adopted_hlc()));
+  RETURN_IF_ERROR(ObserveHlc(stored.adopted_hlc()));
   const std::string household_id = HouseholdOfSubject(event.subject());
 
   if (event.has_link_started()) {
@@ -992,9 +982,9 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
     return PutLink(link);
   }
   if (event.has_link_ended()) {
-    CLIENT_ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT state FROM links WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT state FROM links WHERE id = ?"));
     select.Bind(1, event.link_ended().link_id());
-    CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+    ASSIGN_OR_RETURN(bool row, select.Step());
     if (!row) return absl::OkStatus();
     v1::Link link;
     if (!link.ParseFromString(select.Text(0))) return absl::DataLossError("local link damaged");
@@ -1011,10 +1001,10 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
   v1::Household household;
   bool known = false;
   {
-    CLIENT_ASSIGN_OR_RETURN(Statement select,
-                            db_->Prepare("SELECT state, local_only FROM households WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement select,
+                     db_->Prepare("SELECT state, local_only FROM households WHERE id = ?"));
     select.Bind(1, household_id);
-    CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+    ASSIGN_OR_RETURN(bool row, select.Step());
     if (row) {
       if (!household.ParseFromString(select.Text(0))) {
         return absl::DataLossError("local household damaged");
@@ -1103,10 +1093,9 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
       const v1::PlanRevised& revised = event.plan_revised();
       v1::Plan plan;
       {
-        CLIENT_ASSIGN_OR_RETURN(Statement select,
-                                db_->Prepare("SELECT state FROM plans WHERE id = ?"));
+        ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT state FROM plans WHERE id = ?"));
         select.Bind(1, revised.plan_id());
-        CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+        ASSIGN_OR_RETURN(bool row, select.Step());
         if (row && !plan.ParseFromString(select.Text(0))) {
           return absl::DataLossError("local plan damaged");
         }
@@ -1122,7 +1111,7 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
       plan.set_revisions(plan.revisions() + 1);
       plan.set_last_offset(stored.offset());
       plan.set_hlc(stored.adopted_hlc());
-      CLIENT_RETURN_IF_ERROR(PutPlan(plan));
+      RETURN_IF_ERROR(PutPlan(plan));
       changed = true;
     } else {
       needs_refresh = true;  // A member write, a status, a resolution by side.
@@ -1133,20 +1122,20 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
     household.set_version(household.version() + 1);
   }
   household.set_last_offset(stored.offset());
-  CLIENT_RETURN_IF_ERROR(PutHousehold(household, false));
+  RETURN_IF_ERROR(PutHousehold(household, false));
   if (needs_refresh) refresh.push_back(household_id);
   return absl::OkStatus();
 }
 
 absl::Status Client::RefreshHousehold(const std::string& id, SyncReport& report) {
-  CLIENT_ASSIGN_OR_RETURN(auto channel, Channel());
+  ASSIGN_OR_RETURN(auto channel, Channel());
   auto stub = v1::QueryService::NewStub(channel);
   v1::GetHouseholdRequest request;
   request.set_id(id);
   v1::GetHouseholdResponse response;
   grpc::Status status;
   for (int attempt = 1;; ++attempt) {
-    CLIENT_ASSIGN_OR_RETURN(auto context, Context());
+    ASSIGN_OR_RETURN(auto context, Context());
     status = stub->GetHousehold(context.get(), request, &response);
     if (status.ok() || !Retryable(status) || attempt >= options_.retry.max_attempts) break;
     ++report.retries;
@@ -1156,33 +1145,31 @@ absl::Status Client::RefreshHousehold(const std::string& id, SyncReport& report)
       status.error_code() == grpc::StatusCode::NOT_FOUND) {
     return absl::OkStatus();  // Left the scope meanwhile: the next pull removes it.
   }
-  CLIENT_RETURN_IF_ERROR(FromGrpc(status, "get household"));
+  RETURN_IF_ERROR(FromGrpc(status, "get household"));
   Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
   {
-    CLIENT_ASSIGN_OR_RETURN(Statement select,
-                            db_->Prepare("SELECT state FROM households WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT state FROM households WHERE id = ?"));
     select.Bind(1, id);
-    CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+    ASSIGN_OR_RETURN(bool row, select.Step());
     v1::Household local;
     if (row && local.ParseFromString(select.Text(0)) &&
         local.last_offset() > response.household().last_offset()) {
       return absl::OkStatus();  // A later pull already brought newer state.
     }
   }
-  CLIENT_RETURN_IF_ERROR(PutHousehold(response.household(), false));
+  RETURN_IF_ERROR(PutHousehold(response.household(), false));
   {
-    CLIENT_ASSIGN_OR_RETURN(Statement drop,
-                            db_->Prepare("DELETE FROM conflicts WHERE household_id = ?"));
+    ASSIGN_OR_RETURN(Statement drop, db_->Prepare("DELETE FROM conflicts WHERE household_id = ?"));
     drop.Bind(1, id);
-    CLIENT_RETURN_IF_ERROR(drop.Run());
+    RETURN_IF_ERROR(drop.Run());
   }
-  for (const v1::Member& member : response.members()) CLIENT_RETURN_IF_ERROR(PutMember(member));
-  for (const v1::Plan& plan : response.plans()) CLIENT_RETURN_IF_ERROR(PutPlan(plan));
-  for (const v1::Link& link : response.links()) CLIENT_RETURN_IF_ERROR(PutLink(link));
+  for (const v1::Member& member : response.members()) RETURN_IF_ERROR(PutMember(member));
+  for (const v1::Plan& plan : response.plans()) RETURN_IF_ERROR(PutPlan(plan));
+  for (const v1::Link& link : response.links()) RETURN_IF_ERROR(PutLink(link));
   for (const v1::Conflict& conflict : response.conflicts()) {
     v1::Conflict copy = conflict;
-    CLIENT_RETURN_IF_ERROR(PutConflict(copy));
+    RETURN_IF_ERROR(PutConflict(copy));
   }
   return tx->Commit();
 }
@@ -1191,7 +1178,7 @@ absl::Status Client::RefreshHousehold(const std::string& id, SyncReport& report)
 // Local state
 
 absl::Status Client::PutHousehold(const v1::Household& household, bool local_only) {
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("INSERT OR REPLACE INTO households(id, village_code, household_number,"
                    " last_offset, local_only, state) VALUES (?, ?, ?, ?, ?, ?)"));
@@ -1205,7 +1192,7 @@ absl::Status Client::PutHousehold(const v1::Household& household, bool local_onl
 }
 
 absl::Status Client::PutMember(const v1::Member& member) {
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("INSERT OR REPLACE INTO members(id, household_id, state) VALUES (?, ?, ?)"));
   stmt.Bind(1, member.id()).Bind(2, member.household_id()).BindBlob(3, member.SerializeAsString());
@@ -1213,7 +1200,7 @@ absl::Status Client::PutMember(const v1::Member& member) {
 }
 
 absl::Status Client::PutPlan(const v1::Plan& plan) {
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("INSERT OR REPLACE INTO plans(id, subject_id, state) VALUES (?, ?, ?)"));
   stmt.Bind(1, plan.id()).Bind(2, plan.subject().id()).BindBlob(3, plan.SerializeAsString());
@@ -1221,7 +1208,7 @@ absl::Status Client::PutPlan(const v1::Plan& plan) {
 }
 
 absl::Status Client::PutLink(const v1::Link& link) {
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("INSERT OR REPLACE INTO links(id, target_id, state) VALUES (?, ?, ?)"));
   stmt.Bind(1, link.id()).Bind(2, link.target().id()).BindBlob(3, link.SerializeAsString());
@@ -1232,21 +1219,20 @@ absl::Status Client::PutConflict(const v1::Conflict& conflict) {
   // The household a conflict hangs off: itself, a member's or a plan's.
   std::string household_id = HouseholdOfSubject(conflict.subject());
   if (conflict.subject().kind() == v1::SUBJECT_KIND_MEMBER) {
-    CLIENT_ASSIGN_OR_RETURN(Statement select,
-                            db_->Prepare("SELECT household_id FROM members WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement select,
+                     db_->Prepare("SELECT household_id FROM members WHERE id = ?"));
     select.Bind(1, conflict.subject().id());
-    CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+    ASSIGN_OR_RETURN(bool row, select.Step());
     if (row) household_id = select.Text(0);
   } else if (conflict.subject().kind() == v1::SUBJECT_KIND_PLAN) {
-    CLIENT_ASSIGN_OR_RETURN(Statement select,
-                            db_->Prepare("SELECT subject_id FROM plans WHERE id = ?"));
+    ASSIGN_OR_RETURN(Statement select, db_->Prepare("SELECT subject_id FROM plans WHERE id = ?"));
     select.Bind(1, conflict.subject().id());
-    CLIENT_ASSIGN_OR_RETURN(bool row, select.Step());
+    ASSIGN_OR_RETURN(bool row, select.Step());
     if (row) household_id = select.Text(0);
   }
-  CLIENT_ASSIGN_OR_RETURN(
-      Statement stmt, db_->Prepare("INSERT OR REPLACE INTO conflicts(id, household_id, open, state)"
-                                   " VALUES (?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db_->Prepare("INSERT OR REPLACE INTO conflicts(id, household_id, open, state)"
+                                " VALUES (?, ?, ?, ?)"));
   stmt.Bind(1, conflict.id())
       .Bind(2, household_id)
       .Bind(3, conflict.open() ? 1 : 0)
@@ -1255,8 +1241,8 @@ absl::Status Client::PutConflict(const v1::Conflict& conflict) {
 }
 
 absl::Status Client::PutArea(const v1::Area& area) {
-  CLIENT_ASSIGN_OR_RETURN(Statement stmt,
-                          db_->Prepare("INSERT OR REPLACE INTO areas(code, state) VALUES (?, ?)"));
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db_->Prepare("INSERT OR REPLACE INTO areas(code, state) VALUES (?, ?)"));
   stmt.Bind(1, area.code()).BindBlob(2, area.SerializeAsString());
   return stmt.Run();
 }
@@ -1270,9 +1256,9 @@ absl::Status Client::RemoveSubject(const v1::SubjectRef& subject) {
       "DELETE FROM conflicts WHERE household_id = ?1",
   };
   for (const char* sql : statements) {
-    CLIENT_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
+    ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
     stmt.Bind(1, subject.id());
-    CLIENT_RETURN_IF_ERROR(stmt.Run());
+    RETURN_IF_ERROR(stmt.Run());
   }
   return absl::OkStatus();
 }
@@ -1282,11 +1268,11 @@ namespace {
 template <typename Message>
 absl::StatusOr<std::vector<Message>> ReadAll(SqliteDb& db, const std::string& sql,
                                              const std::string& arg = "", bool bind = false) {
-  CLIENT_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
   if (bind) stmt.Bind(1, arg);
   std::vector<Message> out;
   while (true) {
-    CLIENT_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     Message message;
     if (!message.ParseFromString(stmt.Text(0))) {
@@ -1305,11 +1291,10 @@ absl::StatusOr<std::vector<v1::Household>> Client::Households() {
 }
 
 absl::StatusOr<v1::Household> Client::Household(const std::string& id) {
-  CLIENT_ASSIGN_OR_RETURN(auto rows,
-                          ReadAll<v1::Household>(*db_,
-                                                 "SELECT state FROM households WHERE id = ?1 OR"
-                                                 " household_number = ?1",
-                                                 id, true));
+  ASSIGN_OR_RETURN(auto rows, ReadAll<v1::Household>(*db_,
+                                                     "SELECT state FROM households WHERE id = ?1 OR"
+                                                     " household_number = ?1",
+                                                     id, true));
   if (rows.empty()) {
     return absl::NotFoundError(
         absl::StrCat("household ", id, " is not in local state (not in scope, or sync first)"));
@@ -1333,7 +1318,7 @@ absl::StatusOr<std::vector<v1::Conflict>> Client::Conflicts(bool open_only) {
 }
 
 absl::StatusOr<std::optional<v1::Conflict>> Client::Conflict(const std::string& id) {
-  CLIENT_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       auto rows, ReadAll<v1::Conflict>(*db_, "SELECT state FROM conflicts WHERE id = ?", id, true));
   if (rows.empty()) return std::optional<v1::Conflict>();
   return std::optional<v1::Conflict>(rows.front());
@@ -1354,9 +1339,9 @@ absl::StatusOr<std::vector<v1::Event>> Client::PendingOn(const std::string& subj
 absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
   std::vector<OutboxEntry> out;
   auto read = [&](const std::string& sql, bool relayed) -> absl::Status {
-    CLIENT_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
+    ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
     while (true) {
-      CLIENT_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       OutboxEntry entry;
       entry.device_seq = static_cast<uint64_t>(stmt.Int(0));
@@ -1379,12 +1364,12 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
     }
     return absl::OkStatus();
   };
-  CLIENT_RETURN_IF_ERROR(
+  RETURN_IF_ERROR(
       read("SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
            " FROM outbox ORDER BY device_seq",
            false));
   if (with_relayed) {
-    CLIENT_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         read("SELECT device_seq, event, state, log_offset, code, field, message, conflict_ids"
              " FROM relay ORDER BY device_id, device_seq",
              true));
@@ -1396,24 +1381,23 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
 // Relay
 
 absl::StatusOr<uint32_t> Client::ExportBundle(const std::string& path) {
-  CLIENT_ASSIGN_OR_RETURN(Identity id, identity());
-  CLIENT_ASSIGN_OR_RETURN(auto events,
-                          ReadAll<v1::Event>(*db_,
-                                             "SELECT event FROM outbox WHERE state = 'pending'"
-                                             " ORDER BY device_seq"));
+  ASSIGN_OR_RETURN(Identity id, identity());
+  ASSIGN_OR_RETURN(auto events,
+                   ReadAll<v1::Event>(*db_,
+                                      "SELECT event FROM outbox WHERE state = 'pending'"
+                                      " ORDER BY device_seq"));
   (void)id;
-  CLIENT_RETURN_IF_ERROR(WriteBundle(path, events));
+  RETURN_IF_ERROR(WriteBundle(path, events));
   return static_cast<uint32_t>(events.size());
 }
 
 absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
-  CLIENT_ASSIGN_OR_RETURN(Identity id, identity());
-  CLIENT_ASSIGN_OR_RETURN(std::vector<v1::Event> events, ReadBundle(path));
-  CLIENT_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  CLIENT_ASSIGN_OR_RETURN(
-      Statement insert,
-      db_->Prepare("INSERT OR IGNORE INTO relay(device_id, device_seq, event_id, kind,"
-                   " subject_kind, subject_id, event) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(Identity id, identity());
+  ASSIGN_OR_RETURN(std::vector<v1::Event> events, ReadBundle(path));
+  ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  ASSIGN_OR_RETURN(Statement insert,
+                   db_->Prepare("INSERT OR IGNORE INTO relay(device_id, device_seq, event_id, kind,"
+                                " subject_kind, subject_id, event) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   uint32_t added = 0;
   for (const v1::Event& event : events) {
     if (event.device_id() == id.device_id) {
@@ -1427,11 +1411,11 @@ absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
         .Bind(5, static_cast<int64_t>(event.subject().kind()))
         .Bind(6, event.subject().id())
         .BindBlob(7, event.SerializeAsString());
-    CLIENT_RETURN_IF_ERROR(insert.Run());
+    RETURN_IF_ERROR(insert.Run());
     added += static_cast<uint32_t>(sqlite3_changes(db_->handle()));
     insert.Reset();
   }
-  CLIENT_RETURN_IF_ERROR(tx->Commit());
+  RETURN_IF_ERROR(tx->Commit());
   return added;
 }
 
@@ -1440,14 +1424,14 @@ absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
 
 absl::StatusOr<SyncReport> Client::Sync(const std::function<void(const SyncProgress&)>& progress) {
   SyncReport report;
-  CLIENT_RETURN_IF_ERROR(PushOutbox(report, progress));
+  RETURN_IF_ERROR(PushOutbox(report, progress));
   // Photos after their events: the server takes a blob only once an event
   // that names it is in the log (sync_service.proto UploadBlob).
-  CLIENT_RETURN_IF_ERROR(UploadBlobs(report, progress));
-  CLIENT_RETURN_IF_ERROR(Pull(report, progress));
-  CLIENT_ASSIGN_OR_RETURN(Statement count,
-                          db_->Prepare("SELECT COUNT(*) FROM outbox WHERE state = 'pending'"));
-  CLIENT_ASSIGN_OR_RETURN(bool row, count.Step());
+  RETURN_IF_ERROR(UploadBlobs(report, progress));
+  RETURN_IF_ERROR(Pull(report, progress));
+  ASSIGN_OR_RETURN(Statement count,
+                   db_->Prepare("SELECT COUNT(*) FROM outbox WHERE state = 'pending'"));
+  ASSIGN_OR_RETURN(bool row, count.Step());
   report.pending_left = row ? static_cast<uint32_t>(count.Int(0)) : 0;
   return report;
 }
