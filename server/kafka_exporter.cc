@@ -324,8 +324,13 @@ class KafkaExporterImpl final : public KafkaExporter {
       // A permanent failure (retriable ones never reach here: no local
       // timeout). Everything from the first undelivered offset is sent again
       // by a new producer, so the topic never skips this event.
-      spdlog::error("kafka export: event at offset {} not delivered: {}; resuming from offset {}",
-                    offset, rd_kafka_err2str(error), exported_offset() + 1);
+      // Logged once per producer: the events behind it fail alike.
+      if (!restart_needed_) {
+        spdlog::error(
+            "kafka export: event at offset {} not delivered: {}; resending from offset {} with a "
+            "new producer",
+            offset, rd_kafka_err2str(error), exported_offset() + 1);
+      }
       delivery_errors_->Increment({rd_kafka_err2name(error)});
       restart_needed_ = true;
       return;
