@@ -18,16 +18,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
 #include "fieldsync/v1/event.pb.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
 namespace {
-
-// The county level of the national 12-digit area code: its first 6 digits
-// (province 2, city 4, county 6, township 9, village 12).
-constexpr size_t kCountyDigits = 6;
 
 // One log window: the exporter never holds more than this many records read
 // and not yet produced, whatever max_in_flight_events allows.
@@ -561,8 +558,9 @@ class KafkaExporterImpl final : public KafkaExporter {
 std::string KafkaCursorName(absl::string_view topic) { return absl::StrCat("kafka/", topic); }
 
 std::string CountyCode(absl::string_view area_code) {
-  if (area_code.size() < kCountyDigits) return "";
-  return std::string(area_code.substr(0, kCountyDigits));
+  const size_t digits = base::SignificantDigits(base::AreaLevel::kCounty);
+  if (area_code.size() < digits) return "";
+  return std::string(area_code.substr(0, digits));
 }
 
 absl::Status ValidateKafkaConfig(const v1::KafkaConfig& config) {

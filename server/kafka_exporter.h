@@ -67,8 +67,9 @@ inline constexpr char kPrevHashHeader[] = "fieldsync-prev-hash";
 // exported from the start of the log).
 std::string KafkaCursorName(absl::string_view topic);
 
-// The message key of an event in `area_code`: its county's code (the first 6
-// digits of the 12-digit code), or "" when the code is shorter.
+// The message key of an event in `area_code`: its county's code (the county
+// level's significant digits, base/area_code.h: the first 6 of the 12), or ""
+// when the code is shorter.
 std::string CountyCode(absl::string_view area_code);
 
 // Checks the kafka.* settings of a config whose defaults are applied (called

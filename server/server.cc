@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "server/call_log.h"
 #include "server/config.h"
 #include "server/kafka_exporter.h"
@@ -26,7 +27,6 @@
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/event_store.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::server {
 namespace {

@@ -21,13 +21,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/area_code.h"
 #include "fieldsync/v1/stream_service.grpc.pb.h"
 
 namespace fieldsync::clients {
 namespace {
-
-// The county is the first 6 digits of the 12-digit national area code.
-constexpr size_t kCountyDigits = 6;
 
 constexpr char kCheckpointMagic[] = "# fieldsync export checkpoint v1 (docs/export.md)";
 
@@ -259,6 +257,12 @@ std::string SubjectKindName(v1::SubjectKind kind) {
   return absl::AsciiStrToLower(name);
 }
 
+// The county's code: the county level's significant digits (base/area_code.h).
+std::string CountyCode(const std::string& area_code) {
+  const size_t digits = base::SignificantDigits(base::AreaLevel::kCounty);
+  return area_code.size() >= digits ? area_code.substr(0, digits) : "";
+}
+
 std::string CsvRow(const v1::StoredEvent& stored) {
   const v1::Event& e = stored.event();
   const google::protobuf::Reflection* reflection = e.GetReflection();
@@ -275,7 +279,7 @@ std::string CsvRow(const v1::StoredEvent& stored) {
       SubjectKindName(e.subject().kind()),
       e.subject().id(),
       e.area_code(),
-      e.area_code().size() >= kCountyDigits ? e.area_code().substr(0, kCountyDigits) : "",
+      CountyCode(e.area_code()),
       stored.actor(),
       stored.relayed_by(),
       absl::StrCat(e.hlc()),

@@ -5,8 +5,8 @@
 // written twice, whatever interrupted it. docs/export.md documents both
 // formats (the CSV columns) and the checkpoint.
 //
-// Clients depend on proto, gRPC, std and Abseil only: nothing here includes a
-// server header.
+// Clients depend on base, proto, gRPC, std and Abseil only: nothing here
+// includes a server header.
 //
 // Thread-safety: ExportEvents may run concurrently with itself for different
 // checkpoint and output files; one checkpoint belongs to one run at a time.
