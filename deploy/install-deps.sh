@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
   librocksdb-dev libabsl-dev libssl-dev libsodium-dev libsqlite3-dev
-  libspdlog-dev libfmt-dev librdkafka-dev libcpp-httplib-dev
+  libspdlog-dev libfmt-dev librdkafka-dev libcpp-httplib-dev kcat
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus openssl python3 python3-grpcio
   clang libclang-rt-14-dev

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "server/kafka_exporter.h"
 #include "server/tls.h"
 
 namespace fieldsync::server {
@@ -227,6 +228,11 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"validation.max_year", "2100"},
       {"kafka.topic", "\"fieldsync.events\""},
       {"kafka.client_id", "\"fieldsyncd\""},
+      {"kafka.security_protocol", "\"PLAINTEXT\""},
+      {"kafka.batch_size_bytes", "1000000"},
+      {"kafka.linger_ms", "5"},
+      {"kafka.max_in_flight_events", "10000"},
+      {"kafka.cursor_interval_ms", "1000"},
   };
   return *defaults;
 }
@@ -304,9 +310,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config) {
   if (config.storage().recovery_interval_ms() == 0) {
     return ConfigError("storage.recovery_interval_ms must be positive");
   }
-  for (const auto& [key, value] : config.kafka().properties()) {
-    if (key.empty()) return ConfigError("kafka.properties: a property has an empty name");
-  }
+  RETURN_IF_ERROR(ValidateKafkaConfig(config.kafka()));
   RETURN_IF_ERROR(ValidateTls(config));
   RETURN_IF_ERROR(ValidateListen(config));
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include "base/status_macros.h"
 #include "server/call_log.h"
 #include "server/config.h"
+#include "server/kafka_exporter.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "server/server_state.h"
@@ -126,6 +128,11 @@ class FieldsyncServerImpl final : public FieldsyncServer {
       first_admin_token_ = std::move(token);
     }
 
+    // After CreateServices: the events it writes on a first start are exported too.
+    if (!config_.kafka().brokers().empty()) {
+      ASSIGN_OR_RETURN(kafka_, KafkaExporter::Start(config_.kafka(), store_.get(), &metrics_));
+    }
+
     if (config_.metrics_listen() != "off") {
       ASSIGN_OR_RETURN(HostPort metrics_address,
                        ParseHostPort(config_.metrics_listen(), "metrics_listen"));
@@ -164,6 +171,10 @@ class FieldsyncServerImpl final : public FieldsyncServer {
     if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
     if (metrics_http_ != nullptr) metrics_http_->Stop();
     services_.reset();
+    // No call commits any more: what the last calls committed still gets its
+    // chance to be delivered (at least a second), then the cursor is written.
+    if (kafka_ != nullptr) kafka_->Stop(std::max(deadline, absl::Now() + absl::Seconds(1)));
+    kafka_.reset();
     live_store_.store(nullptr);
     store_.reset();  // Flushes and closes the store once no call can reach it.
     spdlog::info("shut down: store closed");
@@ -280,6 +291,7 @@ class FieldsyncServerImpl final : public FieldsyncServer {
   // The store while it is open, for the gauges (null once closed).
   std::atomic<storage::EventStore*> live_store_{nullptr};
   std::unique_ptr<ServiceSet> services_;
+  std::unique_ptr<KafkaExporter> kafka_;  // Null when kafka.brokers is empty.
   std::optional<std::string> first_admin_token_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::unique_ptr<grpc::Server> server_;

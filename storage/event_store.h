@@ -278,6 +278,21 @@ class EventStore {
   virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanProjections(
       std::string_view prefix, std::string_view start_after, size_t limit) const = 0;
 
+  // Cursors: a named log position kept by a reader of the log that belongs to
+  // no event (the Kafka exporter's exported offset), in the projections space
+  // under "cursor/<name>" (storage/key_format.h). PutCursor writes it alone,
+  // outside any append: it adds no log record and no other key. `name` must
+  // not be empty (InvalidArgument). The write is not synced by itself: the
+  // store's next synced write (any group commit) or its close makes it
+  // durable, so after a machine crash a cursor may read an earlier value
+  // (never a later one): a reader must tolerate re-reading. Errors: the write
+  // state (Unavailable "store is read-only: ..."), Unavailable while the store
+  // reopens.
+  virtual absl::Status PutCursor(std::string_view name, uint64_t offset) = 0;
+  // The cursor `name`, or nullopt if it was never written. DataLoss if its
+  // value is not 8 bytes.
+  virtual absl::StatusOr<std::optional<uint64_t>> GetCursor(std::string_view name) const = 0;
+
   // Blobs, keyed by their 32-byte SHA-256. Uploads are resumable: a chunk must
   // start where the stored bytes end (FailedPrecondition otherwise, with the
   // expected offset in the message). When the last byte arrives the content is

@@ -67,4 +67,6 @@ std::string BlobChunkKey(std::string_view sha256, uint64_t offset) {
   return key;
 }
 
+std::string CursorKey(std::string_view name) { return std::string(kCursorPrefix) + std::string(name); }
+
 }  // namespace fieldsync::storage::keys

@@ -15,6 +15,9 @@
 //   one key per configured prefix length of the event's 12-digit area code
 //   (county 6, township 9, village 12 by default).
 // Column family "projections"  key  caller-defined bytes      value caller-defined bytes
+//                              key  "cursor/" | name          value u64 offset
+//   (a log reader's position, written by EventStore::PutCursor outside any append; appends'
+//   projection writes never use the "cursor/" prefix)
 // Column family "blobs"        key  'B' | 32 sha256           value content (in blob files)
 //                              key  'U' | 32 sha256           value u64 total_size
 //                                                                   | u64 received_bytes
@@ -47,6 +50,10 @@ inline constexpr char kScopeFamily[] = "scopes";
 inline constexpr char kProjectionFamily[] = "projections";
 inline constexpr char kBlobFamily[] = "blobs";
 inline constexpr char kFormatVersionKey[] = "format_version";
+
+// The prefix of the projection keys of cursors (EventStore::PutCursor).
+inline constexpr char kCursorPrefix[] = "cursor/";
+std::string CursorKey(std::string_view name);
 
 inline constexpr char kBlobContentTag = 'B';
 inline constexpr char kBlobUploadTag = 'U';

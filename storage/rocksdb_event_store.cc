@@ -490,6 +490,27 @@ class RocksDbEventStore final : public EventStore {
     return out;
   }
 
+  absl::Status PutCursor(std::string_view name, uint64_t offset) override {
+    if (name.empty()) return absl::InvalidArgumentError("cursor name is empty");
+    // Shared: a recovery cannot swap the database under the write.
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
+    rocksdb::WriteBatch batch;
+    batch.Put(projections_, keys::CursorKey(name), keys::OffsetValue(offset));
+    return WriteToDb(&batch, /*sync=*/false);
+  }
+
+  absl::StatusOr<std::optional<uint64_t>> GetCursor(std::string_view name) const override {
+    if (name.empty()) return absl::InvalidArgumentError("cursor name is empty");
+    ASSIGN_OR_RETURN(std::optional<std::string> value, GetProjection(keys::CursorKey(name)));
+    if (!value.has_value()) return std::nullopt;
+    if (value->size() != 8) {
+      return absl::DataLossError(absl::StrCat("cursor ", std::string(name), " holds ", value->size(),
+                                              " bytes, not 8"));
+    }
+    return base::ReadBe64Prefix(*value);
+  }
+
   using EventStore::PutBlobChunk;
   absl::StatusOr<BlobStatus> PutBlobChunk(std::string_view sha256, uint64_t total_size,
                                           uint64_t offset, std::string_view data,
@@ -581,12 +602,13 @@ class RocksDbEventStore final : public EventStore {
     db_.reset();
   }
 
-  // Every write to RocksDB after the open goes through here: synced, one at
-  // a time, and only while the gate is open, so that no write is issued after
-  // a failed one, not even one that checked the gate just before the failure
+  // Every write to RocksDB after the open goes through here: synced (but for
+  // cursors, which the next synced write makes durable), one at a time, and
+  // only while the gate is open, so that no write is issued after a failed
+  // one, not even one that checked the gate just before the failure
   // (RocksDB's own recovery may clear its error while the WAL writer that saw
   // it is still in place). A failure closes the gate.
-  absl::Status WriteToDb(rocksdb::WriteBatch* batch) {
+  absl::Status WriteToDb(rocksdb::WriteBatch* batch, bool sync = true) {
     absl::MutexLock lock(&write_mu_);
     RETURN_IF_ERROR(gate_->state());
     if (!EnoughFreeSpace()) {
@@ -596,7 +618,7 @@ class RocksDbEventStore final : public EventStore {
       return ReadOnlyError(low);
     }
     rocksdb::WriteOptions write;
-    write.sync = true;
+    write.sync = sync;
     rocksdb::Status s = db_->Write(write, batch);
     if (s.ok()) return absl::OkStatus();
     gate_->Close(s);
