@@ -16,7 +16,8 @@ class EvidenceTest : public ReportWorld {
   // Flags of one kind, in report order.
   std::vector<v1::EvidenceFlag> Flags(v1::EvidenceFlagKind kind) {
     std::vector<v1::EvidenceFlag> out;
-    for (const auto& f : MustEvidence(kCountyA, 2024).flags()) {
+    const v1::GetEvidenceReportResponse report = MustEvidence(kCountyA, 2024);
+    for (const auto& f : report.flags()) {
       if (f.kind() == kind) out.push_back(f);
     }
     return out;
@@ -61,13 +62,13 @@ TEST_F(EvidenceTest, GpsFarBeyondOneKilometreAndNotAt945Metres) {
 
 TEST_F(EvidenceTest, ImpossibleTravelOver120KmhOnTheLaterVisitAndNotAt111) {
   LinkKH2();
-  v1::Event a = VisitAt(phone(), kH1, kV1, Cst(2024, 2, 1, 10), Cst(2024, 2, 1, 11), Fix{36.0, 103.8});
+  // Made (and so sequenced) out of start order: consecutive means by start time.
+  // 1.0° in an hour: 111.2 km/h, under the limit.
+  v1::Event d = VisitAt(phone(), kH2, kV1, Cst(2024, 2, 3, 12), Cst(2024, 2, 3, 13), Fix{37.0, 103.8});
   // 1.2° north an hour after the first ended: 133.4 km/h.
   v1::Event b = VisitAt(phone(), kH2, kV1, Cst(2024, 2, 1, 12), Cst(2024, 2, 1, 13), Fix{37.2, 103.8});
   v1::Event c = VisitAt(phone(), kH1, kV1, Cst(2024, 2, 3, 10), Cst(2024, 2, 3, 11), Fix{36.0, 103.8});
-  // 1.0° in an hour: 111.2 km/h, under the limit.
-  v1::Event d = VisitAt(phone(), kH2, kV1, Cst(2024, 2, 3, 12), Cst(2024, 2, 3, 13), Fix{37.0, 103.8});
-  // Pushed out of order: consecutive means by start time.
+  v1::Event a = VisitAt(phone(), kH1, kV1, Cst(2024, 2, 1, 10), Cst(2024, 2, 1, 11), Fix{36.0, 103.8});
   MustPush(phone(), {d, b, c, a});
   std::vector<v1::EvidenceFlag> flags = Flags(v1::EVIDENCE_FLAG_KIND_IMPOSSIBLE_TRAVEL);
   ASSERT_EQ(flags.size(), 1u);
@@ -84,9 +85,10 @@ TEST_F(EvidenceTest, ImpossibleTravelOver120KmhOnTheLaterVisitAndNotAt111) {
 TEST_F(EvidenceTest, DuplicatePhotoAcrossHouseholdsListsEveryVisitAndOneHouseholdIsNot) {
   LinkKH2();
   const std::string p(32, 'a'), q(32, 'b');
-  v1::Event v1_ = VisitAt(phone(), kH1, kV1, Cst(2024, 2, 5, 10), Cst(2024, 2, 5, 11),
-                          Fix{36.0, 103.8}, {p});
+  // The later visit is made first (sequence order is not start order).
   v1::Event v2_ = VisitAt(phone(), kH2, kV1, Cst(2024, 2, 6, 10), Cst(2024, 2, 6, 11),
+                          Fix{36.0, 103.8}, {p});
+  v1::Event v1_ = VisitAt(phone(), kH1, kV1, Cst(2024, 2, 5, 10), Cst(2024, 2, 5, 11),
                           Fix{36.0, 103.8}, {p});
   // The same photo twice on one household: not a duplicate.
   MustPush(phone(), {v2_, v1_,

@@ -50,8 +50,11 @@ TEST_F(ReportInfoTest, FeedbackIsListedByCountyAndKindWithGroupLeaderUnitsMarked
   v1::User office;
   office.set_id("office1");
   office.set_name("office1");
-  office.set_role(v1::ROLE_HQ_ANALYST);
+  // Field roles push; the unit's county office files for both counties.
+  office.set_role(v1::ROLE_COUNTY_STAFF);
   office.set_unit_id("U1");
+  office.add_scope_area_codes("620102");
+  office.add_scope_area_codes("620103");
   ASSERT_TRUE(UpsertUser(*harness().channel(), admin_token(), office).ok());
   TestDevice device(DeviceClock());
   ASSERT_TRUE(device.Enroll(*harness().channel(), admin_token(), "office1").ok());
@@ -103,10 +106,9 @@ TEST_F(ReportInfoTest, FeedbackIsListedByCountyAndKindWithGroupLeaderUnitsMarked
 }
 
 TEST_F(ReportInfoTest, InspectionsAreListedBySubject) {
-  TestDevice hq(DeviceClock());
-  // hq1 exists (sync_world.h); a second device of it records the inspections.
-  ASSERT_TRUE(hq.Enroll(*harness().channel(), admin_token(), "hq1").ok());
-  MustPush(hq, {Inspection(hq, kH2, kV1), Inspection(hq, kH1, kV1), Inspection(hq, kH4, kV4)});
+  // County staff record the inspections of their counties.
+  MustPush(county(), {Inspection(county(), kH2, kV1), Inspection(county(), kH1, kV1)});
+  MustPush(county_b(), {Inspection(county_b(), kH4, kV4)});
   v1::ListInspectionsRequest request;
   request.set_scope_prefix(kCountyA);
   v1::ListInspectionsResponse r;
