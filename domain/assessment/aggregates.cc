@@ -265,7 +265,7 @@ absl::Status WriteDifference(sync::ProjectionView& view, const std::string& cont
       prefixes = LevelPrefixes(scope);
     }
     for (const std::string& prefix : prefixes) {
-      buckets[{prefix, static_cast<uint32_t>(day) / 32}][{counter, day}] += delta;
+      buckets[{prefix, static_cast<uint32_t>(day) / kBucketDays}][{counter, day}] += delta;
     }
   }
   for (const auto& [where, deltas] : buckets) {

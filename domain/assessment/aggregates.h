@@ -8,7 +8,7 @@
 //   dom/as/ph/<photo sha256 hex>       AsPhotoGroup: the live visits using a photo
 //   dom/as/sc/<subject_key>            AsContribution the subject wrote
 //   dom/as/cc/<user_id>                AsContribution the cadre wrote
-//   dom/as/n/<L2>/<P>/<bucket hex8>    AsCounterBucket: counter deltas by day (bucket = day/32)
+//   dom/as/n/<L2>/<P>/<bucket hex8>    AsCounterBucket: counter deltas by day (bucket = day/8)
 //   dom/as/ci/<L2>/<P>/<unit>\0<name>\0<user_id>           ""  cadres linked under P
 //   dom/as/g/<L2>/<P>/<from hex8>/<subject_key>            AsGap  coverage gap runs
 //   dom/as/mp/<L2>/<P>/<plan kind>/<subject id>\0<unit>    subject key: plans ever required
@@ -52,6 +52,11 @@ enum Counter : int {
   kPlansPresent = 9,
   kCounterCount = 10,
 };
+
+// Days per counter bucket: a commit rewrites one bucket per level and
+// counter day, so small buckets keep its writes small (a province bucket
+// holds up to 8 days x 10 counters); a report reads ~46 a year.
+inline constexpr uint32_t kBucketDays = 8;
 
 // The level prefixes the aggregates are kept for.
 inline constexpr size_t kLevels[] = {2, 4, 6, 9, 12};

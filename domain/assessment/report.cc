@@ -132,7 +132,7 @@ absl::Status CheckLevelPrefix(const std::string& prefix) {
 absl::StatusOr<v1::AssessmentSummary> Summary(const sync::ProjectionReader& reader,
                                               const std::string& prefix, Day as_of) {
   int64_t totals[kCounterCount] = {};
-  const uint32_t last_bucket = static_cast<uint32_t>(as_of) / 32;
+  const uint32_t last_bucket = static_cast<uint32_t>(as_of) / kBucketDays;
   RETURN_IF_ERROR(ScanAll(
       reader, keys::LevelRoot("n", prefix), "",
       [&](const std::string& key, const std::string& value) -> absl::StatusOr<bool> {
