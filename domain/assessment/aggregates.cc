@@ -11,7 +11,7 @@
 #include "domain/domain_keys.h"
 #include "google/protobuf/util/time_util.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
+#include "base/status_macros.h"
 
 namespace fieldsync::domain::assessment {
 

@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "domain/assessment/aggregates.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
+#include "base/status_macros.h"
 
 namespace fieldsync::domain::assessment {
 namespace {
