@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "domain/assessment/aggregates.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
 #include "sync/event_codec.h"
@@ -64,6 +65,10 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
     case B::kUnitUpserted:
       RETURN_IF_ERROR(MergeUnitUpserted(mc));
       break;
+    // Server-made like the users: no entity state, only the assessment's
+    // poor villages (below).
+    case B::kAreaImported:
+      break;
     case B::kVisitRecorded:
     case B::kVisitCorrected:
     case B::kIncomeObserved:
@@ -75,6 +80,10 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
       // Validate refuses every other body before the commit.
       mc.Reject(v1::REJECTION_CODE_PERMISSION_DENIED, "body", "not a body devices push");
       break;
+  }
+  // The assessment aggregates, in the same batch as the event's own writes.
+  if (!mc.rejected()) {
+    RETURN_IF_ERROR(assessment::ApplyAtCommit(event, meta, view, options_.assessment));
   }
   return mc.TakeResult();
 }

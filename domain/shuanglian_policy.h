@@ -25,6 +25,7 @@
 #pragma once
 
 #include "absl/time/time.h"
+#include "domain/assessment/rules.h"
 #include "sync/merge_policy.h"
 
 namespace fieldsync::domain {
@@ -49,6 +50,9 @@ struct DomainOptions {
   // the window is fixed. Defaults 2000 and 2100.
   int min_year = 2000;
   int max_year = 2100;
+  // The assessment rules' settings (ServerConfig.assessment): the aggregates
+  // the reports read are kept at commit (domain/assessment/aggregates.h).
+  assessment::AssessmentOptions assessment;
 };
 
 class ShuanglianPolicy : public sync::MergePolicy {

@@ -43,6 +43,8 @@ std::vector<PolicyRow> BuildTable() {
       row(kQuery, "ListRejections", kEveryRole, R::kPrefixOrOwnDevice),
       row(kReport, "GetAssessment", kCounty | kHq | kAdmin, R::kRequestPrefix),
       row(kReport, "GetEvidenceReport", kCounty | kHq | kAdmin, R::kRequestPrefix),
+      row(kReport, "ListFeedback", kCounty | kHq | kAdmin, R::kRequestPrefix),
+      row(kReport, "ListInspections", kCounty | kHq | kAdmin, R::kRequestPrefix),
       row(kAdminService, "ImportAreas", kAdmin, R::kRoleOnly),
       row(kAdminService, "UpsertUnit", kAdmin, R::kRoleOnly),
       row(kAdminService, "ListUnits", kAdmin, R::kRoleOnly),

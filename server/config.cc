@@ -223,6 +223,8 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"assessment.gps_far_m", "1000"},
       {"assessment.max_travel_kmh", "120"},
       {"assessment.device_time_skew_ms", "600000"},
+      {"assessment.time_zone", "\"Asia/Shanghai\""},
+      {"assessment.enabled", "true"},
       {"validation.max_amount_fen", "100000000"},
       {"validation.min_year", "2000"},
       {"validation.max_year", "2100"},
@@ -374,6 +376,29 @@ domain::DomainOptions DomainOptionsFrom(const v1::ServerConfig& config) {
   }
   if (validation.max_year() != 0) {
     options.max_year = static_cast<int>(std::min<uint32_t>(validation.max_year(), 9999));
+  }
+  // The assessment's thresholds; 0 / "" / unset leave the documented default.
+  const v1::AssessmentConfig& a = config.assessment();
+  domain::assessment::AssessmentOptions& o = options.assessment;
+  if (a.has_enabled()) o.enabled = a.enabled();
+  o.time_zone = domain::assessment::LoadProvinceTimeZone(
+      a.time_zone().empty() ? std::string("Asia/Shanghai") : a.time_zone());
+  auto set = [](uint32_t value, auto& field) {
+    if (value != 0) field = value;
+  };
+  set(a.min_visits_per_year(), o.min_visits_per_year);
+  set(a.min_days_on_site(), o.min_days_on_site);
+  set(a.replacement_grace_days(), o.replacement_grace_days);
+  set(a.quota_provincial_leader_households(), o.quota_provincial_leader_households);
+  set(a.quota_provincial_leader_counties(), o.quota_provincial_leader_counties);
+  set(a.quota_department_rank_households(), o.quota_department_rank_households);
+  set(a.quota_county_rank_households(), o.quota_county_rank_households);
+  set(a.quota_other_households(), o.quota_other_households);
+  if (a.gps_far_m() != 0) o.gps_far_m = a.gps_far_m();
+  if (a.max_travel_kmh() != 0) o.max_travel_kmh = a.max_travel_kmh();
+  if (a.device_time_skew_ms() != 0) {
+    o.device_time_skew = absl::Milliseconds(
+        static_cast<int64_t>(std::min<uint64_t>(a.device_time_skew_ms(), INT64_MAX / 1000000)));
   }
   return options;
 }

@@ -281,7 +281,9 @@ class EventWriterImpl final : public EventWriter {
                                absl::Time now, v1::Role actor_role) {
     const v1::Event& event = stored.event();
     const bool link = event.has_link_started() || event.has_link_ended();
-    if (policy_ == nullptr || (!link && !event.has_user_upserted() && !event.has_unit_upserted())) {
+    // Area imports too: the assessment's designated poor villages.
+    if (policy_ == nullptr || (!link && !event.has_user_upserted() && !event.has_unit_upserted() &&
+                               !event.has_area_imported())) {
       return absl::OkStatus();
     }
     class CommitView final : public sync::ProjectionView {

@@ -3,44 +3,72 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/text.h"
+#include "domain/assessment/report.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace fieldsync::server {
 namespace {
 
+namespace as = domain::assessment;
+
 absl::Status CheckReportRequest(const ServiceContext& ctx, const Principal& principal,
-                                const std::string& scope_prefix, int32_t year) {
+                                const std::string& scope_prefix, int32_t year,
+                                const as::AssessmentOptions& options) {
   RETURN_IF_ERROR(ValidatePrefix("scope_prefix", scope_prefix, false));
   if (year < 1900 || year > 9999) {
     return absl::InvalidArgumentError(absl::StrCat("year is required (1900-9999), got ", year));
   }
+  RETURN_IF_ERROR(as::CheckLevelPrefix(scope_prefix));
   ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
   if (!sync::CoversPrefix(scope, scope_prefix)) {
     return OutOfScope(principal, absl::StrCat("scope_prefix ", scope_prefix));
   }
+  if (!options.enabled) {
+    return absl::FailedPreconditionError(
+        "assessment.enabled is false: this server keeps no assessment aggregates");
+  }
   return absl::OkStatus();
+}
+
+as::Day Today(const ServiceContext& ctx, const as::AssessmentOptions& options) {
+  return as::DayOf(ctx.clock(), options.time_zone);
 }
 
 }  // namespace
 
 grpc::ServerUnaryReactor* ReportServiceImpl::GetAssessment(grpc::CallbackServerContext* context,
                                                            const v1::GetAssessmentRequest* request,
-                                                           v1::GetAssessmentResponse*) {
+                                                           v1::GetAssessmentResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(ReportService, GetAssessment);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  absl::Status status =
-      CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(), request->year());
-  call->Finish(status.ok() ? NotServedYet(path) : status);
+  auto run = [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(),
+                                       request->year(), options_));
+    // Read the head first: every aggregate read after it reflects at least it.
+    const uint64_t head = ctx_->store->Head();
+    const absl::Time now = ctx_->clock();
+    ASSIGN_OR_RETURN(*response,
+                     as::Assessment(ctx_->engine->reader(), *request, Today(*ctx_, options_),
+                                    ctx_->PageSize(request->page_size()), options_));
+    response->set_as_of_offset(head);
+    *response->mutable_computed_at() =
+        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+    return absl::OkStatus();
+  };
+  absl::Status status = run();
+  if (!status.ok()) response->Clear();
+  call->Finish(status);
   return call;
 }
 
 grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
     grpc::CallbackServerContext* context, const v1::GetEvidenceReportRequest* request,
-    v1::GetEvidenceReportResponse*) {
+    v1::GetEvidenceReportResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(ReportService, GetEvidenceReport);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  auto run = [&]() -> absl::Status {
     for (int kind : request->kinds()) {
       if (!v1::EvidenceFlagKind_IsValid(kind) || kind == v1::EVIDENCE_FLAG_KIND_UNSPECIFIED) {
         return absl::InvalidArgumentError(
@@ -50,11 +78,69 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
     if (!request->cadre_id().empty() && !base::IsPlainId(request->cadre_id())) {
       return absl::InvalidArgumentError("cadre_id must match [A-Za-z0-9._:-]{1,64}");
     }
-    RETURN_IF_ERROR(
-        CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(), request->year()));
-    return NotServedYet(path);
+    RETURN_IF_ERROR(CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(),
+                                       request->year(), options_));
+    const uint64_t head = ctx_->store->Head();
+    ASSIGN_OR_RETURN(*response,
+                     as::Evidence(ctx_->engine->reader(), *request, Today(*ctx_, options_),
+                                  ctx_->PageSize(request->page_size()), options_));
+    response->set_as_of_offset(head);
+    return absl::OkStatus();
   };
-  call->Finish(check());
+  absl::Status status = run();
+  if (!status.ok()) response->Clear();
+  call->Finish(status);
+  return call;
+}
+
+namespace {
+
+absl::Status CheckListRequest(const ServiceContext& ctx, const Principal& principal,
+                              const std::string& scope_prefix) {
+  RETURN_IF_ERROR(ValidatePrefix("scope_prefix", scope_prefix, false));
+  RETURN_IF_ERROR(as::CheckLevelPrefix(scope_prefix));
+  ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
+  if (!sync::CoversPrefix(scope, scope_prefix)) {
+    return OutOfScope(principal, absl::StrCat("scope_prefix ", scope_prefix));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ReportServiceImpl::ListFeedback(grpc::CallbackServerContext* context,
+                                                          const v1::ListFeedbackRequest* request,
+                                                          v1::ListFeedbackResponse* response) {
+  auto* call =
+      new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListFeedback));
+  if (!call->admitted()) return call;
+  auto run = [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckListRequest(*ctx_, call->principal(), request->scope_prefix()));
+    ASSIGN_OR_RETURN(*response, as::Feedback(ctx_->engine->reader(), *request,
+                                             ctx_->PageSize(request->page_size())));
+    return absl::OkStatus();
+  };
+  absl::Status status = run();
+  if (!status.ok()) response->Clear();
+  call->Finish(status);
+  return call;
+}
+
+grpc::ServerUnaryReactor* ReportServiceImpl::ListInspections(
+    grpc::CallbackServerContext* context, const v1::ListInspectionsRequest* request,
+    v1::ListInspectionsResponse* response) {
+  auto* call =
+      new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListInspections));
+  if (!call->admitted()) return call;
+  auto run = [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckListRequest(*ctx_, call->principal(), request->scope_prefix()));
+    ASSIGN_OR_RETURN(*response, as::Inspections(ctx_->engine->reader(), *request,
+                                                ctx_->PageSize(request->page_size())));
+    return absl::OkStatus();
+  };
+  absl::Status status = run();
+  if (!status.ok()) response->Clear();
+  call->Finish(status);
   return call;
 }
 

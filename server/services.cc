@@ -147,7 +147,8 @@ class ServiceSetImpl final : public ServiceSet {
     set->sync_ = std::make_unique<SyncServiceImpl>(&set->context_);
     set->stream_ = std::make_unique<StreamServiceImpl>(&set->context_);
     set->query_ = std::make_unique<QueryServiceImpl>(&set->context_);
-    set->report_ = std::make_unique<ReportServiceImpl>(&set->context_);
+    set->report_ = std::make_unique<ReportServiceImpl>(&set->context_,
+                                                     set->policy_.options().assessment);
     set->admin_ = std::make_unique<AdminServiceImpl>(&set->context_);
     if (deps.metrics != nullptr) {
       set->gauges_ = std::make_shared<GaugeSources>(set->stream_.get(), deps.store);

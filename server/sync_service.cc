@@ -218,6 +218,11 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   push.scope = *std::move(scope);
   push.area_code = *std::move(area);
   push.now = ctx_->clock();
+  // The device's clock at sending: the assessment's DEVICE_TIME_SKEW evidence.
+  if (request->has_device_time()) {
+    push.device_time = absl::FromUnixSeconds(request->device_time().seconds()) +
+                       absl::Nanoseconds(request->device_time().nanos());
+  }
   // A relayed event is judged as its signer's: in the scope of the user its
   // signing device is enrolled to (never the relay's), and its signer's role
   // must be one this very row lets push (one rule for direct and relayed

@@ -69,6 +69,10 @@ struct EventMeta {
   bool hlc_flagged = false;
   // Server receipt time.
   absl::Time received_at;
+  // The signing device's clock minus the server's, measured at push from
+  // PushRequest.device_time against receipt; unset when the push did not say
+  // or the event was relayed (the push's clock is the relay's).
+  std::optional<absl::Duration> push_clock_offset;
 };
 
 // Read/write access to the projections key space as of one point of the log

@@ -892,6 +892,9 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   meta.adopted_hlc = item.adopted_hlc;
   meta.hlc_flagged = item.hlc_flagged;
   meta.received_at = received_at_;
+  if (context_.device_time != absl::InfinitePast() && event.device_id() == context_.device_id) {
+    meta.push_clock_offset = context_.device_time - received_at_;
+  }
   BufferedView view(context);
   ASSIGN_OR_RETURN(item.merge, engine_->policy_->Merge(event, meta, view));
   if (item.merge.rejection) {

@@ -120,6 +120,9 @@ struct PushContext {
   std::string area_code;
   // Receipt time; InfinitePast = the engine's clock.
   absl::Time now = absl::InfinitePast();
+  // The pushing device's clock when it sent the push (PushRequest.device_time);
+  // InfinitePast = not given. EventMeta::push_clock_offset of its own events.
+  absl::Time device_time = absl::InfinitePast();
   // The scope of the user a relayed event's signing device is enrolled to: a
   // relayed event is judged in its signer's scope only, never in the relay's
   // (`scope`), so that a relay can neither widen nor spend the signer's

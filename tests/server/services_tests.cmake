@@ -139,3 +139,18 @@ fieldsync_test(full_disk_test
   PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
+
+# Issue 11: ReportService's assessment and evidence on hand-built worlds
+# (one rule per test, numbers by hand), and who may read which report.
+fieldsync_test(report_assessment_test
+  SOURCES report_assessment_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(report_evidence_test
+  SOURCES report_evidence_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(report_access_test
+  SOURCES report_access_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(report_info_test
+  SOURCES report_info_test.cc
+  DEPS fieldsync_sync_world)

@@ -1,0 +1,99 @@
+// The assessment aggregates, kept at commit in the same WriteBatch as the
+// events that change them (ShuanglianPolicy::Merge calls ApplyAtCommit after a
+// body's own merge), and read by the reports (report.h) without touching the
+// log. Key layout, all under "dom/as/" (L2 = the prefix's length, 2 digits;
+// <P> a level prefix of an area code: 2, 4, 6, 9 or 12 digits):
+//   dom/as/s/<subject_key>             AsSubject: a household or village (needs, links, plans)
+//   dom/as/c/<user_id>                 AsCadre: a cadre's links and visits
+//   dom/as/ph/<photo sha256 hex>       AsPhotoGroup: the live visits using a photo
+//   dom/as/sc/<subject_key>            AsContribution the subject wrote
+//   dom/as/cc/<user_id>                AsContribution the cadre wrote
+//   dom/as/n/<L2>/<P>/<bucket hex8>    AsCounterBucket: counter deltas by day (bucket = day/8)
+//   dom/as/ci/<L2>/<P>/<unit>\0<name>\0<user_id>           ""  cadres linked under P
+//   dom/as/g/<L2>/<P>/<from hex8>/<subject_key>            AsGap  coverage gap runs
+//   dom/as/mp/<L2>/<P>/<plan kind>/<subject id>\0<unit>    subject key: plans ever required
+//   dom/as/f/<L2>/<P>/<year>/<start ms hex16>/<offset hex16>/<kind>/<photo hex>
+//                                                          v1.EvidenceFlag
+//   dom/as/fb/<L2>/<P>/<county>/<kind 2d>/<offset hex16>   v1.FeedbackEntry
+//   dom/as/in/<L2>/<P>/<subject_key>/<offset hex16>        v1.InspectionEntry
+//   dom/as/glu/<county>                AsSubject: the county's GROUP_LEADER_UNIT links
+// A counter's value on day D is the sum of its deltas on days <= D: every
+// quantity of the summary is a function of the as-of day, so a report of any
+// day reads the same records. Each subject and cadre stores what it
+// contributed; a change recomputes that one contribution and writes the
+// difference, so the counters always equal the sum of the current
+// contributions (tests/domain/assessment_property_test.cc).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "domain/assessment/rules.h"
+#include "fieldsync/v1/event.pb.h"
+#include "fieldsync/v1/report_service.pb.h"
+#include "sync/merge_policy.h"
+
+namespace fieldsync::domain::assessment {
+
+// Counters of the summary (AssessmentSummary fields).
+enum Counter : int {
+  kCadres = 0,
+  kCadresMeetingAll = 1,
+  kHouseholdsRequiringLink = 2,
+  kHouseholdsCovered = 3,
+  kPoorVillages = 4,
+  kVillagesCovered = 5,
+  kVisits = 6,
+  kFlaggedVisits = 7,
+  kPlansRequired = 8,
+  kPlansPresent = 9,
+  kCounterCount = 10,
+};
+
+// Days per counter bucket: a commit rewrites one bucket per level and
+// counter day, so small buckets keep its writes small (a province bucket
+// holds up to 8 days x 10 counters); a report reads ~46 a year.
+inline constexpr uint32_t kBucketDays = 8;
+
+// The level prefixes the aggregates are kept for.
+inline constexpr size_t kLevels[] = {2, 4, 6, 9, 12};
+bool IsLevel(size_t length);
+// The longest level not longer than `length` (2 for shorter ones).
+size_t LevelAtOrAbove(size_t length);
+
+namespace keys {
+std::string Subject(const std::string& subject_key);
+std::string Cadre(const std::string& user_id);
+std::string PhotoGroup(const std::string& sha256);
+std::string SubjectContribution(const std::string& subject_key);
+std::string CadreContribution(const std::string& user_id);
+// "dom/as/<kind>/<L2>/<prefix>/" for a level prefix.
+std::string LevelRoot(const std::string& kind, const std::string& level_prefix);
+// The scan prefix of index `kind` for any prefix: the level at or above it.
+std::string ScanRoot(const std::string& kind, const std::string& prefix);
+// The group-leader unit links of a county (an AsSubject holding only links).
+std::string GroupLeaders(const std::string& county);
+std::string Hex8(uint32_t value);
+std::string Hex16(uint64_t value);
+}  // namespace keys
+
+// Folds an accepted event into the aggregates. `event` has passed the
+// domain's merge (which wrote the projections this reads through `view`).
+absl::Status ApplyAtCommit(const v1::Event& event, const sync::EventMeta& meta,
+                           sync::ProjectionView& view, const AssessmentOptions& options);
+
+// The contributions as computed now from the stored records (for the
+// property test's from-scratch recomputation).
+in::AsContribution SubjectContributionOf(const in::AsSubject& subject,
+                                         const AssessmentOptions& options);
+in::AsContribution CadreContributionOf(const in::AsCadre& cadre,
+                                       const std::map<std::string, in::AsPhotoGroup>& groups,
+                                       const AssessmentOptions& options);
+
+// True for household statuses that need an active household link.
+bool StatusNeedsLink(v1::HouseholdStatus status);
+
+}  // namespace fieldsync::domain::assessment
