@@ -139,3 +139,10 @@ fieldsync_test(full_disk_test
   PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
+
+# Issue 12: Subscribe at speed: batches within their bounds, live batches woken
+# by the commit, the slow-consumer cut and its exact resume, filters matching
+# nothing over long logs, the catch-up/live switch, the hash chain from batches.
+fieldsync_test(stream_speed_test
+  SOURCES stream_speed_test.cc
+  DEPS fieldsync_sync_world fieldsync_storage fieldsync_sync OpenSSL::Crypto)
