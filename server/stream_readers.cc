@@ -1,5 +1,7 @@
 #include "server/stream_readers.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -23,6 +25,7 @@ void StreamReaders::Submit(std::function<void()> task) {
 }
 
 void StreamReaders::Run() {
+  pthread_setname_np(pthread_self(), "stream-reader");  // For top -H and perf.
   while (true) {
     std::function<void()> task;
     {

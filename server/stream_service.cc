@@ -1,11 +1,14 @@
 #include "server/stream_service.h"
 
 #include <grpcpp/support/proto_buffer_reader.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <deque>
 #include <optional>
+#include <map>
 #include <set>
+#include <tuple>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -37,6 +40,8 @@ constexpr size_t kReadBytes = 4 << 20;
 constexpr size_t kReadAhead = 2;
 // Reader threads (StreamReaders) shared by every stream.
 constexpr int kReaderThreads = 2;
+// Unfiltered streams share their catch-up batches (BatchCache).
+constexpr bool kShareBatches = true;
 // The hub keeps the records it dispatched last, so that a stream reaching
 // the head takes the few records committed meanwhile from memory.
 constexpr size_t kRecentRecords = 8192;
@@ -162,6 +167,59 @@ absl::StatusOr<std::vector<storage::LogRecord>> ReadRecords(const storage::Event
 
 }  // namespace
 
+// The catch-up batches of unfiltered streams, shared: streams that read the
+// same stretch of the log with the same bounds (HQ consumers replaying from
+// the start together) read it once. A batch made from `after` stays right
+// forever (the log is append-only), even if a later read would reach
+// further. Bounded by kCacheBytes, oldest insertion out first. A leaf lock.
+// Thread-safe.
+class BatchCache {
+ public:
+  struct Key {
+    uint64_t after = 0;
+    size_t batch_events = 0;
+    size_t batch_bytes = 0;
+    bool operator<(const Key& other) const {
+      return std::tie(after, batch_events, batch_bytes) <
+             std::tie(other.after, other.batch_events, other.batch_bytes);
+    }
+  };
+  struct Batch {
+    grpc::ByteBuffer buffer;  // Shares its slice with every copy.
+    uint64_t through = 0;
+    size_t bytes = 0;
+  };
+
+  std::optional<Batch> Find(const Key& key) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = batches_.find(key);
+    if (it == batches_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void Insert(const Key& key, Batch batch) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (batch.bytes > kCacheBytes / 4) return;
+    auto [it, inserted] = batches_.emplace(key, std::move(batch));
+    if (!inserted) return;
+    bytes_ += it->second.bytes;
+    order_.push_back(key);
+    while (bytes_ > kCacheBytes && !order_.empty()) {
+      auto oldest = batches_.find(order_.front());
+      bytes_ -= oldest->second.bytes;
+      batches_.erase(oldest);
+      order_.pop_front();
+    }
+  }
+
+ private:
+  static constexpr size_t kCacheBytes = 32 << 20;
+  absl::Mutex mu_;
+  std::map<Key, Batch> batches_ ABSL_GUARDED_BY(mu_);
+  std::deque<Key> order_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class SubscribeReactor;
 
 // The hub: the registry of streams, the one reader of newly committed records
@@ -237,11 +295,12 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     size_t batch_bytes = kDefaultBatchBytes;
   };
 
-  SubscribeReactor(StreamHub* hub, StreamReaders* readers, const ServiceContext* ctx,
-                   grpc::CallbackServerContext* call, Admission admission, Filter filter,
-                   uint64_t from_offset, Options options)
+  SubscribeReactor(StreamHub* hub, StreamReaders* readers, BatchCache* cache,
+                   const ServiceContext* ctx, grpc::CallbackServerContext* call,
+                   Admission admission, Filter filter, uint64_t from_offset, Options options)
       : hub_(hub),
         readers_(readers),
+        cache_(cache),
         ctx_(ctx),
         call_(call),
         user_id_(admission.principal->user_id()),
@@ -580,8 +639,23 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       hub_->Wake();
       return;
     }
-    BatchBuilder batch(options_.batch_events, options_.batch_bytes);
     const bool everything = filter_.kinds.empty() && filter_.prefixes.empty() && filter_.scope.all;
+    const BatchCache::Key key{after, options_.batch_events, options_.batch_bytes};
+    if (everything && kShareBatches) {
+      if (std::optional<BatchCache::Batch> cached = cache_->Find(key)) {
+        {
+          absl::MutexLock lock(&mu_);
+          read_in_flight_ = false;
+          if (!finish_requested_ && !finished_ && covered_through_ == after) {
+            ready_.push_back(Message{std::move(cached->buffer), cached->through});
+            covered_through_ = cached->through;
+          }
+        }
+        Drive();
+        return;
+      }
+    }
+    BatchBuilder batch(options_.batch_events, options_.batch_bytes);
     uint64_t through = after;
     size_t examined = 0;
     absl::Status status;
@@ -627,7 +701,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       if (!status.ok()) {
         RequestFinishLocked(status);
       } else if (!finish_requested_ && !finished_) {
-        if (batch.events() > 0) ready_.push_back(Message{batch.Finish(through), through});
+        if (batch.events() > 0) {
+          const size_t bytes = batch.event_bytes();
+          grpc::ByteBuffer buffer = batch.Finish(through);
+          if (everything && kShareBatches) {
+            cache_->Insert(key, BatchCache::Batch{buffer, through, bytes});
+          }
+          ready_.push_back(Message{std::move(buffer), through});
+        }
         covered_through_ = std::max(covered_through_, through);
       }
     }
@@ -636,6 +717,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   StreamHub* const hub_;
   StreamReaders* const readers_;
+  BatchCache* const cache_;
   const ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
   const std::string user_id_;
@@ -753,6 +835,7 @@ size_t StreamHub::connected() const {
 }
 
 void StreamHub::Loop() {
+  pthread_setname_np(pthread_self(), "stream-hub");  // For top -H and perf.
   bool more = false;
   while (true) {
     {
@@ -891,7 +974,8 @@ bool StreamHub::Pass() {
 StreamServiceImpl::StreamServiceImpl(const ServiceContext* context)
     : ctx_(context),
       hub_(std::make_unique<StreamHub>(context)),
-      readers_(std::make_unique<StreamReaders>(kReaderThreads)) {}
+      readers_(std::make_unique<StreamReaders>(kReaderThreads)),
+      cache_(std::make_unique<BatchCache>()) {}
 
 StreamServiceImpl::~StreamServiceImpl() {
   // The readers first: their queued steps hold streams and wake the hub.
@@ -966,7 +1050,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamServiceImpl::Subscribe(
           ? kDefaultBatchBytes
           : std::clamp<uint32_t>(request->max_batch_bytes(), kMinBatchBytes, kMaxBatchBytes);
   const Principal principal = *admission.principal;
-  auto* reactor = new SubscribeReactor(hub_.get(), readers_.get(), ctx_, context,
+  auto* reactor = new SubscribeReactor(hub_.get(), readers_.get(), cache_.get(), ctx_, context,
                                        std::move(admission), std::move(filter),
                                        request->from_offset(), options);
   // Registered first, checked second: a revocation that committed since the

@@ -24,6 +24,8 @@
 //     on the wire. The scope index serves 6-, 9- and 12-digit prefixes. A
 //     consumer far behind costs at most three batches of memory; a filter
 //     that matches nothing takes turns with the other streams, step by step.
+//     Unfiltered streams with the same bounds share their catch-up batches
+//     (a 32 MiB cache): consumers replaying together read the log once.
 //   - Once a stream reaches the head it becomes live: the StreamHub thread,
 //     woken by the store's head listener after every commit (never by
 //     polling), reads every newly committed record once, encodes it once and
@@ -72,6 +74,7 @@
 
 namespace fieldsync::server {
 
+class BatchCache;
 class StreamHub;
 class StreamReaders;
 
@@ -99,6 +102,8 @@ class StreamServiceImpl final
   std::unique_ptr<StreamHub> hub_;
   // Catch-up reads (server/stream_readers.h); destroyed before the hub.
   std::unique_ptr<StreamReaders> readers_;
+  // Catch-up batches shared by unfiltered streams (32 MiB).
+  std::unique_ptr<BatchCache> cache_;
 };
 
 }  // namespace fieldsync::server

@@ -7,7 +7,7 @@
 //   - a filter that matches nothing over a log longer than one read step ends
 //     its catch-up, and the stream goes live;
 //   - commits during catch-up are neither lost nor repeated at the switch to
-//     live;
+//     live, nor by streams sharing catch-up batches;
 //   - the stream carries the stored events: the consumer recomputes every
 //     hash and walks the chain.
 // Waits are blocking Reads bounded by a deadline; no sleeps.
@@ -131,6 +131,16 @@ class StreamSpeedTest : public SyncWorld {
   }
 
   size_t appended_ = 0;
+};
+
+// For tests whose streams may be live while large appends commit: a buffer
+// none of their appends outgrows, so that no stream is cut as slow.
+class StreamSpeedRoomyTest : public StreamSpeedTest {
+ protected:
+  void Configure(v1::ServerConfig& config) override {
+    StreamSpeedTest::Configure(config);
+    config.mutable_limits()->set_subscriber_buffer_bytes(64 << 20);
+  }
 };
 
 std::vector<uint64_t> Offsets(const std::vector<v1::StoredEvent>& events) {
@@ -264,7 +274,7 @@ TEST_F(StreamSpeedTest, AFilterThatMatchesNothingEndsItsCatchUpAndGoesLive) {
   EXPECT_EQ(batch[0].event().event_id(), visit.event_id());
 }
 
-TEST_F(StreamSpeedTest, CommitsDuringCatchUpAreNeitherLostNorRepeatedAtTheSwitchToLive) {
+TEST_F(StreamSpeedRoomyTest, CommitsDuringCatchUpAreNeitherLostNorRepeatedAtTheSwitchToLive) {
   AppendVisits(30000);
   v1::SubscribeRequest request;
   request.set_max_batch_events(500);
@@ -280,9 +290,33 @@ TEST_F(StreamSpeedTest, CommitsDuringCatchUpAreNeitherLostNorRepeatedAtTheSwitch
   const uint64_t final_head = Head();
   // Whatever the catch-up did not take comes live.
   while (seen.empty() || seen.back().offset() < final_head) {
-    for (v1::StoredEvent& event : stream.NextBatch()) seen.push_back(std::move(event));
+    std::vector<v1::StoredEvent> batch = stream.NextBatch();
+    if (batch.empty()) break;  // The stream ended (NextBatch failed the test).
+    for (v1::StoredEvent& event : batch) seen.push_back(std::move(event));
   }
   EXPECT_EQ(Offsets(seen), Offsets(LoggedEvents()));
+}
+
+TEST_F(StreamSpeedRoomyTest, UnfilteredStreamsReadingTogetherEachGetTheWholeLogOnce) {
+  // Streams with the same bounds share catch-up batches; one made before a
+  // commit (shorter) must not hide what the commit added.
+  AppendVisits(20000);
+  v1::SubscribeRequest request;
+  request.set_max_batch_events(1000);
+  Stream first = Open(request);
+  Stream second = Open(request);
+  AppendVisits(5000, 1000);
+  Stream third = Open(request);
+  const uint64_t head = Head();
+  for (Stream* stream : {&first, &second, &third}) {
+    std::vector<v1::StoredEvent> seen = stream->CatchUp();
+    while (seen.empty() || seen.back().offset() < head) {
+      std::vector<v1::StoredEvent> batch = stream->NextBatch();
+      if (batch.empty()) break;  // The stream ended (NextBatch failed the test).
+      for (v1::StoredEvent& event : batch) seen.push_back(std::move(event));
+    }
+    EXPECT_EQ(Offsets(seen), Offsets(LoggedEvents()));
+  }
 }
 
 // What event.proto documents for StoredEvent.hash (see stream_defects_test).
