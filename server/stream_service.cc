@@ -15,10 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "server/open_streams.h"
 #include "server/stream_readers.h"
 #include "server/stream_wire.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
@@ -602,7 +603,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       // matching up to covered_through_ is sent (in catch-up too).
       v1::SubscribeResponse beat;
       beat.mutable_heartbeat()->set_head_offset(covered_through_);
-      *beat.mutable_heartbeat()->mutable_server_time() = ToTimestamp(now);
+      *beat.mutable_heartbeat()->mutable_server_time() = base::ToTimestamp(now);
       current_ = stream::SerializeToBuffer(beat);
       sending_through_ = covered_through_;
     } else {
