@@ -49,6 +49,7 @@ bench: deps build/release/build.ninja
 	cmake --build build/release -j $(JOBS)
 	./build/release/bench/storage_bench
 	./build/release/bench/push_bench
+	./build/release/bench/stream_bench
 
 asan: deps build/asan/build.ninja
 	cmake --build build/asan -j $(JOBS)

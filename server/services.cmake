@@ -11,7 +11,9 @@ set(FIELDSYNC_SERVICE_SOURCES
   report_service.cc
   service_context.cc
   services.cc
+  stream_readers.cc
   stream_service.cc
+  stream_wire.cc
   sync_service.cc
 )
 set(FIELDSYNC_SERVICE_HEADERS
@@ -25,7 +27,9 @@ set(FIELDSYNC_SERVICE_HEADERS
   report_service.h
   service_context.h
   services.h
+  stream_readers.h
   stream_service.h
+  stream_wire.h
   sync_service.h
 )
 

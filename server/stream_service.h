@@ -9,22 +9,40 @@
 // bookkeeping, never streamed (sync::IsRejectionMarker). At-least-once:
 // a consumer resumes from the offset of the last event it processed.
 //
+// Events travel in batches (EventBatch: at most max_batch_events events and
+// max_batch_bytes of them per message, 4096 and 1 MiB by default), built
+// from the stored records' bytes (server/stream_wire.h). docs/stream.md.
+//
 // How it runs (the shape of etcd's watchers):
 //   - Each call is a SubscribeReactor with one write in flight at most; the
 //     next write starts from OnWriteDone (or from the hub, for live events),
 //     so a consumer that reads slowly slows its own stream down.
-//   - Catch-up is pulled from the log by the reactor itself, one bounded read
-//     when its previous messages are written (the scope index serves 6-, 9-
-//     and 12-digit prefixes): a consumer far behind costs no memory.
-//   - Once a reactor reaches the head it becomes live: the StreamHub thread,
-//     woken by the store's head listener (never blocking the committer),
-//     reads every newly committed record once and queues the matching ones
-//     on each live reactor. A reactor whose queue grows past
-//     limits.subscriber_buffer_bytes is cut with RESOURCE_EXHAUSTED naming the
-//     offset to resume from, rather than buffering without bound.
+//   - Catch-up is read on StreamReaders (server/stream_readers.h: 2 threads
+//     shared by every stream), never on a gRPC callback thread: one step
+//     examines at most 16384 records (matching or not) and makes at most one
+//     batch, and up to two batches are kept ready while the previous one is
+//     on the wire. The scope index serves 6-, 9- and 12-digit prefixes. A
+//     consumer far behind costs at most three batches of memory; a filter
+//     that matches nothing takes turns with the other streams, step by step.
+//     Unfiltered streams with the same bounds share their catch-up batches
+//     (a 32 MiB cache): consumers replaying together read the log once.
+//   - Once a stream reaches the head it becomes live: the StreamHub thread,
+//     woken by the store's head listener after every commit (never by
+//     polling), reads every newly committed record once, encodes it once and
+//     queues it on each live stream whose filter matches; the records
+//     committed while a stream was finishing its catch-up come from the
+//     hub's memory of the last 8192 records. A stream whose queue grows past
+//     limits.subscriber_buffer_bytes is cut with RESOURCE_EXHAUSTED after its
+//     write in flight, naming the offset N to resume from in the message
+//     ("from_offset = N") and in the trailer `fieldsync-resume-offset`:
+//     everything matching up to N was sent, nothing after it.
+//   - The hub never holds its mutex across a store read: a pass takes a
+//     snapshot of the streams (each held), reads, and hands records to each
+//     stream under that stream's lock.
 //   - The hub also ticks every 100 ms (real time): heartbeats are due by the
-//     server's (injected) clock, and when the server starts draining every
-//     stream ends with UNAVAILABLE, so shutdown never waits for consumers.
+//     server's (injected) clock, in catch-up too, and when the server starts
+//     draining every stream ends with UNAVAILABLE, so shutdown never waits
+//     for consumers.
 //   - At most limits.max_concurrent_streams streams, and at most
 //     limits.max_streams_per_user of one user (default a quarter of the
 //     cap), so no user can lock the others out; one more is
@@ -33,7 +51,8 @@
 //   - A consumer that stopped reading is cut: a write that has waited for it
 //     limits.stream_idle_timeout_ms (HTTP/2 flow control completes a write
 //     only as the consumer reads) ends the stream with RESOURCE_EXHAUSTED
-//     naming the offset sent through; checked at every tick and before a
+//     naming the offset sent through (a batch past it may still arrive:
+//     resume from the larger of the two); checked at every tick and before a
 //     new stream is refused. A cut call whose status the consumer still
 //     does not take is cancelled after as long again.
 //   - Revoking the caller's device or disabling its user ends the stream at
@@ -55,18 +74,25 @@
 
 namespace fieldsync::server {
 
+class BatchCache;
 class StreamHub;
+class StreamReaders;
 
-class StreamServiceImpl final : public v1::StreamService::CallbackService {
+// Subscribe is served raw (grpc::ByteBuffer in and out): the batches are
+// built from the stored records' bytes (server/stream_wire.h), never parsed
+// and re-serialized. The request is parsed here.
+class StreamServiceImpl final
+    : public v1::StreamService::WithRawCallbackMethod_Subscribe<v1::StreamService::Service> {
  public:
   // `context` must outlive the service. Registers a head listener with the
-  // store and starts the hub thread; the destructor stops both. Destroy the
+  // store and starts the hub thread and the reader threads; the destructor
+  // stops them. Destroy the
   // service only after the gRPC server has shut down (no stream alive).
   explicit StreamServiceImpl(const ServiceContext* context);
   ~StreamServiceImpl() override;
 
-  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
-      grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
 
   // Streams open now (the gauge fieldsync_subscribers_connected).
   size_t subscribers() const;
@@ -74,6 +100,10 @@ class StreamServiceImpl final : public v1::StreamService::CallbackService {
  private:
   const ServiceContext* ctx_;
   std::unique_ptr<StreamHub> hub_;
+  // Catch-up reads (server/stream_readers.h); destroyed before the hub.
+  std::unique_ptr<StreamReaders> readers_;
+  // Catch-up batches shared by unfiltered streams (32 MiB).
+  std::unique_ptr<BatchCache> cache_;
 };
 
 }  // namespace fieldsync::server

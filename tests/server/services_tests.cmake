@@ -154,3 +154,10 @@ fieldsync_test(report_access_test
 fieldsync_test(report_info_test
   SOURCES report_info_test.cc
   DEPS fieldsync_sync_world)
+
+# Issue 12: Subscribe at speed: batches within their bounds, live batches woken
+# by the commit, the slow-consumer cut and its exact resume, filters matching
+# nothing over long logs, the catch-up/live switch, the hash chain from batches.
+fieldsync_test(stream_speed_test
+  SOURCES stream_speed_test.cc
+  DEPS fieldsync_sync_world fieldsync_storage fieldsync_sync OpenSSL::Crypto)

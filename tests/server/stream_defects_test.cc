@@ -49,7 +49,7 @@ class StreamDefectsTest : public SyncWorld {
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (response.has_caught_up()) return events;
-        if (response.has_event()) events.push_back(response.event());
+        for (const v1::StoredEvent& event : response.batch().events()) events.push_back(event);
       }
       ADD_FAILURE() << "the stream ended before caught_up";
       return events;
@@ -58,7 +58,8 @@ class StreamDefectsTest : public SyncWorld {
     grpc::Status ReadToEnd(std::vector<v1::StoredEvent>* events = nullptr) {
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
-        if (events != nullptr && response.has_event()) events->push_back(response.event());
+        if (events == nullptr) continue;
+        for (const v1::StoredEvent& event : response.batch().events()) events->push_back(event);
       }
       finished = true;
       return reader->Finish();
@@ -125,8 +126,8 @@ TEST_F(StreamDefectsTest, RevokingADeviceEndsItsOpenSubscribeAtOnce) {
   // The user's other device streams on: it sees the revocation itself.
   v1::SubscribeResponse next;
   ASSERT_TRUE(other.reader->Read(&next));
-  ASSERT_TRUE(next.has_event()) << next.ShortDebugString();
-  EXPECT_TRUE(next.event().event().has_device_revoked());
+  ASSERT_TRUE(next.has_batch()) << next.ShortDebugString();
+  EXPECT_TRUE(next.batch().events(0).event().has_device_revoked());
 }
 
 TEST_F(StreamDefectsTest, DisablingAUserEndsEveryOpenSubscribeOfThatUserAtOnce) {
@@ -152,7 +153,7 @@ TEST_F(StreamDefectsTest, DisablingAUserEndsEveryOpenSubscribeOfThatUserAtOnce) 
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   v1::SubscribeResponse next;
   ASSERT_TRUE(bystander.reader->Read(&next));  // hq1 is untouched.
-  EXPECT_TRUE(next.has_event() && next.event().event().has_user_upserted())
+  EXPECT_TRUE(next.has_batch() && next.batch().events(0).event().has_user_upserted())
       << next.ShortDebugString();
 }
 
@@ -190,7 +191,8 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
   std::vector<v1::StoredEvent> received;
   v1::SubscribeResponse first_of_stalled;
   ASSERT_TRUE(stalled.reader->Read(&first_of_stalled));
-  received.push_back(first_of_stalled.event());
+  ASSERT_TRUE(first_of_stalled.has_batch()) << first_of_stalled.ShortDebugString();
+  for (const v1::StoredEvent& event : first_of_stalled.batch().events()) received.push_back(event);
   v1::SubscribeRequest quiet;
   quiet.add_scope_prefixes(kV4);
   Stream reading = Open(hq_token(), quiet);  // hq1's second (last) slot.

@@ -1,5 +1,5 @@
-// StreamService.Subscribe end to end: catch-up from the log, the caught_up
-// marker, live events as pushes commit, heartbeats by the server's clock,
+// StreamService.Subscribe end to end: catch-up from the log (in batches), the
+// caught_up marker, live batches as pushes commit, heartbeats by the server's clock,
 // filters by kind and scope prefix, the slow-consumer cut and the resume,
 // the stream limit, draining. No sleeps: every wait is a blocking Read.
 #include "absl/strings/match.h"
@@ -49,8 +49,8 @@ class SubscribeTest : public SyncWorld {
           if (head != nullptr) *head = response.caught_up().head_offset();
           return events;
         }
-        EXPECT_TRUE(response.has_event()) << response.ShortDebugString();
-        events.push_back(response.event());
+        EXPECT_TRUE(response.has_batch()) << response.ShortDebugString();
+        for (const v1::StoredEvent& event : response.batch().events()) events.push_back(event);
       }
       ADD_FAILURE() << "the stream ended before caught_up";
       return events;
@@ -114,10 +114,11 @@ TEST_F(SubscribeTest, CatchesUpMarksItThenStreamsLiveEventsWithoutRejectionMarke
   v1::Event visit = phone().Visit(kH1, kV1);
   v1::PushResponse pushed = MustPush(phone(), {visit});
   v1::SubscribeResponse live = stream.Next();
-  ASSERT_TRUE(live.has_event()) << live.ShortDebugString();
-  EXPECT_EQ(live.event().event().event_id(), visit.event_id());
-  EXPECT_EQ(live.event().offset(), pushed.results(0).accepted().offset());
-  EXPECT_EQ(live.event().actor(), "cadre1");
+  ASSERT_TRUE(live.has_batch()) << live.ShortDebugString();
+  ASSERT_EQ(live.batch().events_size(), 1) << live.ShortDebugString();
+  EXPECT_EQ(live.batch().events(0).event().event_id(), visit.event_id());
+  EXPECT_EQ(live.batch().events(0).offset(), pushed.results(0).accepted().offset());
+  EXPECT_EQ(live.batch().events(0).actor(), "cadre1");
 }
 
 TEST_F(SubscribeTest, HeartbeatsComeByTheServersClockWithTheOffsetSentThrough) {
@@ -126,7 +127,7 @@ TEST_F(SubscribeTest, HeartbeatsComeByTheServersClockWithTheOffsetSentThrough) {
   Stream stream = Open(request);
   stream.CatchUp();
   MustPush(phone(), {phone().Visit(kH1, kV1)});
-  ASSERT_TRUE(stream.Next().has_event());
+  ASSERT_TRUE(stream.Next().has_batch());
   harness().clock().Advance(absl::Seconds(2));
   v1::SubscribeResponse beat = stream.Next();
   ASSERT_TRUE(beat.has_heartbeat()) << beat.ShortDebugString();
@@ -154,8 +155,9 @@ TEST_F(SubscribeTest, FiltersByKindAndScopePrefixInCatchUpAndLive) {
   v1::Event visit = tablet().Visit(kH2, kV1);
   MustPush(tablet(), {visit});
   v1::SubscribeResponse live = stream.Next();
-  ASSERT_TRUE(live.has_event());
-  EXPECT_EQ(live.event().event().event_id(), visit.event_id());
+  ASSERT_TRUE(live.has_batch());
+  ASSERT_EQ(live.batch().events_size(), 1) << live.ShortDebugString();
+  EXPECT_EQ(live.batch().events(0).event().event_id(), visit.event_id());
 
   // From an offset, with a village prefix (a length the scope index serves).
   v1::SubscribeRequest village;
@@ -179,7 +181,9 @@ TEST_F(SubscribeTest, ASlowConsumerIsCutAndResumesFromItsLastOffset) {
   MustPush(phone(), visits);
   v1::SubscribeResponse response;
   int received = 0;
-  while (stream.reader->Read(&response)) ++received;
+  while (stream.reader->Read(&response)) {
+    if (response.has_batch()) received += response.batch().events_size();
+  }
   grpc::Status status = stream.Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.subscriber_buffer_bytes"))
