@@ -265,13 +265,21 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
   bool complete = false;
   while (true) {
     if (count >= max_events || *bytes >= max_bytes) break;
-    // Out of budget, and past at least one record: stop before reading more.
-    if (read >= budget && examined > after) break;
     uint64_t next = UINT64_MAX;
+    bool out_of_budget = false;
     for (Source& source : sources) {
-      if (source.buffer.empty() && !source.exhausted) RETURN_IF_ERROR(refill(source));
+      if (source.buffer.empty() && !source.exhausted) {
+        // Out of budget, and past at least one record: stop before reading
+        // more (what is buffered was used up first).
+        if (read >= budget && examined > after) {
+          out_of_budget = true;
+          break;
+        }
+        RETURN_IF_ERROR(refill(source));
+      }
       if (!source.buffer.empty()) next = std::min(next, source.buffer.front().offset);
     }
+    if (out_of_budget) break;
     if (next == UINT64_MAX) {
       complete = true;
       break;
