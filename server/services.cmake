@@ -8,6 +8,7 @@ set(FIELDSYNC_SERVICE_SOURCES
   identity.cc
   open_streams.cc
   query_service.cc
+  rate_limit.cc
   report_service.cc
   service_context.cc
   services.cc
@@ -22,6 +23,7 @@ set(FIELDSYNC_SERVICE_HEADERS
   identity.h
   open_streams.h
   query_service.h
+  rate_limit.h
   report_service.h
   service_context.h
   services.h

@@ -139,3 +139,8 @@ fieldsync_test(full_disk_test
   PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
+
+# Issue 8: RateLimiter O(1) per call at 400,000 devices, memory bounded.
+fieldsync_test(rate_limit_test
+  SOURCES rate_limit_test.cc
+  DEPS fieldsync_server)
