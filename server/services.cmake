@@ -3,6 +3,7 @@
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
   auth.cc
+  bounded_executor.cc
   blob_uploads.cc
   directory.cc
   identity.cc
@@ -18,10 +19,12 @@ set(FIELDSYNC_SERVICE_SOURCES
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
   auth.h
+  bounded_executor.h
   blob_uploads.h
   directory.h
   identity.h
   open_streams.h
+  offload.h
   query_service.h
   rate_limit.h
   report_service.h

@@ -140,7 +140,30 @@ fieldsync_test(full_disk_test
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
 
+# Issue 8: a client's blob that does not hash to its sha256 is INVALID_ARGUMENT
+# (not DATA_LOSS); a chunk at the wrong offset names the offset.
+fieldsync_test(blob_input_test
+  SOURCES blob_input_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 8: reads bounded by records examined (Pull, snapshot pages,
+# ListRejections, GetHistory) with limits.max_examined_records; Pull and
+# queries on the read executor; storage.backups_to_keep prunes backups.
+fieldsync_test(runtime_bounds_test
+  SOURCES runtime_bounds_test.cc
+  DEPS fieldsync_sync_world)
+
 # Issue 8: RateLimiter O(1) per call at 400,000 devices, memory bounded.
 fieldsync_test(rate_limit_test
   SOURCES rate_limit_test.cc
+  DEPS fieldsync_server)
+
+# Issue 8: the read executor's bounded queue.
+fieldsync_test(bounded_executor_test
+  SOURCES bounded_executor_test.cc
+  DEPS fieldsync_server)
+
+# Issue 8: one defaults table (StoreOptions, SyncOptions, ServiceSettings).
+fieldsync_test(defaults_test
+  SOURCES defaults_test.cc
   DEPS fieldsync_server)
