@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "domain/domain_keys.h"
 #include "domain/queries.h"
 #include "domain/shuanglian_policy.h"
@@ -17,7 +18,6 @@
 #include "server/service_context.h"
 #include "server/stream_service.h"
 #include "server/sync_service.h"
-#include "storage/status_macros.h"
 #include "sync/sync_engine.h"
 
 namespace fieldsync::server {

@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/area_code.h"
 
 namespace rocksdb {
 class FileSystem;
@@ -69,7 +70,8 @@ struct StoreOptions {
   size_t max_group_bytes = 8 << 20;
   // The lengths of area-code prefixes indexed for scope reads: county (6),
   // township (9) and village (12) of the 12-digit national code.
-  std::vector<size_t> scope_prefix_lengths = {6, 9, 12};
+  std::vector<size_t> scope_prefix_lengths = {base::kDefaultScopePrefixLengths.begin(),
+                                              base::kDefaultScopePrefixLengths.end()};
   // Largest blob (a photo), in bytes. Default 20 MiB (limits.max_blob_bytes).
   uint64_t max_blob_bytes = 20 << 20;
   // Shared LRU block cache for all column families, in bytes. Default 256 MiB:
