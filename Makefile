@@ -15,7 +15,11 @@ export CCACHE_MAXSIZE ?= 5G
 # crash inputs to build/fuzz/artifacts/).
 FUZZ_SECONDS ?= 600
 
-.PHONY: run test bench deps build-dev build-release asan fuzz format clean
+# `make tsa`: the whole tree (tests and benchmarks off) built with clang-14's
+# thread-safety analysis as errors (preset `tsa`): every ABSL_GUARDED_BY and
+# ABSL_EXCLUSIVE_LOCKS_REQUIRED is checked. A build only: nothing runs.
+
+.PHONY: run test bench deps build-dev build-release asan tsa fuzz format clean
 
 deps:
 	@bash deploy/install-deps.sh
@@ -31,6 +35,9 @@ build/asan/build.ninja:
 
 build/fuzz/build.ninja:
 	cmake --preset fuzz
+
+build/tsa/build.ninja:
+	cmake --preset tsa
 
 build-dev: deps build/dev/build.ninja
 	cmake --build build/dev -j $(JOBS)
@@ -54,6 +61,9 @@ bench: deps build/release/build.ninja
 asan: deps build/asan/build.ninja
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+tsa: deps build/tsa/build.ninja
+	cmake --build build/tsa -j $(JOBS)
 
 fuzz: deps build/fuzz/build.ninja
 	cmake --build build/fuzz -j $(JOBS) --target push_fuzz

@@ -21,7 +21,7 @@ foreach(path IN LISTS files)
     if(NOT mod IN_LIST allowed)
       message(FATAL_ERROR
         "${path}: '${line}' is a forbidden edge ${SELF} -> ${mod}; "
-        "${TARGET} may depend only on: ${ALLOWED} (see DESIGN.md).")
+        "${TARGET} may depend only on: ${ALLOWED} (see docs/architecture.md).")
     endif()
   endforeach()
 endforeach()

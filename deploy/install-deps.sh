@@ -11,7 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev librdkafka-dev libcpp-httplib-dev kcat
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus openssl python3 python3-grpcio
-  clang libclang-rt-14-dev
+  clang clang-14 libclang-rt-14-dev
 )
 
 missing=()

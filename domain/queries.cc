@@ -37,8 +37,11 @@ absl::StatusOr<std::string> DecodeToken(const std::string& token) {
 }  // namespace
 
 DomainQueries::DomainQueries(const sync::ProjectionReader* reader, size_t max_page_size,
-                             std::function<absl::Time()> clock)
-    : reader_(reader), max_page_size_(max_page_size), clock_(std::move(clock)) {}
+                             std::function<absl::Time()> clock, size_t max_examined)
+    : reader_(reader),
+      max_page_size_(max_page_size),
+      max_examined_(std::max<size_t>(max_examined, 1)),
+      clock_(std::move(clock)) {}
 
 size_t DomainQueries::PageSize(uint32_t requested) const {
   return requested == 0 ? std::min(kDefaultPageSize, max_page_size_)
@@ -133,14 +136,19 @@ absl::StatusOr<v1::ListHouseholdsResponse> DomainQueries::ListHouseholds(
     const std::string index = keys::HouseholdAreaScan(prefix);
     const std::string base(keys::kHouseholdAreaPrefix);
     std::string position = after.empty() ? "" : base + after;
+    // Index entries looked at, kept or filtered out by `statuses`: a filter
+    // that matches little must not walk a province in one call.
+    size_t examined = 0;
     while (true) {
       ASSIGN_OR_RETURN(auto batch, reader_->Scan(index, position, kScanBatch));
       for (const auto& [key, id] : batch) {
-        if (static_cast<size_t>(response.households_size()) == page_size) {
+        if (static_cast<size_t>(response.households_size()) == page_size ||
+            examined >= max_examined_) {
           response.set_next_page_token(absl::WebSafeBase64Escape(position.substr(base.size())));
           return response;
         }
         position = key;
+        ++examined;
         ASSIGN_OR_RETURN(std::optional<v1::Household> h, FindHousehold(id));
         if (h && wanted(*h)) *response.add_households() = *std::move(h);
       }
@@ -194,14 +202,19 @@ absl::StatusOr<v1::ListConflictsResponse> DomainQueries::ListConflicts(
   ASSIGN_OR_RETURN(const std::string after, DecodeToken(request.page_token()));
   std::string position = after.empty() ? "" : index + after;
   v1::ListConflictsResponse response;
+  // Index entries looked at, kept or not (open_only, a prefix read through
+  // the all-conflicts index): bounded per call like the page.
+  size_t examined = 0;
   while (true) {
     ASSIGN_OR_RETURN(auto batch, reader_->Scan(index, position, kScanBatch));
     for (const auto& [key, flag] : batch) {
-      if (static_cast<size_t>(response.conflicts_size()) == page_size) {
+      if (static_cast<size_t>(response.conflicts_size()) == page_size ||
+          examined >= max_examined_) {
         response.set_next_page_token(absl::WebSafeBase64Escape(position.substr(index.size())));
         return response;
       }
       position = key;
+      ++examined;
       if (request.open_only() && flag != "o") continue;
       const size_t nul = key.rfind('\0');
       if (nul == std::string::npos) continue;

@@ -5,7 +5,9 @@
 // Every call is limited to the caller's scope: PERMISSION_DENIED outside it.
 // Pages: page_size 0 = 100, capped by max_page_size; page tokens are opaque
 // (web-safe base64 of an index position); an empty next_page_token is the
-// last page.
+// last page. A page also ends after `max_examined` index entries were looked
+// at (returned or filtered out): such a page may hold fewer entries than asked,
+// even none, and still carries a next_page_token to continue from.
 //
 // Thread-safe.
 #pragma once
@@ -27,10 +29,12 @@ namespace fieldsync::domain {
 class DomainQueries {
  public:
   // `reader` must outlive the queries (SyncEngine::reader()). `clock` tells
-  // which links are active today.
+  // which links are active today. `max_examined` (at least 1) bounds the
+  // index entries one ListHouseholds or ListConflicts page looks at
+  // (fieldsyncd: limits.max_examined_records).
   explicit DomainQueries(
       const sync::ProjectionReader* reader, size_t max_page_size = 1000,
-      std::function<absl::Time()> clock = [] { return absl::Now(); });
+      std::function<absl::Time()> clock = [] { return absl::Now(); }, size_t max_examined = 10000);
 
   // A household with its current members, active links, plans and open
   // conflicts. NOT_FOUND if unknown; INVALID_ARGUMENT without a key.
@@ -63,6 +67,7 @@ class DomainQueries {
 
   const sync::ProjectionReader* reader_;
   const size_t max_page_size_;
+  const size_t max_examined_;
   const std::function<absl::Time()> clock_;
 };
 

@@ -59,7 +59,6 @@ class ShuanglianPolicy : public sync::MergePolicy {
  public:
   explicit ShuanglianPolicy(DomainOptions options = {}) : options_(options) {}
 
-  bool IsInsertOnly(v1::Event::BodyCase body) const override;
   // HouseholdRegistered: a new household lives in the village it is
   // registered in.
   bool CreatesSubject(const v1::Event& event) const override;

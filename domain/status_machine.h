@@ -1,4 +1,4 @@
-// The household status state machine (DOMAIN.md "Household status").
+// The household status state machine (docs/domain.md "Household status").
 //
 //   identified → not_exited → pre_exit → exited → returned → not_exited
 //   pre_exit → not_exited            (the exit check failed)

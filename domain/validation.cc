@@ -768,20 +768,6 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
 
 }  // namespace
 
-bool ShuanglianPolicy::IsInsertOnly(v1::Event::BodyCase body) const {
-  switch (body) {
-    case v1::Event::kVisitRecorded:
-    case v1::Event::kVisitCorrected:
-    case v1::Event::kMeasureDelivered:
-    case v1::Event::kIncomeObserved:
-    case v1::Event::kFeedbackFiled:
-    case v1::Event::kInspectionRecorded:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::optional<sync::Rejection> ShuanglianPolicy::Validate(const v1::Event& event,
                                                           const sync::Author& author) const {
   return ValidateBody(event, author, options_);

@@ -1,5 +1,7 @@
 #include "server/admin_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -1297,6 +1299,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateBackup(grpc::CallbackServerCon
       out.set_label(label);
       RETURN_IF_ERROR(WriteBackupInfo(dir, out));
       *response->mutable_backup() = std::move(out);
+      // storage.backups_to_keep: the oldest beyond it go, with their
+      // metadata. The new backup is made and answered even if this fails
+      // (logged: the operator's disk fills up otherwise).
+      absl::StatusOr<std::vector<uint32_t>> pruned =
+          storage::PruneBackups(dir, std::max<uint32_t>(ctx->settings.backups_to_keep, 1));
+      if (!pruned.ok()) {
+        spdlog::error("storage.backups_to_keep: pruning {} failed: {}", dir,
+                      pruned.status().ToString());
+        return absl::OkStatus();
+      }
+      for (uint32_t id : *pruned) {
+        std::error_code ignored;  // Already gone is what we want.
+        std::filesystem::remove(
+            std::filesystem::path(dir) / absl::StrCat(kBackupInfoPrefix, id, kBackupInfoSuffix),
+            ignored);
+      }
       return absl::OkStatus();
     };
     call->Finish(backup());

@@ -2,7 +2,8 @@
 // backups. Every change is a server-made event appended with its projection
 // writes in one batch (server/identity.h EventWriter), attributed to the
 // calling user. Handlers validate in the gRPC thread and answer from the
-// committer thread once the change is durable; backups run on the Worker.
+// store's writer thread once the change is durable; backups (then pruning to
+// storage.backups_to_keep) run on the Worker.
 //
 // Thread-safety: safe for concurrent calls.
 #pragma once

@@ -107,38 +107,6 @@ const PolicyRow* FindPolicy(std::string_view method) {
   return nullptr;
 }
 
-// --- RateLimiter ---------------------------------------------------------------------
-
-RateLimiter::RateLimiter(double per_second, double burst, Clock clock)
-    : per_second_(per_second), burst_(std::max(burst, 1.0)), clock_(std::move(clock)) {}
-
-bool RateLimiter::Allow(const std::string& key) { return Take(key) == absl::ZeroDuration(); }
-
-absl::Duration RateLimiter::Take(const std::string& key) {
-  absl::Time now = clock_();
-  absl::MutexLock lock(&mu_);
-  // Bound the memory: forget buckets that have refilled (they equal a new one).
-  if (buckets_.size() > 100000) {
-    absl::erase_if(buckets_, [&](const auto& entry) {
-      const Bucket& b = entry.second;
-      return b.tokens + absl::ToDoubleSeconds(now - b.last) * per_second_ >= burst_;
-    });
-  }
-  auto [it, inserted] = buckets_.try_emplace(key, Bucket{burst_, now});
-  Bucket& bucket = it->second;
-  if (!inserted && now > bucket.last) {
-    bucket.tokens =
-        std::min(burst_, bucket.tokens + absl::ToDoubleSeconds(now - bucket.last) * per_second_);
-    bucket.last = now;
-  }
-  if (bucket.tokens < 1.0) {
-    if (per_second_ <= 0) return absl::InfiniteDuration();
-    return absl::Seconds((1.0 - bucket.tokens) / per_second_);
-  }
-  bucket.tokens -= 1.0;
-  return absl::ZeroDuration();
-}
-
 // --- Status border -----------------------------------------------------------------------
 
 grpc::Status ToGrpc(const absl::Status& status) {

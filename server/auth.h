@@ -40,6 +40,7 @@
 #include "fieldsync/v1/common.pb.h"
 #include "server/directory.h"
 #include "server/identity.h"
+#include "server/rate_limit.h"
 #include "server/server_state.h"
 
 namespace fieldsync::server {
@@ -90,27 +91,6 @@ const PolicyRow* FindPolicy(std::string_view method);
 
 // The full gRPC path of a method: "/<service full name>/<method>".
 std::string MethodPath(std::string_view service_full_name, std::string_view method);
-
-// A token bucket per key (device id): `per_second` sustained, `burst` at once.
-class RateLimiter {
- public:
-  RateLimiter(double per_second, double burst, Clock clock);
-  // Takes one token from `key`'s bucket; false if empty.
-  bool Allow(const std::string& key);
-  // As Allow: zero if a token was taken, else how long until one is there.
-  absl::Duration Take(const std::string& key);
-
- private:
-  struct Bucket {
-    double tokens = 0;
-    absl::Time last;
-  };
-  const double per_second_;
-  const double burst_;
-  Clock clock_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
-};
 
 // The absl -> gRPC status border.
 grpc::Status ToGrpc(const absl::Status& status);

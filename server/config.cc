@@ -197,6 +197,9 @@ const std::vector<ConfigDefault>& ConfigDefaults() {
       {"limits.partial_blob_ttl_seconds", "86400"},
       {"limits.blob_upload_bytes_per_device_per_hour", "536870912"},
       {"limits.blob_reaper_interval_ms", "600000"},
+      {"limits.read_threads", "4"},
+      {"limits.read_queue_depth", "256"},
+      {"limits.max_examined_records", "10000"},
       {"log.format", "LOG_FORMAT_TEXT"},
       {"log.level", "LOG_LEVEL_INFO"},
       {"storage.block_cache_mb", "256"},
@@ -361,6 +364,80 @@ absl::StatusOr<v1::ServerConfig> LoadServerConfig(const std::string& path,
   ApplyConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
+}
+
+ServiceSettings SettingsFrom(const v1::ServerConfig& config_in) {
+  v1::ServerConfig config = config_in;
+  ApplyConfigDefaults(&config);
+  const v1::LimitsConfig& limits = config.limits();
+  const v1::AuthConfig& auth = config.auth();
+  ServiceSettings s;
+  s.max_page_size = limits.max_page_size();
+  s.max_message_bytes = limits.max_message_bytes();
+  s.max_push_events = limits.max_push_events();
+  s.max_push_bytes = limits.max_push_bytes();
+  s.max_event_bytes = limits.max_event_bytes();
+  s.max_hlc_skew = absl::Milliseconds(limits.max_hlc_skew_ms());
+  s.max_pull_events = limits.max_pull_events();
+  s.max_pull_bytes = limits.max_pull_bytes();
+  s.max_blob_bytes = limits.max_blob_bytes();
+  s.max_concurrent_streams = limits.max_concurrent_streams();
+  s.subscriber_buffer_bytes = limits.subscriber_buffer_bytes();
+  s.max_streams_per_user = limits.max_streams_per_user() > 0
+                               ? limits.max_streams_per_user()
+                               : std::max<uint32_t>(1, s.max_concurrent_streams / 4);
+  s.stream_idle_timeout = absl::Milliseconds(limits.stream_idle_timeout_ms());
+  s.enroll_per_peer_per_minute = auth.enroll_per_peer_per_minute();
+  s.enroll_per_minute = auth.enroll_per_minute();
+  s.max_partial_blob_bytes_per_device = limits.max_partial_blob_bytes_per_device();
+  s.partial_blob_ttl = absl::Seconds(limits.partial_blob_ttl_seconds());
+  s.blob_upload_bytes_per_device_per_hour = limits.blob_upload_bytes_per_device_per_hour();
+  s.blob_reaper_interval = absl::Milliseconds(limits.blob_reaper_interval_ms());
+  s.device_requests_per_second = limits.device_requests_per_second();
+  s.device_request_burst = limits.device_request_burst();
+  s.enrollment_code_ttl = absl::Seconds(auth.enrollment_code_ttl_seconds());
+  s.max_enrollment_code_ttl = absl::Seconds(auth.max_enrollment_code_ttl_seconds());
+  s.data_dir = config.data_dir();
+  s.backup_dir = config.storage().backup_dir();
+  s.backups_to_keep = config.storage().backups_to_keep();
+  s.read_threads = limits.read_threads();
+  s.read_queue_depth = limits.read_queue_depth();
+  s.max_examined_records = limits.max_examined_records();
+  return s;
+}
+
+sync::SyncOptions SyncOptionsFrom(const ServiceSettings& settings,
+                                  std::function<absl::Time()> clock) {
+  sync::SyncOptions options;
+  options.max_push_events = settings.max_push_events;
+  options.max_push_bytes = settings.max_push_bytes;
+  options.max_event_bytes = settings.max_event_bytes;
+  options.max_hlc_skew = settings.max_hlc_skew;
+  options.max_pull_events = settings.max_pull_events;
+  options.max_pull_bytes = settings.max_pull_bytes;
+  options.max_page_size = settings.max_page_size;
+  options.max_examined_records = settings.max_examined_records;
+  options.clock = std::move(clock);
+  return options;
+}
+
+storage::StoreOptions StoreOptionsFrom(const v1::ServerConfig& config_in) {
+  v1::ServerConfig config = config_in;
+  ApplyConfigDefaults(&config);
+  storage::StoreOptions options;
+  options.block_cache_bytes = size_t{config.storage().block_cache_mb()} << 20;
+  options.write_buffer_bytes = size_t{config.storage().write_buffer_mb()} << 20;
+  options.max_group_records = config.storage().commit_max_batch_events();
+  options.max_group_bytes = config.storage().commit_max_batch_bytes();
+  options.max_blob_bytes = config.limits().max_blob_bytes();
+  options.max_background_jobs = static_cast<int>(config.storage().max_background_jobs());
+  options.max_open_files = static_cast<int>(config.storage().max_open_files());
+  options.recovery_interval = absl::Milliseconds(config.storage().recovery_interval_ms());
+  options.min_free_bytes = uint64_t{config.storage().min_free_space_mb()} << 20;
+  // A record is built from one request, which is at most a message long.
+  options.max_record_bytes =
+      std::max<size_t>(options.max_record_bytes, config.limits().max_message_bytes());
+  return options;
 }
 
 domain::DomainOptions DomainOptionsFrom(const v1::ServerConfig& config) {

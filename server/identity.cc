@@ -252,7 +252,8 @@ class EventWriterImpl final : public EventWriter {
   }
 
   // After a commit: the calls still open on a revoked device or a disabled
-  // user's devices end now (committer thread; the registry never blocks).
+  // user's devices end now (the store's writer thread, which answers the
+  // commit; the registry never blocks).
   void EndOpenStreams(const std::vector<v1::StoredEvent>& stored) {
     for (const v1::StoredEvent& s : stored) {
       const v1::Event& event = s.event();

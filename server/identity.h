@@ -114,7 +114,7 @@ class EventWriter {
   using Done = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
 
   // Appends `changes` as one unit attributed to `actor` (a user id). `done`
-  // runs once, on the committer thread (must not block), with the stored
+  // runs once, on the store's writer thread (must not block), with the stored
   // events (offsets set, hashes not) or the error: an apply's status, or the
   // store's (Unavailable while closing, Internal/DataLoss).
   virtual void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) = 0;

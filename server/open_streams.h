@@ -33,7 +33,8 @@ class OpenStreams {
  public:
   // Ends one call with `why` (UNAUTHENTICATED, saying which device was
   // revoked or which user disabled). Called at most once, from the thread
-  // that ended the access (the store's committer thread): it must not block
+  // that ended the access (the store's writer thread, which answers the
+  // commit that revoked it): it must not block
   // and must not destroy the call's Registration before it returns (ask the
   // call to finish; its OnDone resets the registration later).
   using EndFn = std::function<void(const absl::Status& why)>;

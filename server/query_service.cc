@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/text.h"
+#include "server/offload.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
@@ -59,9 +60,10 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, GetHousehold);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     std::optional<HouseholdPlace> place;
-    const HouseholdLocator& households = ctx_->directory->households();
+    const HouseholdLocator& households = ctx->directory->households();
     switch (request->key_case()) {
       case v1::GetHouseholdRequest::kId: {
         RETURN_IF_ERROR(KeyField("id", request->id()));
@@ -77,13 +79,12 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
         return Invalid("id or household_number is required");
     }
     if (!place.has_value()) return absl::NotFoundError("no such household");
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
     std::string key = absl::StrCat("household/", place->id);
     if (!sync::Contains(scope, place->village_code, key)) return OutOfScope(call->principal(), key);
-    ASSIGN_OR_RETURN(*response, ctx_->queries->GetHousehold(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx->queries->GetHousehold(scope, *request));
     return absl::OkStatus();
-  };
-  call->Finish(check());
+  });
   return call;
 }
 
@@ -93,19 +94,19 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListHouseholds(grpc::CallbackServerC
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListHouseholds);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), false));
     for (int status : request->statuses()) {
       if (!v1::HouseholdStatus_IsValid(status) || status == v1::HOUSEHOLD_STATUS_UNSPECIFIED) {
         return Invalid(absl::StrCat("statuses: ", status, " is not a HouseholdStatus"));
       }
     }
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
     RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
-    ASSIGN_OR_RETURN(*response, ctx_->queries->ListHouseholds(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx->queries->ListHouseholds(scope, *request));
     return absl::OkStatus();
-  };
-  call->Finish(check());
+  });
   return call;
 }
 
@@ -115,18 +116,18 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(grpc::CallbackServerConte
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, GetHistory);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     if (!request->has_subject()) return Invalid("subject is required");
-    RETURN_IF_ERROR(CheckSubjectReadable(*ctx_->directory, call->principal(), request->subject()));
+    RETURN_IF_ERROR(CheckSubjectReadable(*ctx->directory, call->principal(), request->subject()));
     // Readable: the caller's own records (user, cadre, devices) have no area
     // in the engine's subject index, so the engine is given the subject by
     // name; everything else was checked against the same scope above.
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
     scope.subject_keys.insert(sync::SubjectKey(request->subject()));
-    ASSIGN_OR_RETURN(*response, ctx_->engine->GetHistory(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx->engine->GetHistory(scope, *request));
     return absl::OkStatus();
-  };
-  call->Finish(check());
+  });
   return call;
 }
 
@@ -136,14 +137,14 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListConflicts(grpc::CallbackServerCo
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListConflicts);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), false));
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
     RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
-    ASSIGN_OR_RETURN(*response, ctx_->queries->ListConflicts(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx->queries->ListConflicts(scope, *request));
     return absl::OkStatus();
-  };
-  call->Finish(check());
+  });
   return call;
 }
 
@@ -153,7 +154,8 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
   const std::string& path = FIELDSYNC_METHOD_PATH(QueryService, ListRejections);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto check = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), true));
     if (!request->device_id().empty() && !base::IsPlainId(request->device_id())) {
       return Invalid("device_id must match [A-Za-z0-9._:-]{1,64}");
@@ -162,16 +164,16 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
       return Invalid("scope_prefix or device_id is required");
     }
     const Principal& principal = call->principal();
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(principal.user));
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(principal.user));
     if (!request->scope_prefix().empty()) {
       RETURN_IF_ERROR(CheckPrefixInScope(principal, scope, request->scope_prefix()));
-      ASSIGN_OR_RETURN(*response, ctx_->engine->ListRejections(scope, *request));
+      ASSIGN_OR_RETURN(*response, ctx->engine->ListRejections(scope, *request));
       return absl::OkStatus();
     }
     // A device's rejections without a prefix: the caller's own devices, or
     // everything for callers who see everything.
     ASSIGN_OR_RETURN(std::optional<v1::Device> device,
-                     ctx_->directory->GetDevice(request->device_id()));
+                     ctx->directory->GetDevice(request->device_id()));
     if (!device.has_value()) {
       return absl::NotFoundError(absl::StrCat("no device '", request->device_id(), "'"));
     }
@@ -186,10 +188,9 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
     // including those with no subject (a bad signature, a malformed event).
     Scope own = scope;
     own.all = true;
-    ASSIGN_OR_RETURN(*response, ctx_->engine->ListRejections(own, *request));
+    ASSIGN_OR_RETURN(*response, ctx->engine->ListRejections(own, *request));
     return absl::OkStatus();
-  };
-  call->Finish(check());
+  });
   return call;
 }
 

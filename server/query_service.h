@@ -3,9 +3,11 @@
 // guard, the request checks and the scope rule of the policy table, then the
 // domain's queries (domain/queries.h: GetHousehold, ListHouseholds,
 // ListConflicts) or the sync engine's (GetHistory, ListRejections), which
-// check the same scope again. Every read is bounded (pages capped by
-// limits.max_page_size) and runs on the gRPC thread: point reads and short
-// scans, never a wait on a commit.
+// check the same scope again. Every call runs on the read executor
+// (server/offload.h), never on a gRPC callback thread, and every read is
+// bounded: pages capped by limits.max_page_size returned and
+// limits.max_examined_records examined (GetHousehold reads one household's
+// records), never a wait on a commit.
 //
 // Thread-safety: safe for concurrent calls.
 #pragma once

@@ -41,23 +41,6 @@ std::vector<double> GroupByteBuckets() {
   return buckets;
 }
 
-storage::StoreOptions StoreOptionsFrom(const v1::ServerConfig& config) {
-  storage::StoreOptions options;
-  options.block_cache_bytes = size_t{config.storage().block_cache_mb()} << 20;
-  options.write_buffer_bytes = size_t{config.storage().write_buffer_mb()} << 20;
-  options.max_group_records = config.storage().commit_max_batch_events();
-  options.max_group_bytes = config.storage().commit_max_batch_bytes();
-  options.max_blob_bytes = config.limits().max_blob_bytes();
-  options.max_background_jobs = static_cast<int>(config.storage().max_background_jobs());
-  options.max_open_files = static_cast<int>(config.storage().max_open_files());
-  options.recovery_interval = absl::Milliseconds(config.storage().recovery_interval_ms());
-  options.min_free_bytes = uint64_t{config.storage().min_free_space_mb()} << 20;
-  // A record is built from one request, which is at most a message long.
-  options.max_record_bytes =
-      std::max<size_t>(options.max_record_bytes, config.limits().max_message_bytes());
-  return options;
-}
-
 // Writes `token` to <data_dir>/admin-token, readable by the owner only. A
 // stale file (from a store since deleted) is replaced: the token it held
 // belongs to no store any more.

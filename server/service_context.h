@@ -20,6 +20,8 @@
 #include "fieldsync/v1/config.pb.h"
 #include "server/auth.h"
 #include "server/blob_uploads.h"
+#include "server/bounded_executor.h"
+#include "server/config.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/metrics.h"
@@ -47,49 +49,6 @@ class Worker {
   std::thread thread_;
 };
 
-// The settings the services use, with the documented defaults of
-// proto/fieldsync/v1/config.proto applied where the config leaves 0 / "".
-struct ServiceSettings {
-  uint32_t max_page_size = 1000;                               // limits.max_page_size
-  uint32_t max_message_bytes = 4 << 20;                        // limits.max_message_bytes
-  uint32_t max_push_events = 500;                              // limits.max_push_events
-  uint32_t max_push_bytes = 2 << 20;                           // limits.max_push_bytes
-  uint32_t max_event_bytes = 64 << 10;                         // limits.max_event_bytes
-  absl::Duration max_hlc_skew = absl::Minutes(5);              // limits.max_hlc_skew_ms
-  uint32_t max_pull_events = 1000;                             // limits.max_pull_events
-  uint32_t max_pull_bytes = 1 << 20;                           // limits.max_pull_bytes
-  uint64_t max_blob_bytes = 20 << 20;                          // limits.max_blob_bytes
-  uint32_t max_concurrent_streams = 64;                        // limits.max_concurrent_streams
-  uint32_t subscriber_buffer_bytes = 16 << 20;                 // limits.subscriber_buffer_bytes
-  // limits.max_partial_blob_bytes_per_device
-  uint64_t max_partial_blob_bytes_per_device = 256 << 20;
-  // limits.partial_blob_ttl_seconds
-  absl::Duration partial_blob_ttl = absl::Hours(24);
-  // limits.blob_upload_bytes_per_device_per_hour
-  uint64_t blob_upload_bytes_per_device_per_hour = 512 << 20;
-  // limits.blob_reaper_interval_ms
-  absl::Duration blob_reaper_interval = absl::Minutes(10);
-  absl::Duration enrollment_code_ttl = absl::Seconds(259200);  // auth.enrollment_code_ttl_seconds
-  absl::Duration max_enrollment_code_ttl =
-      absl::Seconds(2592000);              // auth.max_enrollment_code_ttl_seconds
-  double device_requests_per_second = 20;  // limits.device_requests_per_second
-  double device_request_burst = 40;        // limits.device_request_burst
-  std::string data_dir = "./var/data";     // data_dir
-  std::string backup_dir;                  // storage.backup_dir, default <data_dir>/backups
-
-  // Streams and enrollment (issue 7).
-  // limits.max_streams_per_user; 0 in the config = a quarter of the cap, at least 1.
-  uint32_t max_streams_per_user = 16;
-  absl::Duration stream_idle_timeout = absl::Minutes(1);  // limits.stream_idle_timeout_ms
-  uint32_t enroll_per_peer_per_minute = 30;               // auth.enroll_per_peer_per_minute
-  uint32_t enroll_per_minute = 600;                       // auth.enroll_per_minute
-};
-
-ServiceSettings SettingsFrom(const v1::ServerConfig& config);
-
-// The sync engine's settings from the service settings (limits.*).
-sync::SyncOptions SyncOptionsFrom(const ServiceSettings& settings, Clock clock);
-
 struct ServiceContext {
   storage::EventStore* store = nullptr;
   const Directory* directory = nullptr;
@@ -100,6 +59,11 @@ struct ServiceContext {
   // Synced blob chunk writes (milliseconds each), off the gRPC threads and
   // never queued behind a backup.
   Worker* blob_worker = nullptr;
+  // Pull, the QueryService reads and the push pre-checks: a fixed pool with a
+  // bounded queue (limits.read_threads, limits.read_queue_depth), so that no
+  // scan or signature check runs on a gRPC callback thread. Offload
+  // (server/offload.h) answers RESOURCE_EXHAUSTED when it is full.
+  BoundedExecutor* reads = nullptr;
   // Push, Pull, history and rejections (sync/sync_engine.h).
   sync::SyncEngine* engine = nullptr;
   // Who may upload which blob, quotas and expiry (server/blob_uploads.h).

@@ -9,6 +9,7 @@
 #include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/blob_uploads.h"
+#include "server/bounded_executor.h"
 #include "server/config.h"
 #include "server/directory.h"
 #include "server/identity.h"
@@ -117,8 +118,8 @@ class ServiceSetImpl final : public ServiceSet {
     };
     set->engine_ = std::make_unique<sync::SyncEngine>(
         deps.store, &set->policy_, &set->identity_->device_keys(), std::move(sync_options));
-    set->queries_ = std::make_unique<domain::DomainQueries>(&set->engine_->reader(),
-                                                            settings.max_page_size, clock);
+    set->queries_ = std::make_unique<domain::DomainQueries>(
+        &set->engine_->reader(), settings.max_page_size, clock, settings.max_examined_records);
     set->blob_uploads_ = std::make_unique<BlobUploads>(
         deps.store, set->engine_.get(), set->directory_.get(),
         BlobUploadSettings{
@@ -131,12 +132,15 @@ class ServiceSetImpl final : public ServiceSet {
     RETURN_IF_ERROR(set->blob_uploads_->Start());
     set->worker_ = std::make_unique<Worker>();
     set->blob_worker_ = std::make_unique<Worker>();
+    set->reads_ =
+        std::make_unique<BoundedExecutor>(settings.read_threads, settings.read_queue_depth);
     set->context_.store = deps.store;
     set->context_.directory = set->directory_.get();
     set->context_.identity = set->identity_.get();
     set->context_.guard = set->guard_.get();
     set->context_.worker = set->worker_.get();
     set->context_.blob_worker = set->blob_worker_.get();
+    set->context_.reads = set->reads_.get();
     set->context_.engine = set->engine_.get();
     set->context_.blob_uploads = set->blob_uploads_.get();
     set->context_.queries = set->queries_.get();
@@ -196,6 +200,9 @@ class ServiceSetImpl final : public ServiceSet {
   // After the context: their queued tasks use the context while they join.
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<Worker> blob_worker_;
+  // Pull, queries and push pre-checks; its destructor runs what is queued
+  // (each task finishes its call) before the context goes.
+  std::unique_ptr<BoundedExecutor> reads_;
   std::shared_ptr<GaugeSources> gauges_;
   std::unique_ptr<SyncServiceImpl> sync_;
   std::unique_ptr<StreamServiceImpl> stream_;

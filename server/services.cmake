@@ -3,11 +3,13 @@
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
   auth.cc
+  bounded_executor.cc
   blob_uploads.cc
   directory.cc
   identity.cc
   open_streams.cc
   query_service.cc
+  rate_limit.cc
   report_service.cc
   service_context.cc
   services.cc
@@ -19,11 +21,14 @@ set(FIELDSYNC_SERVICE_SOURCES
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
   auth.h
+  bounded_executor.h
   blob_uploads.h
   directory.h
   identity.h
   open_streams.h
+  offload.h
   query_service.h
+  rate_limit.h
   report_service.h
   service_context.h
   services.h

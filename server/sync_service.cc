@@ -1,5 +1,7 @@
 #include "server/sync_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 #include <vector>
 
@@ -7,6 +9,7 @@
 #include "base/status_macros.h"
 #include "base/text.h"
 #include "base/time.h"
+#include "server/offload.h"
 #include "storage/sha256.h"
 
 namespace fieldsync::server {
@@ -154,8 +157,13 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
         }
         // Everything else a last chunk could be refused for was checked
         // above: an InvalidArgument now is the hash (the upload is gone).
+        // The client sent bytes that do not hash to the sha256 it declared:
+        // its error, so INVALID_ARGUMENT (DATA_LOSS is for corruption on
+        // our side), logged at warning: a phone with a bad camera roll or a
+        // bug, worth seeing, not a server fault.
         if (last && absl::IsInvalidArgument(stored.status())) {
-          return Fail(absl::DataLossError(stored.status().message()));
+          spdlog::warn("blob upload from device {}: {}",
+                       principal().device_id(), std::string(stored.status().message()));
         }
         return Fail(stored.status());
       }
@@ -199,56 +207,56 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
                      settings.max_push_bytes, "; split the batch")));
     return call;
   }
-  const Principal& principal = call->principal();
-  absl::StatusOr<Scope> scope = ctx_->directory->ComputeScope(principal.user);
-  if (!scope.ok()) {
-    call->Finish(scope.status());
-    return call;
-  }
-  absl::StatusOr<std::string> area = ctx_->directory->AreaOfUser(principal.user);
-  if (!area.ok()) {
-    call->Finish(area.status());
-    return call;
-  }
-  sync::PushContext push;
-  push.actor = principal.user_id();
-  push.role = principal.role();
-  push.unit_id = principal.user.unit_id();
-  push.device_id = principal.device_id();
-  push.scope = *std::move(scope);
-  push.area_code = *std::move(area);
-  push.now = ctx_->clock();
-  // The device's clock at sending: the assessment's DEVICE_TIME_SKEW evidence.
-  if (request->has_device_time()) {
-    push.device_time = absl::FromUnixSeconds(request->device_time().seconds()) +
-                       absl::Nanoseconds(request->device_time().nanos());
-  }
-  // A relayed event is judged as its signer's: in the scope of the user its
-  // signing device is enrolled to (never the relay's), and its signer's role
-  // must be one this very row lets push (one rule for direct and relayed
-  // events). The policy table is static, so the row outlives the push.
-  const PolicyRow* row = &call->policy();
-  push.may_push = [row](v1::Role role) { return row->Allows(role); };
-  const Directory* directory = ctx_->directory;
-  push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
-    ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));
-    if (!user.has_value()) return Scope();
-    return directory->ComputeScope(*user);
-  };
-  std::vector<v1::Event> events(request->events().begin(), request->events().end());
-  ctx_->engine->PushAsync(
-      std::move(push), std::move(events),
-      [call, context, response](absl::StatusOr<sync::PushOutcome> outcome) {
-        if (!outcome.ok()) {
-          if (std::optional<v1::SequenceGap> gap = sync::SequenceGapOf(outcome.status())) {
-            context->AddTrailingMetadata(kSequenceGapTrailer, gap->SerializeAsString());
+  // The rest (the scope, the engine's signature checks and point reads) runs
+  // on the read executor, never on this callback thread; the engine's
+  // callback then finishes the call from the committer thread.
+  const ServiceContext* ctx = ctx_;
+  Offload(*ctx_, call, context, [ctx, call, context, request, response] {
+    const Principal& principal = call->principal();
+    absl::StatusOr<Scope> scope = ctx->directory->ComputeScope(principal.user);
+    if (!scope.ok()) return call->Finish(scope.status());
+    absl::StatusOr<std::string> area = ctx->directory->AreaOfUser(principal.user);
+    if (!area.ok()) return call->Finish(area.status());
+    sync::PushContext push;
+    push.actor = principal.user_id();
+    push.role = principal.role();
+    push.unit_id = principal.user.unit_id();
+    push.device_id = principal.device_id();
+    push.scope = *std::move(scope);
+    push.area_code = *std::move(area);
+    push.now = ctx->clock();
+    // The device's clock at sending: the assessment's DEVICE_TIME_SKEW evidence.
+    if (request->has_device_time()) {
+      push.device_time = absl::FromUnixSeconds(request->device_time().seconds()) +
+                         absl::Nanoseconds(request->device_time().nanos());
+    }
+    // A relayed event is judged as its signer's: in the scope of the user its
+    // signing device is enrolled to (never the relay's), and its signer's role
+    // must be one this very row lets push (one rule for direct and relayed
+    // events). The policy table is static, so the row outlives the push.
+    const PolicyRow* row = &call->policy();
+    push.may_push = [row](v1::Role role) { return row->Allows(role); };
+    const Directory* directory = ctx->directory;
+    push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
+      ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));
+      if (!user.has_value()) return Scope();
+      return directory->ComputeScope(*user);
+    };
+    std::vector<v1::Event> events(request->events().begin(), request->events().end());
+    ctx->engine->PushAsync(
+        std::move(push), std::move(events),
+        [call, context, response](absl::StatusOr<sync::PushOutcome> outcome) {
+          if (!outcome.ok()) {
+            if (std::optional<v1::SequenceGap> gap = sync::SequenceGapOf(outcome.status())) {
+              context->AddTrailingMetadata(kSequenceGapTrailer, gap->SerializeAsString());
+            }
+            call->Finish(outcome.status());
+            return;
           }
-          call->Finish(outcome.status());
-          return;
-        }
-        *response = std::move(outcome->response);
-        call->Finish(absl::OkStatus());
-      });
+          *response = std::move(outcome->response);
+          call->Finish(absl::OkStatus());
+        });
+  });
   return call;
 }
 
@@ -258,13 +266,14 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Pull(grpc::CallbackServerContext* con
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Pull);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  // Pull serves exactly the caller's scope, computed here on the server.
-  auto pull = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
-    ASSIGN_OR_RETURN(*response, ctx_->engine->Pull(scope, *request));
+  // Pull serves exactly the caller's scope, computed here on the server, on
+  // the read executor (the reads are bounded by limits.max_examined_records).
+  const ServiceContext* ctx = ctx_;
+  FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
+    ASSIGN_OR_RETURN(*response, ctx->engine->Pull(scope, *request));
     return absl::OkStatus();
-  };
-  call->Finish(pull());
+  });
   return call;
 }
 

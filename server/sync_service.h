@@ -1,19 +1,22 @@
 // SyncService: the device-facing sync API over the sync engine
 // (sync/sync_engine.h, protocol in docs/sync.md).
 //
-//   - Push: a callback reactor that never waits: the guard, the caller's
-//     PushContext (actor, role and device from the token; scope from the
-//     directory; relayed events checked against their signer's scope too),
-//     then SyncEngine::PushAsync, whose callback finishes the call from the
-//     store's committer thread once the batch is durable. The engine's
-//     checks (signatures, point reads) run on the gRPC thread that took the
-//     call: CPU work of at most limits.max_push_events events, no waiting.
-//     Over a limit: RESOURCE_EXHAUSTED naming the setting. A device_seq gap:
+//   - Push: a callback reactor that never waits: the guard and the size
+//     limits on the gRPC thread that took the call, then on the read executor
+//     (server/offload.h; a full queue answers RESOURCE_EXHAUSTED naming
+//     limits.read_queue_depth) the caller's PushContext (actor, role and
+//     device from the token; scope from the directory; relayed events checked
+//     against their signer's scope too) and SyncEngine::PushAsync, whose
+//     checks (signatures, point reads: CPU work of at most
+//     limits.max_push_events events) run there too; its callback finishes the
+//     call from the store's writer thread once the batch is durable. Over a
+//     limit: RESOURCE_EXHAUSTED naming the setting. A device_seq gap:
 //     FAILED_PRECONDITION naming the next expected number, with the
 //     serialized v1.SequenceGap in the trailer `fieldsync-sequence-gap-bin`.
-//   - Pull: the caller's scope, computed on the server, then
-//     SyncEngine::Pull on the gRPC thread (reads bounded by
-//     limits.max_pull_events and max_pull_bytes, never a wait on a commit).
+//   - Pull: on the read executor, the caller's scope, computed on the
+//     server, then SyncEngine::Pull (reads bounded by limits.max_pull_events
+//     and max_pull_bytes returned and limits.max_examined_records examined;
+//     never a wait on a commit).
 //   - UploadBlob: a client-streaming reactor, one read in flight at a time:
 //     a header, then chunks from GetBlobStatus.received_bytes on. Each chunk
 //     is a synced write (milliseconds), so it runs on the context's blob
@@ -30,10 +33,12 @@
 //     allowance), FAILED_PRECONDITION (a chunk not at the expected offset,
 //     named in the message; no event in the caller's scope names the blob),
 //     ALREADY_EXISTS (another device's upload of the blob is in progress),
-//     UNAUTHENTICATED (revoked or disabled since the call began), DATA_LOSS
-//     (the bytes do not hash to sha256: discarded).
+//     UNAUTHENTICATED (revoked or disabled since the call began); and
+//     INVALID_ARGUMENT when the bytes do not hash to sha256 (the client's
+//     error, not DATA_LOSS: the upload is discarded and a warning logged).
 //   - GetBlobStatus: how much of a blob is stored for the caller (its own
-//     partial upload, or the complete blob).
+//     partial upload, or the complete blob): two point reads, on the gRPC
+//     thread.
 //   - Enroll: a device with a one-time code.
 //
 // Thread-safety: safe for concurrent calls.

@@ -4,13 +4,16 @@
 //   - Append: records get contiguous, gapless offsets from 1. Every append is
 //     written with its indexes (event_id, subject, scope) and the projection
 //     writes its caller hands it in ONE RocksDB WriteBatch with a synced WAL.
-//     Concurrent appends are coalesced by a single committer thread into one
-//     synced write (group commit); each caller gets its own offsets back. When
-//     Append returns OK the records are on disk.
+//     Concurrent appends are coalesced into one synced write (group commit);
+//     each caller gets its own offsets back. When Append returns OK the
+//     records are on disk. Two store threads do it, pipelined: the committer
+//     thread prepares a group (offsets, prepare hooks, hashes) while the
+//     writer thread syncs the previous one and then answers it (AppendAsync
+//     callbacks, on_group_committed, head listeners).
 //   - Idempotency: an event_id already stored answers its original offset,
 //     forever, across restarts.
 //   - Reads by offset, by subject and by area-code scope, bounded by count and
-//     bytes; event_id lookup; the head offset; waiting for the head to move.
+//     bytes; event_id lookup; the head offset; listeners told when it moves.
 //   - A hash chain over the log; VerifyChain finds edited or missing records.
 //   - A projections key-value space written atomically with the log.
 //   - A content-addressed blob store (SHA-256) with resumable chunked uploads.
@@ -59,27 +62,31 @@ struct StoreOptions {
   size_t max_append_records = 10000;
   // A commit group stops taking queued appends once it holds this many records
   // or payload bytes; the rest wait for the next group. Bounds the latency one
-  // fsync adds and the memory of one WriteBatch.
-  size_t max_group_records = 8192;
-  size_t max_group_bytes = 32 << 20;
+  // fsync adds and the memory of one WriteBatch. Defaults 2000 records and
+  // 8 MiB, the defaults of fieldsyncd's storage.commit_max_batch_events and
+  // storage.commit_max_batch_bytes (server/config.cc StoreOptionsFrom; its
+  // config_test keeps the two equal).
+  size_t max_group_records = 2000;
+  size_t max_group_bytes = 8 << 20;
   // The lengths of area-code prefixes indexed for scope reads: county (6),
   // township (9) and village (12) of the 12-digit national code.
   std::vector<size_t> scope_prefix_lengths = {base::kDefaultScopePrefixLengths.begin(),
                                               base::kDefaultScopePrefixLengths.end()};
-  // Largest blob (a photo), in bytes.
-  uint64_t max_blob_bytes = 64 << 20;
+  // Largest blob (a photo), in bytes. Default 20 MiB (limits.max_blob_bytes).
+  uint64_t max_blob_bytes = 20 << 20;
   // Shared LRU block cache for all column families, in bytes. Default 256 MiB:
   // enough for the index and filter blocks of a province's event_id index.
   size_t block_cache_bytes = 256 << 20;
   // Memtable size per column family, in bytes (RocksDB write_buffer_size).
   size_t write_buffer_bytes = 64 << 20;
-  // RocksDB flush and compaction threads (max_background_jobs). Default 2: the
-  // machine a township or county node runs on has few cores, and the commit
-  // path needs one.
-  int max_background_jobs = 2;
+  // RocksDB flush and compaction threads (max_background_jobs). Default 4
+  // (storage.max_background_jobs); a node with few cores sets it lower, the
+  // commit path needs one core of its own.
+  int max_background_jobs = 4;
   // Most files RocksDB keeps open; -1 keeps them all. Default 4096.
   int max_open_files = 4096;
-  // Called by the committer thread after every committed group. Must not block.
+  // Called by the writer thread after every committed group (after the
+  // group's callers were answered). Must not block.
   std::function<void(const struct GroupCommitInfo&)> on_group_committed;
 
   // How often a read-only store (see EventStore::WriteState) tries to recover:
@@ -228,21 +235,19 @@ class EventStore {
   // or the store is read-only (see WriteState; nothing is acknowledged).
   virtual absl::StatusOr<std::vector<AppendResult>> Append(std::vector<AppendEntry> entries) = 0;
 
-  // As Append, but never blocks: `done` is called once, from the committer
-  // thread (or the calling thread on a validation error), when the records are
-  // durable. `done` must not block.
+  // As Append, but never blocks: `done` is called once, from the store's
+  // writer thread (or the calling thread on a validation error), when the
+  // records are durable. `done` must not block: the next group's answers wait
+  // for it.
   using AppendCallback = std::function<void(absl::StatusOr<std::vector<AppendResult>>)>;
   virtual void AppendAsync(std::vector<AppendEntry> entries, AppendCallback done) = 0;
 
   // The highest committed offset (0 for an empty log).
   virtual uint64_t Head() const = 0;
 
-  // Blocks until the head is greater than `after` or `timeout` passes; returns
-  // the head then (which may still be <= after).
-  virtual uint64_t WaitForHead(uint64_t after, absl::Duration timeout) const = 0;
-
   // Registers `listener` to be called with the new head after every committed
-  // group, from the committer thread; it must not block. Returns an id for
+  // group, from the store's writer thread; it must not block. Head() already
+  // returns at least that head when the listener is called. Returns an id for
   // RemoveHeadListener, after which the listener is never called again.
   using HeadListener = std::function<void(uint64_t head)>;
   virtual uint64_t AddHeadListener(HeadListener listener) = 0;
@@ -355,5 +360,16 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
 // Restores the latest backup in `backup_dir` into `data_dir`, which must not
 // hold a store already (FailedPrecondition). The store must not be open.
 absl::Status RestoreEventStore(const std::string& backup_dir, const std::string& data_dir);
+
+// Deletes the oldest backups in `backup_dir` (made by EventStore::Backup) so
+// that the newest `keep` remain, and their files that no kept backup shares.
+// Returns the ids deleted, oldest first (empty when there were at most `keep`,
+// or no backup directory at all). Safe while the store is open and appends go
+// on, but not while a Backup into the same directory runs: the caller
+// serializes the two (fieldsyncd runs both on one worker). Errors:
+// InvalidArgument for keep == 0 (deleting every backup is not pruning); the
+// RocksDB error otherwise (then some of the old backups may be gone, never a
+// kept one).
+absl::StatusOr<std::vector<uint32_t>> PruneBackups(const std::string& backup_dir, size_t keep);
 
 }  // namespace fieldsync::storage

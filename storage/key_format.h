@@ -1,5 +1,5 @@
 // The on-disk format of fieldsync's event store: column families, key layouts
-// and value layouts. docs/storage-format.md describes the same with examples.
+// and value layouts. docs/storage.md describes the same with examples.
 // Changing anything here is a format change: bump kFormatVersion and write a
 // migration.
 //

@@ -279,7 +279,6 @@ class RocksDbEventStore final : public EventStore {
         listener_(std::move(listener)),
         next_offset_(opened.head + 1),
         last_hash_(opened.last_hash),
-        head_(opened.head),
         published_head_(opened.head) {
     Adopt(std::move(opened));
     writer_ = std::thread([this] { WriterLoop(); });
@@ -334,15 +333,6 @@ class RocksDbEventStore final : public EventStore {
   }
 
   uint64_t Head() const override { return published_head_.load(std::memory_order_acquire); }
-
-  uint64_t WaitForHead(uint64_t after, absl::Duration timeout) const override {
-    absl::MutexLock lock(&head_mu_);
-    auto passed = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(head_mu_) {
-      return head_ > after;
-    };
-    head_mu_.AwaitWithTimeout(absl::Condition(&passed), timeout);
-    return head_;
-  }
 
   uint64_t AddHeadListener(HeadListener listener) override {
     absl::MutexLock lock(&listener_mu_);
@@ -664,9 +654,7 @@ class RocksDbEventStore final : public EventStore {
       next_offset_ = opened->head + 1;
       last_hash_ = opened->last_hash;
       Adopt(*std::move(opened));
-      absl::MutexLock head_lock(&head_mu_);
       published_head_.store(new_head, std::memory_order_release);
-      head_ = new_head;
     }
     gate_->Open();
     // A write reported failed may still have reached the WAL whole; its
@@ -1013,11 +1001,9 @@ class RocksDbEventStore final : public EventStore {
           if (answer.ok()) answer = status;
         }
       } else {
-        // Head() must never lag what WaitForHead returned: publish the atomic
-        // first, under the same lock.
-        absl::MutexLock lock(&head_mu_);
+        // Published before the appends are answered and the head listeners
+        // told: whoever learns of the commit finds Head() there.
         published_head_.store(prepared.next_offset - 1, std::memory_order_release);
-        head_ = prepared.next_offset - 1;
       }
     }
     for (size_t i = 0; i < prepared.group.size(); ++i) {
@@ -1067,8 +1053,6 @@ class RocksDbEventStore final : public EventStore {
   std::deque<std::unique_ptr<PendingAppend>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
-  mutable absl::Mutex head_mu_;
-  uint64_t head_ ABSL_GUARDED_BY(head_mu_);
   std::atomic<uint64_t> published_head_;
 
   absl::Mutex listener_mu_;
@@ -1605,6 +1589,33 @@ absl::Status RestoreEventStore(const std::string& backup_dir, const std::string&
   }
   return FromRocks(engine->RestoreDBFromLatestBackup(data_dir, data_dir),
                    absl::StrCat("restoring into ", data_dir));
+}
+
+absl::StatusOr<std::vector<uint32_t>> PruneBackups(const std::string& backup_dir, size_t keep) {
+  if (keep == 0) {
+    return absl::InvalidArgumentError("keep must be at least 1: pruning keeps the newest backups");
+  }
+  std::vector<uint32_t> deleted;
+  std::error_code ec;
+  if (!std::filesystem::exists(backup_dir, ec)) return deleted;
+  rocksdb::BackupEngine* raw_engine = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::BackupEngine::Open(rocksdb::Env::Default(),
+                                                        rocksdb::BackupEngineOptions(backup_dir),
+                                                        &raw_engine),
+                            absl::StrCat("opening backups in ", backup_dir)));
+  std::unique_ptr<rocksdb::BackupEngine> engine(raw_engine);
+  std::vector<rocksdb::BackupInfo> before;
+  engine->GetBackupInfo(&before);
+  if (before.size() <= keep) return deleted;
+  // Ids grow with each backup: the oldest are the smallest.
+  std::sort(before.begin(), before.end(),
+            [](const rocksdb::BackupInfo& a, const rocksdb::BackupInfo& b) {
+              return a.backup_id < b.backup_id;
+            });
+  RETURN_IF_ERROR(FromRocks(engine->PurgeOldBackups(static_cast<uint32_t>(keep)),
+                            absl::StrCat("pruning backups in ", backup_dir)));
+  for (size_t i = 0; i + keep < before.size(); ++i) deleted.push_back(before[i].backup_id);
+  return deleted;
 }
 
 }  // namespace fieldsync::storage

@@ -137,10 +137,6 @@ class MergePolicy {
  public:
   virtual ~MergePolicy() = default;
 
-  // True for bodies that never change entity fields (visits, measures,
-  // incomes, feedback, inspections): they only add to the log.
-  virtual bool IsInsertOnly(v1::Event::BodyCase body) const = 0;
-
   // True for bodies that bring their subject into being (a household's
   // registration). The engine places every other event's subject where the
   // server's records say it lives (SyncOptions::subject_area); a subject that

@@ -101,10 +101,19 @@ absl::Status SyncEngine::AppendSnapshotPage(const Scope& scope, const Scope* old
                                             v1::Snapshot* out, bool* complete) const {
   *complete = false;
   size_t subjects = 0;
+  // Subjects looked at, shown or skipped: the page also ends at
+  // max_examined_records of them (after at least one), so a scope change
+  // whose additions are few among many subjects pages too.
+  size_t examined = 0;
   // Visits one subject; false stops the page before it.
   auto visit = [&](const std::string& subject_key, const std::string& area,
                    bool* stop) -> absl::Status {
     *stop = false;
+    if (examined >= options_.max_examined_records) {
+      *stop = true;
+      return absl::OkStatus();
+    }
+    ++examined;
     if (old_scope != nullptr && Contains(*old_scope, area, subject_key)) return absl::OkStatus();
     std::optional<v1::SubjectRef> ref = ParseSubjectKey(subject_key);
     if (!ref) return absl::OkStatus();
@@ -209,9 +218,17 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
     }
   }
 
-  const storage::ReadLimits limits{.max_records = std::min<size_t>(max_events + 1, kScanBatch),
-                                   .max_bytes = max_bytes};
+  // Records read from the store by this call, whether they are returned or
+  // filtered out: bounded by max_examined_records (a short prefix reads the
+  // whole log through the kAll source). Every refill reads at least one
+  // record, so the first record is always examined (progress).
+  size_t read = 0;
+  const size_t budget = std::max<size_t>(options_.max_examined_records, 1);
   auto refill = [&](Source& source) -> absl::Status {
+    const size_t left = read < budget ? budget - read : 1;
+    const storage::ReadLimits limits{
+        .max_records = std::clamp<size_t>(std::min<size_t>(max_events + 1, kScanBatch), 1, left),
+        .max_bytes = max_bytes};
     absl::StatusOr<std::vector<storage::LogRecord>> records;
     switch (source.type) {
       case Source::kAll:
@@ -225,6 +242,7 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
         break;
     }
     RETURN_IF_ERROR(records.status());
+    read += records->size();
     if (records->empty()) source.exhausted = true;
     for (storage::LogRecord& record : *records) {
       if (record.offset > head) {
@@ -243,10 +261,20 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
   while (true) {
     if (count >= max_events || *bytes >= max_bytes) break;
     uint64_t next = UINT64_MAX;
+    bool out_of_budget = false;
     for (Source& source : sources) {
-      if (source.buffer.empty() && !source.exhausted) RETURN_IF_ERROR(refill(source));
+      if (source.buffer.empty() && !source.exhausted) {
+        // Out of budget, and past at least one record: stop before reading
+        // more (what is buffered was used up first).
+        if (read >= budget && examined > after) {
+          out_of_budget = true;
+          break;
+        }
+        RETURN_IF_ERROR(refill(source));
+      }
       if (!source.buffer.empty()) next = std::min(next, source.buffer.front().offset);
     }
+    if (out_of_budget) break;
     if (next == UINT64_MAX) {
       complete = true;
       break;
@@ -508,12 +536,24 @@ absl::StatusOr<v1::GetHistoryResponse> SyncEngine::GetHistory(
   v1::GetHistoryResponse response;
   uint64_t after = request.after_offset();
   response.set_next_after_offset(after);
+  // Records read, returned or skipped (rejection markers): at most
+  // max_examined_records per call, then `more` from the last one read.
+  const size_t budget = std::max<size_t>(options_.max_examined_records, 1);
+  size_t examined = 0;
   while (true) {
-    ASSIGN_OR_RETURN(
-        std::vector<storage::LogRecord> records,
-        store_->ReadSubject(key, after, {.max_records = limit + 1, .max_bytes = 16 << 20}));
+    const size_t left = budget - examined;
+    ASSIGN_OR_RETURN(std::vector<storage::LogRecord> records,
+                     store_->ReadSubject(key, after,
+                                         {.max_records = std::min(limit + 1, left + 1),
+                                          .max_bytes = 16 << 20}));
     if (records.empty()) return response;
     for (const storage::LogRecord& record : records) {
+      if (examined == budget) {
+        response.set_next_after_offset(after);
+        response.set_more(true);
+        return response;
+      }
+      ++examined;
       after = record.offset;
       ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(record));
       if (IsRejectionMarker(stored)) continue;
@@ -559,14 +599,21 @@ absl::StatusOr<v1::ListRejectionsResponse> SyncEngine::ListRejections(
                                ? std::min(kDefaultPageSize, options_.max_page_size)
                                : std::min<size_t>(request.page_size(), options_.max_page_size);
   v1::ListRejectionsResponse response;
+  // Index entries looked at, listed or filtered out (a device's records in an
+  // area, an unindexed prefix through the all-rejections index): at most
+  // max_examined_records per page, which may then hold fewer (even none) and
+  // still carry a next_page_token.
+  size_t examined = 0;
   while (true) {
     ASSIGN_OR_RETURN(auto batch, store_->ScanProjections(index, position, kScanBatch));
     for (const auto& [key, value] : batch) {
-      if (static_cast<size_t>(response.rejections_size()) == page_size) {
+      if (static_cast<size_t>(response.rejections_size()) == page_size ||
+          examined >= options_.max_examined_records) {
         response.set_next_page_token(absl::WebSafeBase64Escape(position.substr(index.size())));
         return response;
       }
       position = key;
+      ++examined;
       const uint64_t offset = sync_keys::TrailingOffset(key, /*complemented=*/true);
       ASSIGN_OR_RETURN(std::optional<std::string> bytes,
                        store_->GetProjection(sync_keys::Rejection(offset)));

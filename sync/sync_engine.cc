@@ -305,7 +305,6 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
     uint64_t adopted_hlc = 0;
     bool hlc_flagged = false;
     std::vector<std::string> pending_blobs;
-    std::vector<std::string> pending_events;
     // Set by the prepare hook (committer thread) and read after the commit.
     size_t entry_index = 0;
     bool converted = false;  // The hook turned the acceptance into a rejection.
@@ -522,7 +521,8 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
         return Rejection{v1::REJECTION_CODE_UNKNOWN_REFERENCE, ref.field,
                          absl::StrCat("event ", ref.event_id, " is not in the log")};
       }
-      item.pending_events.push_back(ref.event_id);
+      // An optional reference to an event not (yet) in the log is kept as
+      // the event says; nothing reads a marker of it, so none is written.
       continue;
     }
     if (!ref.required) continue;
@@ -906,9 +906,6 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   RETURN_IF_ERROR(IndexSubject(context, event));
   for (const std::string& sha : item.pending_blobs) {
     context.Put(sync_keys::PendingBlob(sha, meta.offset), "");
-  }
-  for (const std::string& id : item.pending_events) {
-    context.Put(sync_keys::PendingEvent(id, meta.offset), "");
   }
   context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
   context.Put(sync_keys::EventId(event.event_id(), event.device_id()), base::Be64(meta.offset));

@@ -73,6 +73,15 @@ struct SyncOptions {
   size_t max_scope_change_subjects = 10000;
   // Cap (and default 100) of page sizes of GetHistory and ListRejections.
   size_t max_page_size = 1000;
+  // Most log records and index entries one Pull, GetHistory or ListRejections
+  // call reads from the store, whether it returns them or filters them out
+  // (a Pull of a short prefix reads the whole log; a scope with little in it
+  // skips most of what it reads). A call that reaches it answers what it has
+  // with more = true and a cursor past the last record it examined (Pull:
+  // checkpoint or snapshot_token; GetHistory: next_after_offset; rejections:
+  // next_page_token), so the client resumes; each call examines at least one
+  // record (progress). Default 10000 (limits.max_examined_records).
+  size_t max_examined_records = 10000;
   // Cursors below this offset answer RESET (COMPACTED): the oldest offset the
   // server still serves incrementally. Default 0 (everything).
   uint64_t oldest_incremental_offset = 0;
@@ -193,15 +202,18 @@ class SyncEngine {
                                    const std::vector<v1::Event>& events);
 
   // As Push, but never waits for the commit: validation (signatures, point
-  // reads) runs on the calling thread, then `done` is called exactly once,
-  // from the store's committer thread (or the calling thread on an early
-  // error). `done` must not block.
+  // reads) runs on the calling thread (the server's read executor, never a
+  // gRPC callback thread), the merge on the store's committer thread, then
+  // `done` is called exactly once, from the store's writer thread once the
+  // batch is durable (or from the calling thread on an early error). `done`
+  // must not block.
   using PushCallback = std::function<void(absl::StatusOr<PushOutcome>)>;
   void PushAsync(PushContext context, std::vector<v1::Event> events, PushCallback done);
 
-  // What changed in `scope` after request.cursor, bounded by count and bytes;
-  // or a snapshot (first sync, RESET); or a scope change's additions and
-  // removals. Errors: the store's.
+  // What changed in `scope` after request.cursor, bounded by count and bytes
+  // returned and by options.max_examined_records read; or a snapshot (first
+  // sync, RESET); or a scope change's additions and removals. Errors: the
+  // store's.
   absl::StatusOr<v1::PullResponse> Pull(const Scope& scope, const v1::PullRequest& request);
 
   // The device_seq the engine expects next from `device_id` (1 if none yet).

@@ -63,13 +63,6 @@ std::string PendingBlob(std::string_view sha256, uint64_t offset) {
   return out;
 }
 
-std::string PendingEvent(std::string_view event_id, uint64_t offset) {
-  std::string out = Join(kPendingEventPrefix, event_id);
-  out.push_back('\0');
-  out.append(base::Be64(offset));
-  return out;
-}
-
 std::string EventIdPrefix(std::string_view event_id) {
   std::string out = Join(kEventIdPrefix, event_id);
   out.push_back('\0');

@@ -14,7 +14,6 @@
 //   sync/rej/a/<prefix>\0<be64 ~offset>       ""  by area prefix (6, 9 and 12 digits), newest first
 //   sync/rej/t/<be64 ~offset>                 ""  all rejections, newest first
 //   sync/pend/b/<32-byte sha256>\0<be64 off>  ""  event at `off` refers to a blob not uploaded then
-//   sync/pend/e/<event_id>\0<be64 off>        ""  event at `off` refers to an event not in the log
 //   then
 //   sync/eid/<event_id>\0<device_id>          be64 offset of the event `event_id` that `device_id`
 //                                             signed (accepted events only): how references by
@@ -41,7 +40,6 @@ inline constexpr std::string_view kRejectionDevicePrefix = "sync/rej/d/";
 inline constexpr std::string_view kRejectionAreaPrefix = "sync/rej/a/";
 inline constexpr std::string_view kRejectionAllPrefix = "sync/rej/t/";
 inline constexpr std::string_view kPendingBlobPrefix = "sync/pend/b/";
-inline constexpr std::string_view kPendingEventPrefix = "sync/pend/e/";
 inline constexpr std::string_view kEventIdPrefix = "sync/eid/";
 
 std::string Device(std::string_view device_id);
@@ -57,7 +55,6 @@ std::string RejectionAreaPrefix(std::string_view area_prefix);
 std::string RejectionArea(std::string_view area_prefix, uint64_t offset);
 std::string RejectionAll(uint64_t offset);
 std::string PendingBlob(std::string_view sha256, uint64_t offset);
-std::string PendingEvent(std::string_view event_id, uint64_t offset);
 // The signers of `event_id`: sync/eid/<event_id>\0, then one key per device.
 std::string EventIdPrefix(std::string_view event_id);
 std::string EventId(std::string_view event_id, std::string_view device_id);

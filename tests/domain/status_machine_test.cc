@@ -18,7 +18,7 @@ using S = v1::HouseholdStatus;
 constexpr char kVillage[] = "620102001001";
 
 // The statuses in enum order, and the expected kind of every transition,
-// written out by hand from DOMAIN.md (rows: from, columns: to):
+// written out by hand from docs/domain.md (rows: from, columns: to):
 //   S = a single step, K = skips a step (reachable in several), X = invalid.
 const std::vector<S> kStatuses = {
     v1::HOUSEHOLD_STATUS_IDENTIFIED, v1::HOUSEHOLD_STATUS_NOT_EXITED,

@@ -577,9 +577,12 @@ TEST_F(GrpcBadInputTest, OtherRpcsRefuseBadInputAndWriteNothing) {
          return Upload(t, t.phone(), {Header("abc", 3), Chunk(0, "abcd")});
        },
        grpc::StatusCode::INVALID_ARGUMENT},
-      {"blob chunk at the wrong offset",
+      // A chunk at the wrong offset: blob_input_test.cc (it needs an event
+      // naming the blob first, or the answer is the scope's
+      // FAILED_PRECONDITION, not the offset's).
+      {"blob no event in scope names",
        [](GrpcBadInputTest& t) {
-         return Upload(t, t.phone(), {Header("abcdef", 6), Chunk(2, "cd")});
+         return Upload(t, t.phone(), {Header("abcdef", 6), Chunk(0, "abcdef")});
        },
        grpc::StatusCode::FAILED_PRECONDITION},
       {"blob status of a short sha256",

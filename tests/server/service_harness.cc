@@ -13,6 +13,7 @@
 #include "base/time.h"
 #include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
+#include "server/config.h"
 #include "server/identity.h"
 #include "sync/event_codec.h"
 #include "sync/hlc.h"
@@ -26,7 +27,9 @@ absl::StatusOr<std::unique_ptr<ServiceHarness>> ServiceHarness::Start(const std:
   auto harness = std::unique_ptr<ServiceHarness>(new ServiceHarness());
   config.set_data_dir(data_dir);
   harness->config_ = std::move(config);
-  ASSIGN_OR_RETURN(harness->store_, storage::OpenEventStore(data_dir + "/db"));
+  // The store runs with the options fieldsyncd derives from the same config.
+  ASSIGN_OR_RETURN(harness->store_, storage::OpenEventStore(
+                                        data_dir + "/db", server::StoreOptionsFrom(harness->config_)));
   server::ServiceDeps deps;
   deps.store = harness->store_.get();
   deps.config = &harness->config_;

@@ -161,3 +161,31 @@ fieldsync_test(report_info_test
 fieldsync_test(stream_speed_test
   SOURCES stream_speed_test.cc
   DEPS fieldsync_sync_world fieldsync_storage fieldsync_sync OpenSSL::Crypto)
+
+# Issue 8: a client's blob that does not hash to its sha256 is INVALID_ARGUMENT
+# (not DATA_LOSS); a chunk at the wrong offset names the offset.
+fieldsync_test(blob_input_test
+  SOURCES blob_input_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 8: reads bounded by records examined (Pull, snapshot pages,
+# ListRejections, GetHistory) with limits.max_examined_records; Pull and
+# queries on the read executor; storage.backups_to_keep prunes backups.
+fieldsync_test(runtime_bounds_test
+  SOURCES runtime_bounds_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 8: RateLimiter O(1) per call at 400,000 devices, memory bounded.
+fieldsync_test(rate_limit_test
+  SOURCES rate_limit_test.cc
+  DEPS fieldsync_server)
+
+# Issue 8: the read executor's bounded queue.
+fieldsync_test(bounded_executor_test
+  SOURCES bounded_executor_test.cc
+  DEPS fieldsync_server)
+
+# Issue 8: one defaults table (StoreOptions, SyncOptions, ServiceSettings).
+fieldsync_test(defaults_test
+  SOURCES defaults_test.cc
+  DEPS fieldsync_server)

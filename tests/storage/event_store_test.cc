@@ -1244,57 +1244,26 @@ TEST_F(EventStoreTest, UploadFormatVersionAndHeadEntriesFollowKeyFormat) {
 
 // ---------------------------------------------------------------- Head
 
-TEST_F(EventStoreTest, WaitForHeadReturnsAtOnceWhenHeadIsPastAfter) {
-  MustAppend({MakeEntry("a", "1"), MakeEntry("b", "2"), MakeEntry("c", "3")});
-  EXPECT_EQ(store_->WaitForHead(0, kSafetyTimeout), 3u);
-  EXPECT_EQ(store_->WaitForHead(2, kSafetyTimeout), 3u);
-}
-
-TEST_F(EventStoreTest, WaitForHeadWakesWhenAnotherThreadAppends) {
-  MustAppend({MakeEntry("a", "1")});
-  absl::Notification waiter_started;
-  uint64_t woke_with = 0;
-  std::thread waiter([&] {
-    waiter_started.Notify();
-    woke_with = store_->WaitForHead(1, kSafetyTimeout);
-  });
-  ASSERT_TRUE(waiter_started.WaitForNotificationWithTimeout(kSafetyTimeout));
-  std::thread appender([this] { MustAppend({MakeEntry("b", "2")}); });
-  appender.join();
-  waiter.join();
-  EXPECT_EQ(woke_with, 2u);
-}
-
-TEST_F(EventStoreTest, WaitForHeadTimesOutWithTheUnchangedHead) {
-  EXPECT_EQ(store_->WaitForHead(0, absl::Milliseconds(10)), 0u);
-  MustAppend({MakeEntry("a", "1"), MakeEntry("b", "2")});
-  EXPECT_EQ(store_->WaitForHead(2, absl::Milliseconds(10)), 2u);
-  EXPECT_EQ(store_->WaitForHead(100, absl::Milliseconds(10)), 2u);
-}
-
-// Whoever learns a head from WaitForHead must find Head() at least there:
-// both report the committed head. A race, so a stress loop rather than an
-// exact interleaving; it cannot fail on a correct store.
-TEST_F(EventStoreTest, HeadIsNeverBehindWhatWaitForHeadReturned) {
+// Whoever a head listener tells of a commit must find Head() at least there:
+// the store publishes the head before it calls the listeners. A race, so a
+// stress loop rather than an exact interleaving; it cannot fail on a correct
+// store.
+TEST_F(EventStoreTest, HeadIsNeverBehindWhatAHeadListenerWasTold) {
   constexpr uint64_t kAppends = 300;
-  std::thread appender([this] {
-    for (uint64_t i = 1; i <= kAppends; ++i) {
-      MustAppend({MakeEntry(absl::StrCat("e", i), "p")});
-    }
-  });
+  absl::Mutex mu;
   uint64_t behind = 0;
   std::string example;
-  for (uint64_t after = 0; after < kAppends;) {
-    const uint64_t waited = store_->WaitForHead(after, kSafetyTimeout);
+  const uint64_t id = store_->AddHeadListener([&](uint64_t told) {
     const uint64_t head = store_->Head();
-    if (head < waited && behind++ == 0) {
-      example = absl::StrCat("WaitForHead returned ", waited, ", then Head() returned ", head);
+    absl::MutexLock lock(&mu);
+    if (head < told && behind++ == 0) {
+      example = absl::StrCat("a listener was told ", told, ", then Head() returned ", head);
     }
-    if (waited <= after) break;  // Timed out: the appender failed.
-    after = waited;
-  }
-  appender.join();
-  EXPECT_EQ(behind, 0u) << "times Head() lagged WaitForHead, e.g. " << example;
+  });
+  for (uint64_t i = 1; i <= kAppends; ++i) MustAppend({MakeEntry(absl::StrCat("e", i), "p")});
+  store_->RemoveHeadListener(id);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(behind, 0u) << "times Head() lagged a head listener, e.g. " << example;
   EXPECT_EQ(store_->Head(), kAppends);
 }
 
@@ -1488,8 +1457,13 @@ TEST_F(EventStoreTest, BackupWhileAppendingRestoresAConsistentStore) {
       }
     }
   });
-  // The backup starts while the appender is under way.
-  EXPECT_GT(store_->WaitForHead(20, kSafetyTimeout), 20u);
+  // The backup starts while the appender is under way (past 20 records).
+  absl::Notification past_20;
+  const uint64_t listener = store_->AddHeadListener([&](uint64_t head) {
+    if (head > 20 && !past_20.HasBeenNotified()) past_20.Notify();
+  });
+  EXPECT_TRUE(past_20.WaitForNotificationWithTimeout(kSafetyTimeout));
+  store_->RemoveHeadListener(listener);
   const uint64_t head_before = store_->Head();
   absl::StatusOr<BackupInfo> info = store_->Backup(backups);
   stop = true;
