@@ -6,13 +6,12 @@
 namespace fieldsync::server {
 namespace {
 
-absl::Status CheckReportRequest(const ServiceContext& ctx, const Principal& principal,
+absl::Status CheckReportRequest(const Principal& principal, const Scope& scope,
                                 const std::string& scope_prefix, int32_t year) {
   RETURN_IF_ERROR(ValidatePrefix("scope_prefix", scope_prefix, false));
   if (year < 1900 || year > 9999) {
     return absl::InvalidArgumentError(absl::StrCat("year is required (1900-9999), got ", year));
   }
-  ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
   if (!sync::CoversPrefix(scope, scope_prefix)) {
     return OutOfScope(principal, absl::StrCat("scope_prefix ", scope_prefix));
   }
@@ -28,7 +27,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetAssessment(grpc::CallbackServerC
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
   absl::Status status =
-      CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(), request->year());
+      CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(), request->year());
   call->Finish(status.ok() ? NotServedYet(path) : status);
   return call;
 }
@@ -50,7 +49,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
       return absl::InvalidArgumentError("cadre_id must match [A-Za-z0-9._:-]{1,64}");
     }
     RETURN_IF_ERROR(
-        CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(), request->year()));
+        CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(), request->year()));
     return NotServedYet(path);
   };
   call->Finish(check());

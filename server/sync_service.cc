@@ -129,7 +129,7 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
     ctx_->blob_worker->Run([this, offset, data = std::move(*chunk->mutable_data())] {
       if (!begun_) {
         absl::StatusOr<storage::BlobStatus> begun =
-            ctx_->blob_uploads->Begin(principal(), sha256_, total_size_);
+            ctx_->blob_uploads->Begin(principal(), *admission_.scope, sha256_, total_size_);
         if (!begun.ok()) return Fail(begun.status());
         begun_ = true;
         status_ = *begun;
@@ -198,11 +198,6 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     return call;
   }
   const Principal& principal = call->principal();
-  absl::StatusOr<Scope> scope = ctx_->directory->ComputeScope(principal.user);
-  if (!scope.ok()) {
-    call->Finish(scope.status());
-    return call;
-  }
   absl::StatusOr<std::string> area = ctx_->directory->AreaOfUser(principal.user);
   if (!area.ok()) {
     call->Finish(area.status());
@@ -213,7 +208,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   push.role = principal.role();
   push.unit_id = principal.user.unit_id();
   push.device_id = principal.device_id();
-  push.scope = *std::move(scope);
+  push.scope = call->scope();
   push.area_code = *std::move(area);
   push.now = ctx_->clock();
   // A relayed event is judged as its signer's: in the scope of the user its
@@ -222,11 +217,9 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   // events). The policy table is static, so the row outlives the push.
   const PolicyRow* row = &call->policy();
   push.may_push = [row](v1::Role role) { return row->Allows(role); };
-  const Directory* directory = ctx_->directory;
-  push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
-    ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));
-    if (!user.has_value()) return Scope();
-    return directory->ComputeScope(*user);
+  const sync::ScopeResolver* scopes = &ctx_->directory->scopes();
+  push.scope_of_user = [scopes](std::string_view user_id) -> absl::StatusOr<Scope> {
+    return scopes->ScopeOfUser(user_id);
   };
   std::vector<v1::Event> events(request->events().begin(), request->events().end());
   ctx_->engine->PushAsync(
@@ -251,10 +244,10 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Pull(grpc::CallbackServerContext* con
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Pull);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  // Pull serves exactly the caller's scope, computed here on the server.
+  // Pull serves exactly the caller's scope, computed on the server by the
+  // guard for this call.
   auto pull = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(call->principal().user));
-    ASSIGN_OR_RETURN(*response, ctx_->engine->Pull(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx_->engine->Pull(call->scope(), *request));
     return absl::OkStatus();
   };
   call->Finish(pull());

@@ -234,6 +234,9 @@ class EventStore {
 
   // The highest committed offset (0 for an empty log).
   virtual uint64_t Head() const = 0;
+  // The area-code prefix lengths ReadScope serves (StoreOptions::
+  // scope_prefix_lengths, as opened): readers narrow a scope by these.
+  virtual const std::vector<size_t>& scope_prefix_lengths() const = 0;
 
   // Blocks until the head is greater than `after` or `timeout` passes; returns
   // the head then (which may still be <= after).

@@ -335,6 +335,9 @@ class RocksDbEventStore final : public EventStore {
   }
 
   uint64_t Head() const override { return published_head_.load(std::memory_order_acquire); }
+  const std::vector<size_t>& scope_prefix_lengths() const override {
+    return options_.scope_prefix_lengths;
+  }
 
   uint64_t WaitForHead(uint64_t after, absl::Duration timeout) const override {
     absl::MutexLock lock(&head_mu_);
