@@ -139,3 +139,15 @@ fieldsync_test(full_disk_test
   PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
+
+# Issue 8: for random interleavings (50 seeded worlds) of AdminService link
+# calls and pushed LinkStarted / LinkEnded, ListLinks, EndLink and every
+# cadre's Pull scope agree with the domain's links.
+fieldsync_test(link_scope_property_test
+  SOURCES link_scope_property_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 8: one record per area, unit and user (the domain's); Snapshot.areas.
+fieldsync_test(reference_once_test
+  SOURCES reference_once_test.cc
+  DEPS fieldsync_sync_world)
