@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "domain/domain_keys.h"
-#include "sync/status_macros.h"
+#include "base/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {

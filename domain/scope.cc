@@ -7,7 +7,7 @@
 #include "domain/links.h"
 #include "domain/reference.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
+#include "base/status_macros.h"
 
 namespace fieldsync::domain {
 

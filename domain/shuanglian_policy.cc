@@ -3,12 +3,12 @@
 #include "domain/shuanglian_policy.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
-#include "domain/field_schema.h"
 #include "domain/reference.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 
@@ -41,7 +41,7 @@ bool ShuanglianPolicy::IsEventSubjectKind(v1::SubjectKind kind) const {
 }
 
 std::optional<std::string> ShuanglianPolicy::CheckAreaCode(std::string_view area_code) const {
-  if (IsAreaCode(area_code)) return std::nullopt;
+  if (base::IsAreaCode(area_code)) return std::nullopt;
   return "area_code must be a 12-digit admin-area code";
 }
 

@@ -12,10 +12,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "domain/domain_keys.h"
 #include "domain/links.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
@@ -35,7 +38,7 @@ absl::Status TextField(std::string_view field, const std::string& value, bool re
   if (value.empty()) {
     return required ? Invalid(absl::StrCat(std::string(field), " is required")) : absl::OkStatus();
   }
-  if (!IsCleanText(value, max_bytes)) {
+  if (!base::IsCleanText(value, max_bytes)) {
     return Invalid(absl::StrCat(std::string(field),
                                 " must be UTF-8 text without control characters, at most ",
                                 max_bytes, " bytes"));
@@ -45,7 +48,7 @@ absl::Status TextField(std::string_view field, const std::string& value, bool re
 
 absl::Status IdField(std::string_view field, const std::string& value) {
   if (value.empty()) return Invalid(absl::StrCat(std::string(field), " is required"));
-  if (!IsValidId(value)) {
+  if (!base::IsPlainId(value)) {
     return Invalid(absl::StrCat(std::string(field), " must match [A-Za-z0-9._:-]{1,64}, got '",
                                 value.substr(0, 80), "'"));
   }
@@ -69,35 +72,27 @@ std::optional<v1::AreaLevel> ParseLevel(std::string_view text) {
 
 // The digits before an area level's own segment (province 0, city 2...).
 int ParentDigits(v1::AreaLevel level) {
-  switch (level) {
-    case v1::AREA_LEVEL_CITY:
-      return 2;
-    case v1::AREA_LEVEL_COUNTY:
-      return 4;
-    case v1::AREA_LEVEL_TOWNSHIP:
-      return 6;
-    case v1::AREA_LEVEL_VILLAGE:
-      return 9;
-    default:
-      return 0;
-  }
+  const std::optional<base::AreaLevel> base_level = BaseAreaLevel(level);
+  return base_level ? static_cast<int>(base::ParentDigits(*base_level)) : 0;
 }
 
 // A code fits its level: 12 digits (groups: 13 to 20, under their village),
 // zeros after the level's significant digits, and a non-zero own segment.
 std::optional<std::string> CodeProblem(const std::string& code, v1::AreaLevel level) {
-  if (!IsDigits(code)) return absl::StrCat("code '", code.substr(0, 40), "' is not all digits");
+  if (!base::IsDigits(code))
+    return absl::StrCat("code '", code.substr(0, 40), "' is not all digits");
   if (level == v1::AREA_LEVEL_GROUP) {
     if (code.size() <= 12 || code.size() > 20) {
       return absl::StrCat("group code '", code, "' must be 13 to 20 digits (village code + group)");
     }
     return std::nullopt;
   }
-  if (code.size() != 12) return absl::StrCat("code '", code, "' is not 12 digits");
+  if (code.size() != base::kAreaCodeDigits)
+    return absl::StrCat("code '", code, "' is not 12 digits");
   int significant = SignificantDigits(level);
   if (code.find_first_not_of('0', significant) != std::string::npos) {
     return absl::StrCat("code '", code, "' of a ", LevelName(level), " must end in ",
-                        12 - significant, " zeros");
+                        base::kAreaCodeDigits - significant, " zeros");
   }
   int own = ParentDigits(level);
   if (code.find_first_not_of('0', own) >= static_cast<size_t>(significant)) {
@@ -207,7 +202,7 @@ std::vector<AreaRow> ParseAreaCsv(
       error(line_number, *problem);
       continue;
     }
-    if (!parent.empty() && !IsDigits(parent)) {
+    if (!parent.empty() && !base::IsDigits(parent)) {
       error(line_number, absl::StrCat("parent '", parent.substr(0, 40), "' is not all digits"));
       continue;
     }
@@ -218,7 +213,7 @@ std::vector<AreaRow> ParseAreaCsv(
       continue;
     }
     const std::string& name = (*fields)[3];
-    if (!IsCleanText(name, kMaxNameBytes)) {
+    if (!base::IsCleanText(name, kMaxNameBytes)) {
       error(line_number, absl::StrCat("name must be UTF-8 text without control characters, 1 to ",
                                       kMaxNameBytes, " bytes"));
       continue;
@@ -451,7 +446,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUnit(grpc::CallbackServerConte
       return Invalid(absl::StrCat("unit.kind ", unit.kind(), " is not a UnitKind"));
     }
     if (!unit.area_code().empty()) {
-      if (unit.area_code().size() != 12 || !IsDigits(unit.area_code())) {
+      if (!base::IsAreaCode(unit.area_code())) {
         return Invalid(absl::StrCat("unit.area_code must be a 12-digit area code, got '",
                                     unit.area_code().substr(0, 40), "'"));
       }
@@ -610,7 +605,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUser(grpc::CallbackServerConte
     }
     std::set<std::string> seen;
     for (const std::string& code : user.scope_area_codes()) {
-      if (code.size() != digits || !IsDigits(code)) {
+      if (code.size() != digits || !base::IsDigits(code)) {
         return Invalid(absl::StrCat("user.scope_area_codes: '", code.substr(0, 40), "' is not a ",
                                     digits, "-digit ", LevelName(level), " prefix"));
       }
@@ -1163,7 +1158,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::IssueEnrollmentCode(
                                         if (!issued.ok()) return call->Finish(issued.status());
                                         response->set_code(issued->code);
                                         *response->mutable_expires_at() =
-                                            ToTimestamp(issued->expires_at);
+                                            base::ToTimestamp(issued->expires_at);
                                         response->set_user_id(issued->event.event().subject().id());
                                         response->set_code_id(issued->code_id);
                                         call->Finish(absl::OkStatus());
@@ -1290,7 +1285,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateBackup(grpc::CallbackServerCon
         ASSIGN_OR_RETURN(storage::LogRecord record, ctx->store->Read(info.head));
         out.set_head_hash(record.hash);
       }
-      *out.mutable_created_at() = ToTimestamp(ctx->clock());
+      *out.mutable_created_at() = base::ToTimestamp(ctx->clock());
       out.set_size_bytes(info.size_bytes);
       out.set_label(label);
       RETURN_IF_ERROR(WriteBackupInfo(dir, out));

@@ -37,17 +37,18 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "base/area_code.h"
+#include "base/big_endian.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "google/protobuf/reflection.h"
-#include "google/protobuf/util/time_util.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 #include "sync/sync_keys.h"
 
 namespace fieldsync::sync {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 constexpr size_t kSignatureBytes = crypto_sign_BYTES;
 constexpr size_t kPublicKeyBytes = crypto_sign_PUBLICKEYBYTES;
@@ -58,10 +59,6 @@ constexpr std::string_view kMarkerIdPrefix = "~rej/";
 // The store's max_event_id_bytes: LogEventId keys must fit.
 constexpr size_t kMaxLogEventIdBytes = 128;
 
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
 // "hq_analyst" for ROLE_HQ_ANALYST, for messages.
 std::string RoleName(v1::Role role) {
   std::string name = v1::Role_Name(role);
@@ -70,21 +67,6 @@ std::string RoleName(v1::Role role) {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return name;
-}
-
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-// RFC 4122 text form, lowercase.
-bool IsLowerUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return false;
-    } else if (!IsLowerHex(s[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Printable ASCII without '/' (device ids are server-made).
@@ -137,14 +119,12 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event, const MergePolicy
   auto malformed = [](std::string field, std::string message) {
     return Rejection{v1::REJECTION_CODE_MALFORMED, std::move(field), std::move(message)};
   };
-  if (!IsLowerUuid(event.event_id())) {
+  if (!base::IsUuid(event.event_id())) {
     return malformed("event_id", "event_id must be a lowercase RFC 4122 UUID");
   }
   if (event.hlc() == 0) return malformed("hlc", "hlc is required");
   if (!event.has_device_time()) return malformed("device_time", "device_time is required");
-  if (event.device_time().seconds() < TimeUtil::kTimestampMinSeconds ||
-      event.device_time().seconds() > TimeUtil::kTimestampMaxSeconds ||
-      event.device_time().nanos() < 0 || event.device_time().nanos() > 999999999) {
+  if (!base::IsValidTimestamp(event.device_time())) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "device_time", "device_time out of range"};
   }
   if (event.body_case() == v1::Event::BODY_NOT_SET) {
@@ -367,7 +347,7 @@ absl::StatusOr<uint64_t> SyncEngine::PushRun::Expected(const std::string& device
   if (auto it = expected_.find(device_id); it != expected_.end()) return it->second;
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    engine_->store_->GetProjection(sync_keys::Device(device_id)));
-  const uint64_t next = (hwm ? sync_keys::ParseBe64(*hwm) : 0) + 1;
+  const uint64_t next = (hwm ? base::ParseBe64(*hwm).value_or(0) : 0) + 1;
   expected_[device_id] = next;
   return next;
 }
@@ -501,7 +481,7 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
       for (const auto& [key, value] : batch) {
         position = key;
         ASSIGN_OR_RETURN(storage::LogRecord record,
-                         engine_->store_->Read(sync_keys::ParseBe64(value)));
+                         engine_->store_->Read(base::ParseBe64(value).value_or(0)));
         Candidate candidate;
         ASSIGN_OR_RETURN(candidate.stored, DecodeRecord(record));
         if (IsRejectionMarker(candidate.stored)) continue;
@@ -568,7 +548,7 @@ absl::Status SyncEngine::PushRun::Plan() {
         "a push of ", total, " bytes exceeds max_push_bytes ", options.max_push_bytes));
   }
   received_at_ = context_.now == absl::InfinitePast() ? engine_->Now() : context_.now;
-  received_at_proto_ = ToProto(received_at_);
+  received_at_proto_ = base::ToTimestamp(received_at_);
   const Scope caller_scope = Normalize(context_.scope);
 
   items_.resize(events_.size());
@@ -589,9 +569,9 @@ absl::Status SyncEngine::PushRun::Plan() {
     ASSIGN_OR_RETURN(std::optional<std::string> replayed,
                      engine_->store_->GetProjection(sync_keys::RejectionHash(item.content_hash)));
     if (replayed) {
-      ASSIGN_OR_RETURN(
-          std::optional<std::string> record,
-          engine_->store_->GetProjection(sync_keys::Rejection(sync_keys::ParseBe64(*replayed))));
+      ASSIGN_OR_RETURN(std::optional<std::string> record,
+                       engine_->store_->GetProjection(
+                           sync_keys::Rejection(base::ParseBe64(*replayed).value_or(0))));
       if (!record || !item.rejection.ParseFromString(*record)) {
         return absl::DataLossError(
             absl::StrCat("rejection record of ", storage::ToHex(item.content_hash), " is missing"));
@@ -822,7 +802,7 @@ void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& 
   const uint64_t offset = context.offset();
   const v1::RejectionRecord& record = item.rejection;
   context.Put(sync_keys::Rejection(offset), record.SerializeAsString());
-  context.Put(sync_keys::RejectionHash(item.content_hash), sync_keys::Be64(offset));
+  context.Put(sync_keys::RejectionHash(item.content_hash), base::Be64(offset));
   context.Put(sync_keys::RejectionAll(offset), "");
   if (IsValidDeviceId(record.device_id())) {
     context.Put(sync_keys::RejectionDevice(record.device_id(), offset), "");
@@ -837,7 +817,7 @@ void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& 
     }
   }
   if (item.advances) {
-    context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+    context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
   }
   v1::StoredEvent marker;
   marker.mutable_event()->set_event_id(event.event_id());
@@ -855,7 +835,7 @@ absl::Status SyncEngine::PushRun::PrepareRejection(size_t index, storage::Commit
   if (item.advances) {
     ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                      context.Get(sync_keys::Device(event.device_id())));
-    const uint64_t last = hwm ? sync_keys::ParseBe64(*hwm) : 0;
+    const uint64_t last = hwm ? base::ParseBe64(*hwm).value_or(0) : 0;
     if (last + 1 < event.device_seq()) {
       return GapStatus(event.device_id(), last + 1, event.device_seq());
     }
@@ -877,7 +857,7 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   const v1::Event& event = events_[index];
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    context.Get(sync_keys::Device(event.device_id())));
-  const uint64_t last = hwm ? sync_keys::ParseBe64(*hwm) : 0;
+  const uint64_t last = hwm ? base::ParseBe64(*hwm).value_or(0) : 0;
   if (last + 1 < event.device_seq()) {
     return GapStatus(event.device_id(), last + 1, event.device_seq());
   }
@@ -916,9 +896,8 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   for (const std::string& id : item.pending_events) {
     context.Put(sync_keys::PendingEvent(id, meta.offset), "");
   }
-  context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
-  context.Put(sync_keys::EventId(event.event_id(), event.device_id()),
-              sync_keys::Be64(meta.offset));
+  context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
+  context.Put(sync_keys::EventId(event.event_id(), event.device_id()), base::Be64(meta.offset));
 
   v1::StoredEvent stored;
   *stored.mutable_event() = event;
@@ -1000,7 +979,7 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
   }
   for (const auto& [device, next] : expected_)
     (*response.mutable_next_expected_seq())[device] = next;
-  *response.mutable_server_time() = ToProto(engine_->Now());
+  *response.mutable_server_time() = base::ToTimestamp(engine_->Now());
   done_(std::move(outcome));
 }
 
@@ -1047,7 +1026,7 @@ void SyncEngine::PushAsync(PushContext context, std::vector<v1::Event> events, P
 absl::StatusOr<uint64_t> SyncEngine::NextExpectedSeq(std::string_view device_id) const {
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    store_->GetProjection(sync_keys::Device(device_id)));
-  return (hwm ? sync_keys::ParseBe64(*hwm) : 0) + 1;
+  return (hwm ? base::ParseBe64(*hwm).value_or(0) : 0) + 1;
 }
 
 }  // namespace fieldsync::sync
