@@ -21,8 +21,9 @@ absl::Status MergeStatusChangeConfirmed(MergeContext& mc);
 absl::Status MergePlanRevised(MergeContext& mc);
 absl::Status MergeLinkStarted(MergeContext& mc);
 absl::Status MergeLinkEnded(MergeContext& mc);
-// Server-made (never pushed): the domain's projection of users and units,
-// which a LinkStarted's holder is checked against.
+// Server-made (never pushed): the one record of areas, units and users
+// (reference.h), which a LinkStarted's holder is checked against.
+absl::Status MergeAreaImported(MergeContext& mc);
 absl::Status MergeUserUpserted(MergeContext& mc);
 absl::Status MergeUnitUpserted(MergeContext& mc);
 absl::Status MergeConflictResolved(MergeContext& mc);

@@ -75,8 +75,15 @@ std::string LinkTargetOrder(std::string_view area_code, int target_kind,
                         static_cast<char>('0' + target_kind % 10), '\0'};
   return Cat({area_code, kNul, std::string_view(kind, 2), kNul, target_id, kNul});
 }
+std::string Area(std::string_view code) { return Cat({"dom/area/", code}); }
 std::string User(std::string_view user_id) { return Cat({"dom/user/", user_id}); }
+std::string UserName(std::string_view name, std::string_view user_id) {
+  return Cat({kUserNamePrefix, name, kNul, user_id});
+}
 std::string Unit(std::string_view unit_id) { return Cat({"dom/unit/", unit_id}); }
+std::string UnitName(std::string_view name, std::string_view unit_id) {
+  return Cat({kUnitNamePrefix, name, kNul, unit_id});
+}
 
 std::string Created(std::string_view entity_key) {
   return Cat({"dom/aux/", entity_key, "/created"});

@@ -19,17 +19,22 @@
 //   dom/link/<link_id>                        the target's subject key
 //   dom/link/order/<link order>               the target's subject key (ListLinks order)
 //   dom/link/holder/<c|u>/<holder>\0<link order> the target's subject key (a holder's links)
-//   dom/user/<user_id>                        v1.User (as last upserted)
-//   dom/unit/<unit_id>                        v1.Unit (as last upserted)
+// Reference data (domain/reference.h), folded from the server's admin events:
+//   dom/area/<code>                           v1.Area (as last imported)
+//   dom/user/<user_id>                        v1.User (as last upserted): the only user record
+//   dom/user_name/<name>\0<user_id>           ""  (ListUsers order)
+//   dom/unit/<unit_id>                        v1.Unit (as last upserted): the only unit record
+//   dom/unit_name/<name>\0<unit_id>           ""  (ListUnits order)
 // where <link order> = <area code>\0<target kind, 2 digits>\0<target id>\0
 // <valid_from yyyymmdd>\0<link_id> (links.h LinkOrder): by area, then target,
 // then valid_from; the link id is what follows the last NUL.
 //
-// Links exist only here: AdminService's link events are folded by the same
-// Merge as pushed ones (the server's writer calls the policy in the commit),
-// and so are UserUpserted and UnitUpserted, so that a LinkStarted is checked
-// against the holder as of its place in the log. The server reads links and
-// holders' link indexes through links.h; it never writes these keys.
+// Links, areas, units and users exist only here: AdminService's link events
+// are folded by the same Merge as pushed ones (the server's writer calls the
+// policy in the commit), and so are AreaImported, UserUpserted and
+// UnitUpserted, so that a LinkStarted is checked against the holder as of its
+// place in the log. The server reads them through links.h, reference.h and
+// scope.h; it never writes these keys.
 // Merge bookkeeping (never shipped to clients):
 //   dom/aux/<entity_key>/created              event_id that created the entity
 //   dom/aux/<entity_key>/f/<field>            v1.ConflictSide: the write holding the field
@@ -62,6 +67,8 @@ inline constexpr std::string_view kConflictPrefixIndex = "dom/cf/p/";
 inline constexpr std::string_view kConflictAllIndex = "dom/cf/t/";
 inline constexpr std::string_view kLinkHolderPrefix = "dom/link/holder/";
 inline constexpr std::string_view kLinkOrderPrefix = "dom/link/order/";
+inline constexpr std::string_view kUserNamePrefix = "dom/user_name/";
+inline constexpr std::string_view kUnitNamePrefix = "dom/unit_name/";
 
 std::string SubjectState(std::string_view subject_key);  // "dom/st/<key>/"
 std::string Household(std::string_view subject_key);
@@ -87,8 +94,11 @@ std::string LinkHolderScan(bool cadre, std::string_view holder_id);
 // The part of a link order naming the target: <area>\0<kind, 2 digits>\0<id>\0.
 std::string LinkTargetOrder(std::string_view area_code, int target_kind,
                             std::string_view target_id);
+std::string Area(std::string_view code);
 std::string User(std::string_view user_id);
+std::string UserName(std::string_view name, std::string_view user_id);
 std::string Unit(std::string_view unit_id);
+std::string UnitName(std::string_view name, std::string_view unit_id);
 
 std::string Created(std::string_view entity_key);
 std::string FieldHolder(std::string_view entity_key, std::string_view field);

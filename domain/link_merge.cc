@@ -1,8 +1,8 @@
 // Links: effective-dated assignments of a cadre or unit to a household,
 // village or county. Started once, ended once; a replacement names the link
 // it replaces. The holder must be an existing, enabled cadre (or unit) as of
-// the event's place in the log: the domain keeps its own projection of users
-// and units, folded from the server's UserUpserted / UnitUpserted.
+// the event's place in the log: the domain's one record of users and units
+// (domain/reference.h), folded from the server's UserUpserted / UnitUpserted.
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "base/status_macros.h"
@@ -14,58 +14,26 @@
 namespace fieldsync::domain {
 namespace {
 
-// Rejects the event (and returns false) unless the holder of `body` is an
-// existing, enabled cadre, or an existing, enabled unit.
+// Rejects the event (and returns false) unless the holder of `body` may hold
+// a link as of this point of the log (links.h CheckLinkHolder).
 absl::StatusOr<bool> HolderFits(MergeContext& mc, const v1::LinkStarted& body) {
-  if (body.holder_case() == v1::LinkStarted::kCadreId) {
-    const std::string field = "link_started.cadre_id";
-    ASSIGN_OR_RETURN(std::optional<v1::User> user, mc.Load<v1::User>(keys::User(body.cadre_id())));
-    if (!user) {
-      mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, field,
-                absl::StrCat("no user '", body.cadre_id(), "'"));
-      return false;
-    }
-    if (user->role() != v1::ROLE_CADRE) {
-      mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
-                absl::StrCat("user ", body.cadre_id(), " is not a cadre (role ",
-                             v1::Role_Name(user->role()), ")"));
-      return false;
-    }
-    if (user->disabled()) {
-      mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
-                absl::StrCat("cadre ", body.cadre_id(), " is disabled"));
-      return false;
-    }
-    return true;
+  const bool cadre = body.holder_case() == v1::LinkStarted::kCadreId;
+  std::optional<v1::User> user;
+  std::optional<v1::Unit> unit;
+  if (cadre) {
+    ASSIGN_OR_RETURN(user, mc.Load<v1::User>(keys::User(body.cadre_id())));
+  } else {
+    ASSIGN_OR_RETURN(unit, mc.Load<v1::Unit>(keys::Unit(body.unit_id())));
   }
-  const std::string field = "link_started.unit_id";
-  ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, mc.Load<v1::Unit>(keys::Unit(body.unit_id())));
-  if (!unit) {
-    mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, field,
-              absl::StrCat("no unit '", body.unit_id(), "'"));
-    return false;
-  }
-  if (unit->disabled()) {
-    mc.Reject(v1::REJECTION_CODE_INVALID_VALUE, field,
-              absl::StrCat("unit ", body.unit_id(), " is disabled"));
-    return false;
-  }
-  return true;
+  HolderCheck check = CheckLinkHolder(cadre, cadre ? body.cadre_id() : body.unit_id(), user, unit);
+  if (check.ok()) return true;
+  mc.Reject(check.problem == HolderProblem::kUnknown ? v1::REJECTION_CODE_UNKNOWN_REFERENCE
+                                                     : v1::REJECTION_CODE_INVALID_VALUE,
+            cadre ? "link_started.cadre_id" : "link_started.unit_id", std::move(check.message));
+  return false;
 }
 
 }  // namespace
-
-absl::Status MergeUserUpserted(MergeContext& mc) {
-  const v1::User& user = mc.event().user_upserted().user();
-  mc.Save(keys::User(user.id()), user);
-  return absl::OkStatus();
-}
-
-absl::Status MergeUnitUpserted(MergeContext& mc) {
-  const v1::Unit& unit = mc.event().unit_upserted().unit();
-  mc.Save(keys::Unit(unit.id()), unit);
-  return absl::OkStatus();
-}
 
 absl::Status MergeLinkStarted(MergeContext& mc) {
   const v1::Event& event = mc.event();

@@ -74,6 +74,26 @@ LinkRoleFit FitLinkRole(v1::LinkRole role, bool cadre_holder, v1::SubjectKind ta
   return fit;
 }
 
+HolderCheck CheckLinkHolder(bool cadre_holder, std::string_view holder_id,
+                            const std::optional<v1::User>& user,
+                            const std::optional<v1::Unit>& unit) {
+  const std::string id(holder_id);
+  if (cadre_holder) {
+    if (!user) return {HolderProblem::kUnknown, absl::StrCat("no user '", id, "'")};
+    if (user->role() != v1::ROLE_CADRE) {
+      return {HolderProblem::kNotCadre, absl::StrCat("user ", id, " is not a cadre (role ",
+                                                     v1::Role_Name(user->role()), ")")};
+    }
+    if (user->disabled()) {
+      return {HolderProblem::kDisabled, absl::StrCat("cadre ", id, " is disabled")};
+    }
+    return {};
+  }
+  if (!unit) return {HolderProblem::kUnknown, absl::StrCat("no unit '", id, "'")};
+  if (unit->disabled()) return {HolderProblem::kDisabled, absl::StrCat("unit ", id, " is disabled")};
+  return {};
+}
+
 std::string LinkOrder(const v1::Link& link) {
   // valid_from as 8 digits, so that the key order is the date order.
   std::string from = std::to_string(std::max(DateNumber(link.valid_from()), 0));

@@ -42,6 +42,21 @@ struct LinkRoleFit {
 };
 LinkRoleFit FitLinkRole(v1::LinkRole role, bool cadre_holder, v1::SubjectKind target_kind);
 
+// Whether a holder may hold a new link (the one rule, for pushed LinkStarted
+// and AdminService's StartLink / EndLink replacements alike): a cadre holder
+// must be an existing user of role CADRE, not disabled; a unit holder an
+// existing unit, not disabled. `user` / `unit` are the holder's records as
+// the caller read them (nullopt: none).
+enum class HolderProblem { kNone, kUnknown, kNotCadre, kDisabled };
+struct HolderCheck {
+  HolderProblem problem = HolderProblem::kNone;
+  std::string message;  // Says why, naming the holder; empty for kNone.
+  bool ok() const { return problem == HolderProblem::kNone; }
+};
+HolderCheck CheckLinkHolder(bool cadre_holder, std::string_view holder_id,
+                            const std::optional<v1::User>& user,
+                            const std::optional<v1::Unit>& unit);
+
 // The position of a link in the link order (domain_keys.h): area, target
 // kind, target id, valid_from, link id.
 std::string LinkOrder(const v1::Link& link);

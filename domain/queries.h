@@ -52,7 +52,8 @@ class DomainQueries {
   absl::StatusOr<v1::ListConflictsResponse> ListConflicts(
       const sync::Scope& scope, const v1::ListConflictsRequest& request) const;
 
-  // The links a cadre (or a unit) holds, for the server's scope computation.
+  // The links a cadre (or a unit) holds (the scope rule reads them through
+  // domain/scope.h UserScopes).
   absl::StatusOr<std::vector<v1::Link>> LinksOfHolder(bool cadre, std::string_view holder_id,
                                                       bool active_only) const;
 

@@ -3,16 +3,47 @@
 #include "domain/shuanglian_policy.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/area_code.h"
 #include "base/status_macros.h"
 #include "domain/assessment/aggregates.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
+#include "domain/reference.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::domain {
 
 bool ShuanglianPolicy::CreatesSubject(const v1::Event& event) const {
   return event.body_case() == v1::Event::kHouseholdRegistered;
+}
+
+std::optional<v1::SubjectRef> ShuanglianPolicy::HomeOfCreatedSubject(
+    const v1::Event& event) const {
+  if (event.body_case() != v1::Event::kHouseholdRegistered) return std::nullopt;
+  v1::SubjectRef village;
+  village.set_kind(v1::SUBJECT_KIND_VILLAGE);
+  village.set_id(event.area_code());
+  return village;
+}
+
+bool ShuanglianPolicy::IsEventSubjectKind(v1::SubjectKind kind) const {
+  switch (kind) {
+    case v1::SUBJECT_KIND_HOUSEHOLD:
+    case v1::SUBJECT_KIND_VILLAGE:
+    case v1::SUBJECT_KIND_UNIT:
+    case v1::SUBJECT_KIND_CADRE:
+    case v1::SUBJECT_KIND_AREA:
+    case v1::SUBJECT_KIND_USER:
+    case v1::SUBJECT_KIND_DEVICE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::optional<std::string> ShuanglianPolicy::CheckAreaCode(std::string_view area_code) const {
+  if (base::IsAreaCode(area_code)) return std::nullopt;
+  return "area_code must be a 12-digit admin-area code";
 }
 
 absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event,
@@ -58,16 +89,15 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
       RETURN_IF_ERROR(MergeConflictResolved(mc));
       break;
     // Admin bodies reach Merge only from the server's writer (Validate
-    // refuses them through Push): the holders links are checked against.
+    // refuses them through Push): the reference data links and scopes read.
     case B::kUserUpserted:
       RETURN_IF_ERROR(MergeUserUpserted(mc));
       break;
     case B::kUnitUpserted:
       RETURN_IF_ERROR(MergeUnitUpserted(mc));
       break;
-    // Server-made like the users: no entity state, only the assessment's
-    // poor villages (below).
     case B::kAreaImported:
+      RETURN_IF_ERROR(MergeAreaImported(mc));
       break;
     case B::kVisitRecorded:
     case B::kVisitCorrected:
@@ -94,6 +124,13 @@ absl::Status ShuanglianPolicy::AppendSnapshot(const sync::ProjectionReader& read
   const std::string prefix = keys::SubjectState(sync::SubjectKey(subject));
   constexpr size_t kBatch = 512;
   std::string position;
+  // Where the subject lives, for Snapshot.areas: a household's village (read
+  // from its state below), a village's or county's own code.
+  std::string area_code;
+  if (subject.kind() == v1::SUBJECT_KIND_VILLAGE || subject.kind() == v1::SUBJECT_KIND_AREA) {
+    area_code = subject.id();
+  }
+  const int households_before = out->households_size();
   while (true) {
     ASSIGN_OR_RETURN(auto batch, reader.Scan(prefix, position, kBatch));
     for (const auto& [key, value] : batch) {
@@ -117,8 +154,13 @@ absl::Status ShuanglianPolicy::AppendSnapshot(const sync::ProjectionReader& read
         return absl::DataLossError(absl::StrCat("projection ", key, " does not parse"));
       }
     }
-    if (batch.size() < kBatch) return absl::OkStatus();
+    if (batch.size() < kBatch) break;
   }
+  if (out->households_size() > households_before) {
+    area_code = out->households(households_before).village_code();
+  }
+  if (area_code.empty()) return absl::OkStatus();
+  return AppendAreaChain(reader, area_code, out->mutable_areas());
 }
 
 }  // namespace fieldsync::domain

@@ -62,6 +62,13 @@ class ShuanglianPolicy : public sync::MergePolicy {
   // HouseholdRegistered: a new household lives in the village it is
   // registered in.
   bool CreatesSubject(const v1::Event& event) const override;
+  // A registered household is created in its village (area_code).
+  std::optional<v1::SubjectRef> HomeOfCreatedSubject(const v1::Event& event) const override;
+  // Households, villages, areas (counties), units, cadres, users, devices:
+  // never members or plans (they live inside their household's state).
+  bool IsEventSubjectKind(v1::SubjectKind kind) const override;
+  // The 12-digit national admin-area code (DOMAIN.md "Entities").
+  std::optional<std::string> CheckAreaCode(std::string_view area_code) const override;
   std::optional<sync::Rejection> Validate(const v1::Event& event,
                                           const sync::Author& author) const override;
   sync::References ReferencesOf(const v1::Event& event) const override;
@@ -71,6 +78,9 @@ class ShuanglianPolicy : public sync::MergePolicy {
                                                 std::string_view referenced_actor) const override;
   absl::StatusOr<sync::MergeResult> Merge(const v1::Event& event, const sync::EventMeta& meta,
                                           sync::ProjectionView& view) const override;
+  // The subject's state (dom/st/<subject>/...) and Snapshot.areas: the area
+  // the subject lives in (a household's village, a village's or county's
+  // own) and its ancestors, for display.
   absl::Status AppendSnapshot(const sync::ProjectionReader& reader, const v1::SubjectRef& subject,
                               v1::Snapshot* out) const override;
 

@@ -407,12 +407,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportAreas(grpc::CallbackServerCont
     body->set_part_count(static_cast<uint32_t>(parts.size()));
     body->set_source_sha256(source_sha);
     for (v1::Area& area : parts[i]) *body->add_areas() = std::move(area);
-    change.apply = [](storage::CommitContext& cctx, const v1::StoredEvent& stored) {
-      for (const v1::Area& area : stored.event().area_imported().areas()) {
-        RETURN_IF_ERROR(WriteArea(cctx, area));
-      }
-      return absl::OkStatus();
-    };
+    // No projection writes of our own: the domain's merge, run by the
+    // writer in the same commit, stores the areas (domain/reference.h).
     changes.push_back(std::move(change));
   }
   ctx_->identity->writer().AppendAsync(
@@ -493,9 +489,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUnit(grpc::CallbackServerConte
   change.event.mutable_subject()->set_id(unit->id());
   change.event.set_area_code(unit->area_code());
   *change.event.mutable_unit_upserted()->mutable_unit() = *unit;
-  change.apply = [](storage::CommitContext& cctx, const v1::StoredEvent& stored) {
-    return WriteUnit(cctx, stored.event().unit_upserted().unit());
-  };
+  // The domain's merge stores the unit (domain/reference.h), in this commit.
   *response->mutable_unit() = *unit;
   std::vector<ServerChange> changes;
   changes.push_back(std::move(change));
@@ -522,7 +516,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListUnits(grpc::CallbackServerContex
   }
   std::vector<v1::Unit> units;
   absl::StatusOr<IndexPage> page =
-      ScanIndexPage(*ctx_->store, dir_keys::kUnitNamePrefix, request->page_token(),
+      ScanIndexPage(*ctx_->store, domain::keys::kUnitNamePrefix, request->page_token(),
                     ctx_->PageSize(request->page_size()),
                     [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
                       std::string id(key.substr(key.rfind('\0') + 1));
@@ -656,9 +650,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUser(grpc::CallbackServerConte
   change.event.mutable_subject()->set_id(user->id());
   change.event.set_area_code(*area);
   *change.event.mutable_user_upserted()->mutable_user() = *user;
-  change.apply = [](storage::CommitContext& cctx, const v1::StoredEvent& stored) {
-    return WriteUser(cctx, stored.event().user_upserted().user());
-  };
+  // The domain's merge stores the user (domain/reference.h), in this commit.
   *response->mutable_user() = *user;
   std::vector<ServerChange> changes;
   changes.push_back(std::move(change));
@@ -689,7 +681,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContex
   }
   std::vector<v1::User> users;
   absl::StatusOr<IndexPage> page = ScanIndexPage(
-      *ctx_->store, dir_keys::kUserNamePrefix, request->page_token(),
+      *ctx_->store, domain::keys::kUserNamePrefix, request->page_token(),
       ctx_->PageSize(request->page_size()),
       [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
         std::string id(key.substr(key.rfind('\0') + 1));
@@ -735,21 +727,24 @@ absl::StatusOr<Holder> CheckHolder(const Directory& directory, std::string_view 
   Holder holder{is_cadre, is_cadre ? cadre_id : unit_id};
   RETURN_IF_ERROR(
       IdField(absl::StrCat(std::string(field), is_cadre ? "cadre_id" : "unit_id"), holder.id));
+  // The domain's rule (domain/links.h), the one a pushed LinkStarted meets.
+  std::optional<v1::User> user;
+  std::optional<v1::Unit> unit;
   if (is_cadre) {
-    ASSIGN_OR_RETURN(std::optional<v1::User> user, directory.GetUser(holder.id));
-    if (!user.has_value()) return absl::NotFoundError(absl::StrCat("no user '", holder.id, "'"));
-    if (user->role() != v1::ROLE_CADRE) {
-      return Invalid(absl::StrCat("user ", holder.id, " is not a cadre"));
-    }
-    if (user->disabled()) {
-      return absl::FailedPreconditionError(absl::StrCat("cadre ", holder.id, " is disabled"));
-    }
+    ASSIGN_OR_RETURN(user, directory.GetUser(holder.id));
   } else {
-    ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, directory.GetUnit(holder.id));
-    if (!unit.has_value()) return absl::NotFoundError(absl::StrCat("no unit '", holder.id, "'"));
-    if (unit->disabled()) {
-      return absl::FailedPreconditionError(absl::StrCat("unit ", holder.id, " is disabled"));
-    }
+    ASSIGN_OR_RETURN(unit, directory.GetUnit(holder.id));
+  }
+  domain::HolderCheck check = domain::CheckLinkHolder(is_cadre, holder.id, user, unit);
+  switch (check.problem) {
+    case domain::HolderProblem::kNone:
+      return holder;
+    case domain::HolderProblem::kUnknown:
+      return absl::NotFoundError(check.message);
+    case domain::HolderProblem::kNotCadre:
+      return Invalid(check.message);
+    case domain::HolderProblem::kDisabled:
+      return absl::FailedPreconditionError(check.message);
   }
   return holder;
 }
@@ -877,8 +872,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartLink(grpc::CallbackServerContex
     }
     ASSIGN_OR_RETURN(auto target, LocateTarget(directory, request->target()));
     // Scope: the target must be in the caller's scope (county staff: their county).
-    ASSIGN_OR_RETURN(Scope scope, directory.ComputeScope(call->principal().user));
-    if (!sync::CoversArea(scope, target.second)) {
+    if (!sync::CoversArea(call->scope(), target.second)) {
       return OutOfScope(call->principal(),
                         absl::StrCat("link target ", sync::SubjectKey(request->target())));
     }
@@ -948,8 +942,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
     if (!old.has_value()) {
       return absl::NotFoundError(absl::StrCat("no link '", request->link_id(), "'"));
     }
-    ASSIGN_OR_RETURN(Scope scope, directory.ComputeScope(call->principal().user));
-    if (!sync::CoversArea(scope, old->area_code())) {
+    if (!sync::CoversArea(call->scope(), old->area_code())) {
       return OutOfScope(call->principal(), absl::StrCat("link ", old->id()));
     }
     if (old->ended_offset() != 0) {
@@ -1088,7 +1081,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLinks(grpc::CallbackServerContex
                                   request->target().kind() == v1::SUBJECT_KIND_UNSPECIFIED)) {
       return Invalid("target needs a kind and an id");
     }
-    ASSIGN_OR_RETURN(Scope scope, directory.ComputeScope(call->principal().user));
+    const Scope& scope = call->scope();
     if (!sync::CoversPrefix(scope, request->scope_prefix())) {
       return OutOfScope(call->principal(),
                         request->scope_prefix().empty()

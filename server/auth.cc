@@ -195,6 +195,18 @@ Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_vie
                      " is over the limit ", rate_limit_description_));
     return admission;
   }
+
+  // 6. The caller's scope, once for the whole call.
+  if (scopes_ == nullptr) {
+    admission.scope.emplace();
+    return admission;
+  }
+  absl::StatusOr<sync::Scope> scope = scopes_->ScopeOf(admission.principal->user);
+  if (!scope.ok()) {
+    admission.status = scope.status();
+    return admission;
+  }
+  admission.scope = *std::move(scope);
   return admission;
 }
 

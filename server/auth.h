@@ -17,9 +17,13 @@
 //   4. the policy row of the method: the caller's role must be allowed, else
 //      PERMISSION_DENIED (an RPC without a row is denied to everyone);
 //   5. the device's token bucket, else RESOURCE_EXHAUSTED naming
-//      limits.device_requests_per_second / limits.device_request_burst.
+//      limits.device_requests_per_second / limits.device_request_burst;
+//   6. the caller's scope, computed once for the whole call by the domain's
+//      rule (domain/scope.h) and carried by the Admission (Admission::scope,
+//      GuardedUnary::scope()); a store error reading it is the call's answer.
 // Request-specific scope (the row's ScopeRule) is then checked by the
-// handler, which knows the request.
+// handler, which knows the request, against that one scope: no handler
+// computes a scope of its own.
 //
 // Thread-safety: everything here is safe for concurrent use.
 #pragma once
@@ -38,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "fieldsync/v1/common.pb.h"
+#include "domain/scope.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/rate_limit.h"
@@ -101,6 +106,9 @@ struct Admission {
   absl::Status status;                 // OK: the handler goes on; else the call's answer.
   std::optional<Principal> principal;  // Set when authenticated.
   const PolicyRow* policy = nullptr;
+  // The caller's scope as of the start of the call (step 6): set whenever
+  // `status` is OK and the call has a principal (every non-public RPC).
+  std::optional<sync::Scope> scope;
 };
 
 class CallGuard {
@@ -115,6 +123,11 @@ class CallGuard {
   // are not limited.
   void LimitPublicCalls(double per_peer_per_minute, double per_minute, Clock clock);
 
+  // The domain's scope rule for step 6 (borrowed; must outlive the guard).
+  // Call before the server serves (not thread-safe); without it admitted
+  // calls carry the empty scope.
+  void ComputeScopesWith(const domain::UserScopes* scopes) { scopes_ = scopes; }
+
   // Runs steps 1-5 for `method` (a full gRPC path).
   Admission Admit(grpc::CallbackServerContext* context, std::string_view method) const;
   // Releases the call slot of an admission that holds one.
@@ -123,6 +136,7 @@ class CallGuard {
  private:
   ServerState* state_;
   const Identity* identity_;
+  const domain::UserScopes* scopes_ = nullptr;
   // Step 1b for a public call: OK, or RESOURCE_EXHAUSTED (and the trailer).
   absl::Status LimitPublic(grpc::CallbackServerContext* context) const;
 
@@ -149,6 +163,8 @@ class GuardedUnary final : public grpc::ServerUnaryReactor {
   bool admitted() const { return admission_.status.ok(); }
   const Principal& principal() const { return *admission_.principal; }
   const PolicyRow& policy() const { return *admission_.policy; }
+  // The caller's scope, computed once by the guard (admitted calls only).
+  const sync::Scope& scope() const { return *admission_.scope; }
 
   void Finish(const absl::Status& status) { grpc::ServerUnaryReactor::Finish(ToGrpc(status)); }
   void OnDone() override;

@@ -122,6 +122,7 @@ absl::Status BlobUploads::CheckAllowance(const std::string& device_id, std::stri
 }
 
 absl::StatusOr<storage::BlobStatus> BlobUploads::Begin(const Principal& caller,
+                                                       const sync::Scope& scope,
                                                        std::string_view sha256,
                                                        uint64_t total_size) {
   ASSIGN_OR_RETURN(storage::BlobStatus status, store_->GetBlobStatus(sha256));
@@ -137,7 +138,6 @@ absl::StatusOr<storage::BlobStatus> BlobUploads::Begin(const Principal& caller,
       if (reference.device_id == caller.device_id()) signer = true;
     }
     if (!signer) {
-      ASSIGN_OR_RETURN(sync::Scope scope, directory_->ComputeScope(caller.user));
       for (const sync::BlobReference& reference : references) {
         if (sync::Contains(scope, reference.area_code, reference.subject_key)) in_scope = true;
       }

@@ -68,7 +68,8 @@ class BlobUploads {
   // Errors: the store's (nothing is started).
   absl::Status Start();
 
-  // Decides whether `caller` may upload `sha256` (32 bytes) of `total_size`
+  // Decides whether `caller` (whose scope is `scope`, as the call's
+  // admission carries it) may upload `sha256` (32 bytes) of `total_size`
   // bytes, and returns the blob as the caller is to continue it: complete,
   // the caller's own partial (resume at received_bytes), or a fresh start
   // (received_bytes 0; another device's expired or overridable partial was
@@ -78,8 +79,8 @@ class BlobUploads {
   // ALREADY_EXISTS (another device's partial, with the time it expires);
   // RESOURCE_EXHAUSTED (over max_partial_blob_bytes_per_device); the store's.
   // May write (a takeover is a synced delete): call off the gRPC threads.
-  absl::StatusOr<storage::BlobStatus> Begin(const Principal& caller, std::string_view sha256,
-                                            uint64_t total_size);
+  absl::StatusOr<storage::BlobStatus> Begin(const Principal& caller, const sync::Scope& scope,
+                                            std::string_view sha256, uint64_t total_size);
   // Releases what Begin reserved for `device_id` and `sha256` (the stream
   // ended). Safe to call when nothing was reserved.
   void End(std::string_view device_id, std::string_view sha256);

@@ -10,7 +10,9 @@
 #include "base/proto_parse.h"
 #include "base/status_macros.h"
 #include "base/time.h"
+#include "domain/domain_keys.h"
 #include "domain/queries.h"
+#include "domain/reference.h"
 #include "sync/event_codec.h"
 #include "sync/store_reader.h"
 
@@ -82,9 +84,6 @@ std::unique_ptr<HouseholdLocator> NewDomainHouseholds(const storage::EventStore*
 // --- Keys ------------------------------------------------------------------------
 
 namespace dir_keys {
-std::string Area(std::string_view code) { return Cat({kAreaPrefix, code}); }
-std::string Unit(std::string_view id) { return Cat({"dir/unit/", id}); }
-std::string User(std::string_view id) { return Cat({"dir/user/", id}); }
 std::string Device(std::string_view id) { return Cat({"dir/device/", id}); }
 std::string DeviceUserPrefix(std::string_view user_id) {
   return Cat({"dir/device_user/", user_id, std::string_view(&kSep, 1)});
@@ -155,64 +154,27 @@ Directory::Directory(const storage::EventStore* store, const HouseholdLocator* h
     : store_(store),
       households_(households),
       clock_(std::move(clock)),
-      reader_(std::make_unique<sync::StoreProjectionReader>(store)) {}
+      reader_(std::make_unique<sync::StoreProjectionReader>(store)),
+      scopes_(std::make_unique<domain::UserScopes>(reader_.get(), clock_)) {}
 
 Directory::~Directory() = default;
 
 const sync::ProjectionReader& Directory::projections() const { return *reader_; }
 
 absl::StatusOr<std::optional<v1::Area>> Directory::GetArea(std::string_view code) const {
-  return Load<v1::Area>(*store_, dir_keys::Area(code));
+  return domain::FindArea(*reader_, code);
 }
 absl::StatusOr<std::optional<v1::Unit>> Directory::GetUnit(std::string_view id) const {
-  return Load<v1::Unit>(*store_, dir_keys::Unit(id));
+  return domain::FindUnit(*reader_, id);
 }
 absl::StatusOr<std::optional<v1::User>> Directory::GetUser(std::string_view id) const {
-  return Load<v1::User>(*store_, dir_keys::User(id));
+  return domain::FindUser(*reader_, id);
 }
 absl::StatusOr<std::optional<v1::Link>> Directory::GetLink(std::string_view id) const {
   return domain::FindLink(*reader_, id);
 }
 absl::StatusOr<std::optional<v1::Device>> Directory::GetDevice(std::string_view id) const {
   return Load<v1::Device>(*store_, dir_keys::Device(id));
-}
-
-absl::StatusOr<std::vector<v1::Link>> Directory::LinksOfHolder(bool cadre,
-                                                               std::string_view holder_id,
-                                                               bool active_only) const {
-  return domain::LinksOfHolder(*reader_, cadre, holder_id, active_only, Today());
-}
-
-absl::StatusOr<Scope> Directory::ComputeScope(const v1::User& user) const {
-  Scope scope;
-  if (user.disabled()) return scope;
-  scope.subject_keys.insert(absl::StrCat("user/", user.id()));
-  switch (user.role()) {
-    case v1::ROLE_HQ_ANALYST:
-    case v1::ROLE_ADMIN:
-      scope.all = true;
-      break;
-    case v1::ROLE_COUNTY_STAFF:
-    case v1::ROLE_TOWNSHIP_STAFF:
-      for (const std::string& code : user.scope_area_codes()) scope.area_prefixes.push_back(code);
-      break;
-    case v1::ROLE_CADRE: {
-      scope.subject_keys.insert(absl::StrCat("cadre/", user.id()));
-      ASSIGN_OR_RETURN(std::vector<v1::Link> links, LinksOfHolder(true, user.id(), true));
-      for (const v1::Link& link : links) {
-        scope.subject_keys.insert(sync::SubjectKey(link.target()));
-        // A cadre linked to a village works in the whole village: its
-        // households included.
-        if (link.target().kind() == v1::SUBJECT_KIND_VILLAGE) {
-          scope.area_prefixes.push_back(link.target().id());
-        }
-      }
-      break;
-    }
-    default:
-      break;
-  }
-  return sync::Normalize(scope);
 }
 
 absl::StatusOr<std::string> Directory::AreaOfUser(const v1::User& user) const {
@@ -317,34 +279,6 @@ absl::StatusOr<IndexPage> ScanIndexPage(
 
 // --- Writes ------------------------------------------------------------------------------
 
-absl::Status WriteArea(storage::CommitContext& ctx, const v1::Area& area) {
-  ctx.Put(dir_keys::Area(area.code()), area.SerializeAsString());
-  return absl::OkStatus();
-}
-
-absl::Status WriteUnit(storage::CommitContext& ctx, const v1::Unit& unit) {
-  ASSIGN_OR_RETURN(std::optional<v1::Unit> old,
-                   LoadInCommit<v1::Unit>(ctx, dir_keys::Unit(unit.id())));
-  std::string sep(1, kSep);
-  if (old.has_value()) {
-    ctx.Delete(absl::StrCat(dir_keys::kUnitNamePrefix, old->name(), sep, old->id()));
-  }
-  ctx.Put(absl::StrCat(dir_keys::kUnitNamePrefix, unit.name(), sep, unit.id()), "");
-  ctx.Put(dir_keys::Unit(unit.id()), unit.SerializeAsString());
-  return absl::OkStatus();
-}
-
-absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user) {
-  ASSIGN_OR_RETURN(std::optional<v1::User> old, ReadUser(ctx, user.id()));
-  std::string sep(1, kSep);
-  if (old.has_value()) {
-    ctx.Delete(absl::StrCat(dir_keys::kUserNamePrefix, old->name(), sep, old->id()));
-  }
-  ctx.Put(absl::StrCat(dir_keys::kUserNamePrefix, user.name(), sep, user.id()), "");
-  ctx.Put(dir_keys::User(user.id()), user.SerializeAsString());
-  return absl::OkStatus();
-}
-
 absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device) {
   std::string sep(1, kSep);
   std::string time = DeviceTime(device);
@@ -359,7 +293,7 @@ absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx
   return LoadInCommit<v1::Device>(ctx, dir_keys::Device(id));
 }
 absl::StatusOr<std::optional<v1::User>> ReadUser(storage::CommitContext& ctx, std::string_view id) {
-  return LoadInCommit<v1::User>(ctx, dir_keys::User(id));
+  return LoadInCommit<v1::User>(ctx, domain::keys::User(id));
 }
 
 }  // namespace fieldsync::server

@@ -1,31 +1,26 @@
-// The directory: fieldsync's reference data as projections of the log (admin
-// areas, units, users and devices), the links the domain keeps, the scope a
-// user may read and write, and the key layout of the directory's projections.
+// The directory: the server's read side of the reference data it serves
+// and checks against, and the key layout of the projections the server owns.
 //
-// Every record here is written by the committer thread inside the Append of
-// the admin event that changed it (see the Write* functions, meant for
-// AppendEntry::prepare), so the projections always equal a fold of the log.
-// Reads go to the store's committed projections.
+// Areas, units, users (role, rank, unit, area codes, disabled) and links are
+// the domain's (domain/reference.h, domain/links.h): one record each, folded
+// by the domain's Merge from the admin events in their own commit, whoever
+// made them. The scope a user derives from role and links is the domain's
+// too (domain/scope.h UserScopes, scopes()); handlers read it from the
+// call's admission (server/auth.h Admission::scope), computed once per call.
+// What the server keeps itself is identity: devices with their keys, tokens
+// and enrollment codes (server/identity.h).
+//
+// Every record the server owns here is written by the committer thread inside
+// the Append of the admin event that changed it (see the Write* functions,
+// meant for AppendEntry::prepare), so the projections always equal a fold of
+// the log. Reads go to the store's committed projections.
 //
 // Key layout (projections key space; "\0" is a NUL byte):
-//   dir/area/<code>                                   v1.Area
-//   dir/unit/<id>                                     v1.Unit
-//   dir/unit_name/<name>\0<id>                        ""      (ListUnits order)
-//   dir/user/<id>                                     v1.User
-//   dir/user_name/<name>\0<id>                        ""      (ListUsers order)
 //   dir/device/<id>                                   v1.Device
 //   dir/device_time/<enrolled µs, 20 digits>\0<id>    ""      (ListDevices order)
 //   dir/device_user/<user id>\0<enrolled µs>\0<id>    ""      (a user's devices)
-//
-// Links are domain state only (domain/links.h, domain/domain_keys.h
-// "dom/link..."): AdminService's LinkStarted / LinkEnded go through the
-// domain's merge in the same commit (see Identity::Open), exactly as the ones
-// county staff push from devices, so there is one record per link. GetLink,
-// LinksOfHolder, ComputeScope, ListLinks and EndLink all read that record.
-// The domain also folds UserUpserted and UnitUpserted into its own
-// projection ("dom/user/", "dom/unit/"), against which a LinkStarted's holder
-// is checked in log order; the directory's dir/user and dir/unit records are
-// folds of the same events in the same commit.
+// (Areas, units and users: domain/domain_keys.h "dom/area/", "dom/unit/",
+// "dom/user/" and their name indexes.)
 //
 // Thread-safety: Directory is immutable after construction and safe for
 // concurrent use; the Write* functions run on the committer thread only.
@@ -45,6 +40,7 @@
 #include "absl/time/time.h"
 #include "base/area_code.h"
 #include "domain/links.h"
+#include "domain/scope.h"
 #include "fieldsync/v1/common.pb.h"
 #include "fieldsync/v1/state.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -62,8 +58,8 @@ namespace fieldsync::server {
 using Clock = std::function<absl::Time()>;
 
 // What a user may read and write (sync/scope.h): area prefixes, single
-// subjects, or everything. Directory::ComputeScope makes it; the sync engine
-// serves Pull and checks Push with it.
+// subjects, or everything. The domain's UserScopes makes it (once per call,
+// Admission::scope); the sync engine serves Pull and checks Push with it.
 using Scope = sync::Scope;
 
 // Where a household lives. Households are domain state kept by the sync
@@ -92,13 +88,7 @@ std::unique_ptr<HouseholdLocator> NewDomainHouseholds(const storage::EventStore*
 
 // Projection keys (see the layout above).
 namespace dir_keys {
-std::string Area(std::string_view code);
-std::string Unit(std::string_view id);
-std::string User(std::string_view id);
 std::string Device(std::string_view id);
-inline constexpr char kAreaPrefix[] = "dir/area/";
-inline constexpr char kUnitNamePrefix[] = "dir/unit_name/";
-inline constexpr char kUserNamePrefix[] = "dir/user_name/";
 inline constexpr char kDeviceTimePrefix[] = "dir/device_time/";
 std::string DeviceUserPrefix(std::string_view user_id);
 }  // namespace dir_keys
@@ -138,23 +128,18 @@ class Directory {
   Directory(const storage::EventStore* store, const HouseholdLocator* households, Clock clock);
   ~Directory();
 
+  // The domain's records (domain/reference.h, domain/links.h).
   absl::StatusOr<std::optional<v1::Area>> GetArea(std::string_view code) const;
   absl::StatusOr<std::optional<v1::Unit>> GetUnit(std::string_view id) const;
   absl::StatusOr<std::optional<v1::User>> GetUser(std::string_view id) const;
   // A link as the domain holds it, whoever started or ended it.
   absl::StatusOr<std::optional<v1::Link>> GetLink(std::string_view id) const;
+  // The server's own record of a device.
   absl::StatusOr<std::optional<v1::Device>> GetDevice(std::string_view id) const;
 
-  // The links held by a cadre (or a unit), in link order, active ones today
-  // only if `active_only`: the domain's links (domain/links.h), the same
-  // whether AdminService or a device started or ended them.
-  absl::StatusOr<std::vector<v1::Link>> LinksOfHolder(bool cadre, std::string_view holder_id,
-                                                      bool active_only) const;
-
-  // The scope of `user` (see docs/authorization.md): HQ analysts and admins
-  // all; county and township staff their scope_area_codes; cadres their
-  // active links' households and villages; everyone their own records.
-  absl::StatusOr<Scope> ComputeScope(const v1::User& user) const;
+  // The domain's scope rule (domain/scope.h), over the same projections and
+  // clock. Handlers use the scope their admission carries instead.
+  const domain::UserScopes& scopes() const { return *scopes_; }
 
   // The area code a subject lives in, for scope checks: a household's
   // village, a village's or area's own code, a unit's area_code, a user's
@@ -185,6 +170,7 @@ class Directory {
   const HouseholdLocator* households_;
   Clock clock_;
   std::unique_ptr<sync::StoreProjectionReader> reader_;
+  std::unique_ptr<domain::UserScopes> scopes_;
 };
 
 // One page of an index scan.
@@ -204,15 +190,13 @@ absl::StatusOr<IndexPage> ScanIndexPage(
 
 // --- Writes (committer thread, inside AppendEntry::prepare) --------------------
 
-// Stores `area` (upsert by code).
-absl::Status WriteArea(storage::CommitContext& ctx, const v1::Area& area);
-// Stores `unit` and moves its name index entry.
-absl::Status WriteUnit(storage::CommitContext& ctx, const v1::Unit& unit);
-// Stores `user` and moves its name index entry.
-absl::Status WriteUser(storage::CommitContext& ctx, const v1::User& user);
+// (Areas, units and users have no Write here: the domain's Merge of the
+// event stores them, domain/reference.h.)
 // Stores `device` with its time and user index entries.
 absl::Status WriteDevice(storage::CommitContext& ctx, const v1::Device& device);
-// Reads a record as of this point of the log; nullopt if absent.
+// Reads a record as of this point of the log; nullopt if absent. A user as
+// of the events before this one (the domain folds this event's own
+// UserUpserted after the change's apply).
 absl::StatusOr<std::optional<v1::Device>> ReadDevice(storage::CommitContext& ctx,
                                                      std::string_view id);
 absl::StatusOr<std::optional<v1::User>> ReadUser(storage::CommitContext& ctx, std::string_view id);

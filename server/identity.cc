@@ -275,9 +275,9 @@ class EventWriterImpl final : public EventWriter {
   }
 
   // Links are domain state only: fold link events through the domain's
-  // merge, exactly as a pushed LinkStarted / LinkEnded would be. Users and
-  // units too, so that the domain checks a link's holder in log order
-  // (domain/links.h).
+  // merge, exactly as a pushed LinkStarted / LinkEnded would be. Areas,
+  // users and units too: the domain holds their only record
+  // (domain/reference.h) and checks a link's holder against it in log order.
   absl::Status MergeIntoDomain(storage::CommitContext& ctx, const v1::StoredEvent& stored,
                                absl::Time now, v1::Role actor_role) {
     const v1::Event& event = stored.event();
@@ -425,9 +425,7 @@ class IdentityImpl final : public Identity {
       ServerChange change;
       change.event = MakeEvent(v1::SUBJECT_KIND_USER, user.id(), "");
       *change.event.mutable_user_upserted()->mutable_user() = user;
-      change.apply = [user](storage::CommitContext& ctx, const v1::StoredEvent&) {
-        return WriteUser(ctx, user);
-      };
+      // The domain's merge stores the user (domain/reference.h).
       changes.push_back(std::move(change));
     }
     // 4. A token-only device holding the first admin's token.

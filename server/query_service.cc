@@ -32,7 +32,7 @@ absl::Status CheckPrefixInScope(const Principal& principal, const Scope& scope,
 }  // namespace
 
 absl::Status CheckSubjectReadable(const Directory& directory, const Principal& principal,
-                                  const v1::SubjectRef& subject) {
+                                  const Scope& scope, const v1::SubjectRef& subject) {
   if (!v1::SubjectKind_IsValid(subject.kind()) || subject.kind() == v1::SUBJECT_KIND_UNSPECIFIED) {
     return Invalid("subject.kind is required");
   }
@@ -47,7 +47,6 @@ absl::Status CheckSubjectReadable(const Directory& directory, const Principal& p
     if (device.has_value() && device->user_id() == principal.user_id()) return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::string area, directory.AreaOfSubject(subject));
-  ASSIGN_OR_RETURN(Scope scope, directory.ComputeScope(principal.user));
   if (!sync::Contains(scope, area, sync::SubjectKey(subject))) {
     return OutOfScope(principal, sync::SubjectKey(subject));
   }
@@ -79,7 +78,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
         return Invalid("id or household_number is required");
     }
     if (!place.has_value()) return absl::NotFoundError("no such household");
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
+    const Scope& scope = call->scope();
     std::string key = absl::StrCat("household/", place->id);
     if (!sync::Contains(scope, place->village_code, key)) return OutOfScope(call->principal(), key);
     ASSIGN_OR_RETURN(*response, ctx->queries->GetHousehold(scope, *request));
@@ -102,7 +101,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListHouseholds(grpc::CallbackServerC
         return Invalid(absl::StrCat("statuses: ", status, " is not a HouseholdStatus"));
       }
     }
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
+    const Scope& scope = call->scope();
     RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
     ASSIGN_OR_RETURN(*response, ctx->queries->ListHouseholds(scope, *request));
     return absl::OkStatus();
@@ -119,11 +118,12 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHistory(grpc::CallbackServerConte
   const ServiceContext* ctx = ctx_;
   FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     if (!request->has_subject()) return Invalid("subject is required");
-    RETURN_IF_ERROR(CheckSubjectReadable(*ctx->directory, call->principal(), request->subject()));
+    RETURN_IF_ERROR(CheckSubjectReadable(*ctx->directory, call->principal(), call->scope(),
+                                         request->subject()));
     // Readable: the caller's own records (user, cadre, devices) have no area
     // in the engine's subject index, so the engine is given the subject by
     // name; everything else was checked against the same scope above.
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
+    Scope scope = call->scope();
     scope.subject_keys.insert(sync::SubjectKey(request->subject()));
     ASSIGN_OR_RETURN(*response, ctx->engine->GetHistory(scope, *request));
     return absl::OkStatus();
@@ -140,7 +140,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListConflicts(grpc::CallbackServerCo
   const ServiceContext* ctx = ctx_;
   FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), false));
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
+    const Scope& scope = call->scope();
     RETURN_IF_ERROR(CheckPrefixInScope(call->principal(), scope, request->scope_prefix()));
     ASSIGN_OR_RETURN(*response, ctx->queries->ListConflicts(scope, *request));
     return absl::OkStatus();
@@ -164,7 +164,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
       return Invalid("scope_prefix or device_id is required");
     }
     const Principal& principal = call->principal();
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(principal.user));
+    const Scope& scope = call->scope();
     if (!request->scope_prefix().empty()) {
       RETURN_IF_ERROR(CheckPrefixInScope(principal, scope, request->scope_prefix()));
       ASSIGN_OR_RETURN(*response, ctx->engine->ListRejections(scope, *request));

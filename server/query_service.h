@@ -43,10 +43,12 @@ class QueryServiceImpl final : public v1::QueryService::CallbackService {
 };
 
 // Whether `principal` may read `subject`'s history: their own user, cadre
-// and device records always; otherwise the subject must be in their scope.
+// and device records always; otherwise the subject must be in `scope` (the
+// principal's, as the call's admission carries it).
 // NotFound for an unknown subject, InvalidArgument for a kind that has no
 // history of its own, PermissionDenied out of scope.
 absl::Status CheckSubjectReadable(const Directory& directory, const Principal& principal,
+                                  const Scope& scope,
                                   const v1::SubjectRef& subject);
 
 }  // namespace fieldsync::server

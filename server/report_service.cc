@@ -11,7 +11,7 @@ namespace {
 
 namespace as = domain::assessment;
 
-absl::Status CheckReportRequest(const ServiceContext& ctx, const Principal& principal,
+absl::Status CheckReportRequest(const Principal& principal, const Scope& scope,
                                 const std::string& scope_prefix, int32_t year,
                                 const as::AssessmentOptions& options) {
   RETURN_IF_ERROR(ValidatePrefix("scope_prefix", scope_prefix, false));
@@ -19,7 +19,6 @@ absl::Status CheckReportRequest(const ServiceContext& ctx, const Principal& prin
     return absl::InvalidArgumentError(absl::StrCat("year is required (1900-9999), got ", year));
   }
   RETURN_IF_ERROR(as::CheckLevelPrefix(scope_prefix));
-  ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
   if (!sync::CoversPrefix(scope, scope_prefix)) {
     return OutOfScope(principal, absl::StrCat("scope_prefix ", scope_prefix));
   }
@@ -43,7 +42,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetAssessment(grpc::CallbackServerC
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
   auto run = [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(),
+    RETURN_IF_ERROR(CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(),
                                        request->year(), options_));
     // Read the head first: every aggregate read after it reflects at least it.
     const uint64_t head = ctx_->store->Head();
@@ -78,7 +77,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
     if (!request->cadre_id().empty() && !base::IsPlainId(request->cadre_id())) {
       return absl::InvalidArgumentError("cadre_id must match [A-Za-z0-9._:-]{1,64}");
     }
-    RETURN_IF_ERROR(CheckReportRequest(*ctx_, call->principal(), request->scope_prefix(),
+    RETURN_IF_ERROR(CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(),
                                        request->year(), options_));
     const uint64_t head = ctx_->store->Head();
     ASSIGN_OR_RETURN(*response,
@@ -95,11 +94,10 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
 
 namespace {
 
-absl::Status CheckListRequest(const ServiceContext& ctx, const Principal& principal,
+absl::Status CheckListRequest(const Principal& principal, const Scope& scope,
                               const std::string& scope_prefix) {
   RETURN_IF_ERROR(ValidatePrefix("scope_prefix", scope_prefix, false));
   RETURN_IF_ERROR(as::CheckLevelPrefix(scope_prefix));
-  ASSIGN_OR_RETURN(Scope scope, ctx.directory->ComputeScope(principal.user));
   if (!sync::CoversPrefix(scope, scope_prefix)) {
     return OutOfScope(principal, absl::StrCat("scope_prefix ", scope_prefix));
   }
@@ -115,7 +113,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::ListFeedback(grpc::CallbackServerCo
       new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListFeedback));
   if (!call->admitted()) return call;
   auto run = [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckListRequest(*ctx_, call->principal(), request->scope_prefix()));
+    RETURN_IF_ERROR(CheckListRequest(call->principal(), call->scope(), request->scope_prefix()));
     ASSIGN_OR_RETURN(*response, as::Feedback(ctx_->engine->reader(), *request,
                                              ctx_->PageSize(request->page_size())));
     return absl::OkStatus();
@@ -133,7 +131,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::ListInspections(
       new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListInspections));
   if (!call->admitted()) return call;
   auto run = [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckListRequest(*ctx_, call->principal(), request->scope_prefix()));
+    RETURN_IF_ERROR(CheckListRequest(call->principal(), call->scope(), request->scope_prefix()));
     ASSIGN_OR_RETURN(*response, as::Inspections(ctx_->engine->reader(), *request,
                                                 ctx_->PageSize(request->page_size())));
     return absl::OkStatus();

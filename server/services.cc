@@ -106,6 +106,8 @@ class ServiceSetImpl final : public ServiceSet {
                      ", limits.device_request_burst=", settings.device_request_burst, ")"));
     set->guard_->LimitPublicCalls(settings.enroll_per_peer_per_minute, settings.enroll_per_minute,
                                   clock);
+    // Every admitted call carries its caller's scope, computed once.
+    set->guard_->ComputeScopesWith(&set->directory_->scopes());
     // The sync engine verifies signatures with the keys devices enrolled;
     // its scope digests are salted with the node's id, so a checkpoint from
     // another deployment never matches here.

@@ -1009,7 +1009,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamServiceImpl::Subscribe(
         }
         filter.kinds.insert(kind);
       }
-      ASSIGN_OR_RETURN(Scope scope, ctx_->directory->ComputeScope(admission.principal->user));
+      const Scope& scope = *admission.scope;
       Scope wanted;
       for (const std::string& prefix : request->scope_prefixes()) {
         RETURN_IF_ERROR(ValidatePrefix("scope_prefixes", prefix, false));

@@ -134,7 +134,7 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
     ctx_->blob_worker->Run([this, offset, data = std::move(*chunk->mutable_data())] {
       if (!begun_) {
         absl::StatusOr<storage::BlobStatus> begun =
-            ctx_->blob_uploads->Begin(principal(), sha256_, total_size_);
+            ctx_->blob_uploads->Begin(principal(), *admission_.scope, sha256_, total_size_);
         if (!begun.ok()) return Fail(begun.status());
         begun_ = true;
         status_ = *begun;
@@ -213,8 +213,6 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   const ServiceContext* ctx = ctx_;
   Offload(*ctx_, call, context, [ctx, call, context, request, response] {
     const Principal& principal = call->principal();
-    absl::StatusOr<Scope> scope = ctx->directory->ComputeScope(principal.user);
-    if (!scope.ok()) return call->Finish(scope.status());
     absl::StatusOr<std::string> area = ctx->directory->AreaOfUser(principal.user);
     if (!area.ok()) return call->Finish(area.status());
     sync::PushContext push;
@@ -222,7 +220,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     push.role = principal.role();
     push.unit_id = principal.user.unit_id();
     push.device_id = principal.device_id();
-    push.scope = *std::move(scope);
+    push.scope = call->scope();
     push.area_code = *std::move(area);
     push.now = ctx->clock();
     // The device's clock at sending: the assessment's DEVICE_TIME_SKEW evidence.
@@ -236,11 +234,9 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     // events). The policy table is static, so the row outlives the push.
     const PolicyRow* row = &call->policy();
     push.may_push = [row](v1::Role role) { return row->Allows(role); };
-    const Directory* directory = ctx->directory;
-    push.scope_of_user = [directory](std::string_view user_id) -> absl::StatusOr<Scope> {
-      ASSIGN_OR_RETURN(std::optional<v1::User> user, directory->GetUser(user_id));
-      if (!user.has_value()) return Scope();
-      return directory->ComputeScope(*user);
+    const sync::ScopeResolver* scopes = &ctx->directory->scopes();
+    push.scope_of_user = [scopes](std::string_view user_id) -> absl::StatusOr<Scope> {
+      return scopes->ScopeOfUser(user_id);
     };
     std::vector<v1::Event> events(request->events().begin(), request->events().end());
     ctx->engine->PushAsync(
@@ -266,12 +262,11 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Pull(grpc::CallbackServerContext* con
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Pull);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  // Pull serves exactly the caller's scope, computed here on the server, on
-  // the read executor (the reads are bounded by limits.max_examined_records).
+  // Pull serves exactly the caller's scope, computed on the server by the
+  // guard for this call, read on the read executor (the reads are bounded by limits.max_examined_records).
   const ServiceContext* ctx = ctx_;
   FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(Scope scope, ctx->directory->ComputeScope(call->principal().user));
-    ASSIGN_OR_RETURN(*response, ctx->engine->Pull(scope, *request));
+    ASSIGN_OR_RETURN(*response, ctx->engine->Pull(call->scope(), *request));
     return absl::OkStatus();
   });
   return call;

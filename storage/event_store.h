@@ -244,6 +244,9 @@ class EventStore {
 
   // The highest committed offset (0 for an empty log).
   virtual uint64_t Head() const = 0;
+  // The area-code prefix lengths ReadScope serves (StoreOptions::
+  // scope_prefix_lengths, as opened): readers narrow a scope by these.
+  virtual const std::vector<size_t>& scope_prefix_lengths() const = 0;
 
   // Registers `listener` to be called with the new head after every committed
   // group, from the store's writer thread; it must not block. Head() already

@@ -333,6 +333,9 @@ class RocksDbEventStore final : public EventStore {
   }
 
   uint64_t Head() const override { return published_head_.load(std::memory_order_acquire); }
+  const std::vector<size_t>& scope_prefix_lengths() const override {
+    return options_.scope_prefix_lengths;
+  }
 
   uint64_t AddHeadListener(HeadListener listener) override {
     absl::MutexLock lock(&listener_mu_);

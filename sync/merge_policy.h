@@ -14,6 +14,10 @@
 //      household, member added twice, conflict already resolved): the engine
 //      then discards every write of that Merge and records a rejection.
 // and, for pulls, to write the current state of a subject into a snapshot.
+// The envelope's vocabulary is the domain's too: which subject kinds an event
+// may name and what an area code looks like (IsEventSubjectKind,
+// CheckAreaCode); the engine hard-codes neither. The area-code prefixes the
+// engine indexes are the store's (storage::StoreOptions::scope_prefix_lengths).
 //
 // Determinism: Merge must be a pure function of the event, its EventMeta and
 // the projections it reads, so that the projections always equal a fold of
@@ -145,6 +149,32 @@ class MergePolicy {
   // Default: no body creates its subject.
   virtual bool CreatesSubject(const v1::Event& /*event*/) const { return false; }
 
+  // For an event that CreatesSubject: the existing subject the new one is
+  // created in (a household in its village), which must be known and live at
+  // the event's area_code (SyncOptions::subject_area), else the event is
+  // rejected UNKNOWN_REFERENCE on area_code. Nullopt: the area_code is taken
+  // as claimed. Default: nullopt.
+  virtual std::optional<v1::SubjectRef> HomeOfCreatedSubject(const v1::Event& /*event*/) const {
+    return std::nullopt;
+  }
+
+  // True if an event may name a subject of `kind` (the envelope check: an
+  // event naming another kind is rejected SUBJECT_MISMATCH on subject.kind).
+  // Called only for valid, specified kinds. Default: every such kind.
+  virtual bool IsEventSubjectKind(v1::SubjectKind /*kind*/) const { return true; }
+
+  // Nullopt if `area_code` is an area code an event may carry (the envelope
+  // check) and a rejection record may be indexed under; else what is
+  // expected, the message of an INVALID_VALUE rejection on area_code.
+  // Default: 1 to 32 ASCII digits.
+  virtual std::optional<std::string> CheckAreaCode(std::string_view area_code) const {
+    if (area_code.empty() || area_code.size() > 32) return "area_code must be 1 to 32 digits";
+    for (char c : area_code) {
+      if (c < '0' || c > '9') return "area_code must be 1 to 32 digits";
+    }
+    return std::nullopt;
+  }
+
   // Stateless checks of an authenticated event: required fields, ranges,
   // enums, subject kind against body, the author's role. The engine has
   // already checked the envelope (ids, sequence, signature, clock, scope).
@@ -170,7 +200,9 @@ class MergePolicy {
                                             ProjectionView& view) const = 0;
 
   // Appends the current state of `subject` (its entity, members, plans,
-  // links and open conflicts) to `out`. Nothing for a subject without state.
+  // links and open conflicts, and the reference records a client shows with
+  // them, e.g. Snapshot.areas) to `out`. Nothing for a subject without state.
+  // The engine drops an area a page already carries (same code).
   virtual absl::Status AppendSnapshot(const ProjectionReader& reader, const v1::SubjectRef& subject,
                                       v1::Snapshot* out) const = 0;
 };

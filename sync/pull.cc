@@ -54,13 +54,20 @@ size_t Capped(uint64_t requested, size_t cap) {
   return requested == 0 ? cap : static_cast<size_t>(std::min<uint64_t>(requested, cap));
 }
 
-// The index source that narrows a scope read for an area prefix: the longest
-// indexed length (6, 9, 12) not longer than the prefix; empty if shorter than 6.
-std::string IndexedPrefix(const std::string& prefix) {
-  for (size_t length : {12, 9, 6}) {
-    if (prefix.size() >= length) return prefix.substr(0, length);
+// The index source that narrows a scope read for an area prefix: the prefix
+// cut to the longest length the store indexes (`lengths`, the store's
+// scope_prefix_lengths) not longer than it; empty if it is shorter than all.
+std::string IndexedPrefix(const std::string& prefix, const std::vector<size_t>& lengths) {
+  size_t best = 0;
+  for (size_t length : lengths) {
+    if (length <= prefix.size() && length > best) best = length;
   }
-  return "";
+  return prefix.substr(0, best);
+}
+
+// True if the store indexes area prefixes of exactly this length.
+bool IsIndexedLength(size_t length, const std::vector<size_t>& lengths) {
+  return std::find(lengths.begin(), lengths.end(), length) != lengths.end();
 }
 
 std::string EncodeCursor(char kind, uint64_t snapshot_offset, const std::string& old_digest,
@@ -105,6 +112,8 @@ absl::Status SyncEngine::AppendSnapshotPage(const Scope& scope, const Scope* old
   // max_examined_records of them (after at least one), so a scope change
   // whose additions are few among many subjects pages too.
   size_t examined = 0;
+  std::set<std::string> page_areas;
+  for (const v1::Area& area : out->areas()) page_areas.insert(area.code());
   // Visits one subject; false stops the page before it.
   auto visit = [&](const std::string& subject_key, const std::string& area,
                    bool* stop) -> absl::Status {
@@ -119,12 +128,21 @@ absl::Status SyncEngine::AppendSnapshotPage(const Scope& scope, const Scope* old
     if (!ref) return absl::OkStatus();
     v1::Snapshot part;
     RETURN_IF_ERROR(policy_->AppendSnapshot(reader_, *ref, &part));
+    // An area the page already carries (the village of the previous
+    // household, say) is not sent twice.
+    auto* part_areas = part.mutable_areas();
+    part_areas->erase(std::remove_if(part_areas->begin(), part_areas->end(),
+                                     [&](const v1::Area& area) {
+                                       return page_areas.contains(area.code());
+                                     }),
+                      part_areas->end());
     const size_t size = part.ByteSizeLong();
     if (size == 0) return absl::OkStatus();
     if (subjects >= options_.snapshot_page_subjects || (*bytes > 0 && *bytes + size > max_bytes)) {
       *stop = true;
       return absl::OkStatus();
     }
+    for (const v1::Area& area : part.areas()) page_areas.insert(area.code());
     out->MergeFrom(part);
     *bytes += size;
     ++subjects;
@@ -203,7 +221,7 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
   bool read_all = scope.all;
   std::set<std::string> scope_keys;
   for (const std::string& prefix : scope.area_prefixes) {
-    const std::string indexed = IndexedPrefix(prefix);
+    const std::string indexed = IndexedPrefix(prefix, store_->scope_prefix_lengths());
     if (indexed.empty()) read_all = true;
     scope_keys.insert(indexed);
   }
@@ -580,7 +598,9 @@ absl::StatusOr<v1::ListRejectionsResponse> SyncEngine::ListRejections(
         absl::StrCat("area prefix ", prefix, " is outside the caller's scope"));
   }
   std::string index;
-  if (!prefix.empty() && (prefix.size() == 6 || prefix.size() == 9 || prefix.size() == 12)) {
+  // Rejections are indexed by area prefix at the store's scope lengths
+  // (SyncEngine::PushRun::WriteRejection).
+  if (!prefix.empty() && IsIndexedLength(prefix.size(), store_->scope_prefix_lengths())) {
     index = sync_keys::RejectionAreaPrefix(prefix);
   } else if (!device.empty()) {
     index = sync_keys::RejectionDevicePrefix(device);

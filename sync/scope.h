@@ -1,8 +1,11 @@
 // Scope: what one user may read and write, as the sync engine sees it.
 //
-// The server computes a user's Scope from their role, their area codes and
-// their active links, and hands it to the engine with every Push and Pull; the
-// engine never computes scopes itself. A scope is a set of admin-area code
+// A user's Scope derives from their role, their area codes and their active
+// links: a rule of the domain, which implements ScopeResolver below. The
+// server asks it once per call (carried by the call's admission) and hands
+// the scope to the engine with every Push and Pull; the engine asks the
+// resolver only for the signer of a relayed event (PushContext::scope_of_user)
+// and never computes scopes itself. A scope is a set of admin-area code
 // prefixes (a county's 6 digits, a township's 9, a village's 12, or any other
 // leading part of a 12-digit code) plus single subjects named by their subject
 // key (sync/event_codec.h SubjectKey, e.g. "household/<id>"), or everything.
@@ -18,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace fieldsync::sync {
 
 struct Scope {
@@ -27,6 +32,17 @@ struct Scope {
   std::vector<std::string> area_prefixes;
   // Single subjects by subject key, wherever they live.
   std::set<std::string> subject_keys;
+};
+
+// Where scopes come from: implemented by the domain (domain/scope.h), which
+// owns users, links and the rule; the server and the engine only ask.
+// Implementations are thread-safe.
+class ScopeResolver {
+ public:
+  virtual ~ScopeResolver() = default;
+  // The scope of the user with id `user_id` as of now (Normalize applied);
+  // the empty scope for an unknown or disabled user. Errors: the store's.
+  virtual absl::StatusOr<Scope> ScopeOfUser(std::string_view user_id) const = 0;
 };
 
 // The same scope in canonical form: prefixes sorted, without duplicates and

@@ -75,21 +75,6 @@ bool IsValidDeviceId(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f && c != '/'; });
 }
 
-bool IsEventSubjectKind(v1::SubjectKind kind) {
-  switch (kind) {
-    case v1::SUBJECT_KIND_HOUSEHOLD:
-    case v1::SUBJECT_KIND_VILLAGE:
-    case v1::SUBJECT_KIND_UNIT:
-    case v1::SUBJECT_KIND_CADRE:
-    case v1::SUBJECT_KIND_AREA:
-    case v1::SUBJECT_KIND_USER:
-    case v1::SUBJECT_KIND_DEVICE:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool HasUnknownFields(const google::protobuf::Message& message, int depth = 0) {
   if (depth > 16) return true;
   const google::protobuf::Reflection* reflection = message.GetReflection();
@@ -128,8 +113,9 @@ std::optional<Rejection> CheckLocation(const v1::Location& location, const std::
   return std::nullopt;
 }
 
-// The envelope checks that need no state (docs/sync.md "Envelope").
-std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
+// The envelope checks that need no state (docs/sync.md "Envelope"). Which
+// subject kinds and area codes are valid is the policy's to say.
+std::optional<Rejection> CheckEnvelope(const v1::Event& event, const MergePolicy& policy) {
   auto malformed = [](std::string field, std::string message) {
     return Rejection{v1::REJECTION_CODE_MALFORMED, std::move(field), std::move(message)};
   };
@@ -149,7 +135,7 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
     return malformed("subject", "subject (kind and id) is required");
   }
   if (!v1::SubjectKind_IsValid(event.subject().kind()) ||
-      !IsEventSubjectKind(event.subject().kind())) {
+      !policy.IsEventSubjectKind(event.subject().kind())) {
     return Rejection{v1::REJECTION_CODE_SUBJECT_MISMATCH, "subject.kind",
                      "this subject kind is never an event subject"};
   }
@@ -159,9 +145,8 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "subject.id",
                      "subject id is too long or contains '/' or NUL"};
   }
-  if (!base::IsAreaCode(event.area_code())) {
-    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "area_code",
-                     "area_code must be a 12-digit admin-area code"};
+  if (std::optional<std::string> wrong = policy.CheckAreaCode(event.area_code())) {
+    return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "area_code", *std::move(wrong)};
   }
   if (event.has_location()) {
     if (auto r = CheckLocation(event.location(), "location")) return r;
@@ -448,17 +433,17 @@ absl::StatusOr<SyncEngine::PushRun::Placement> SyncEngine::PushRun::RealArea(
     return placed;
   }
   if (engine_->policy_->CreatesSubject(event)) {
-    // A new subject lives where its creation says, if that is a village the
-    // server knows (a village is its own area).
-    v1::SubjectRef village;
-    village.set_kind(v1::SUBJECT_KIND_VILLAGE);
-    village.set_id(event.area_code());
-    ASSIGN_OR_RETURN(std::optional<std::string> village_area, subject_area(village));
-    if (!village_area || *village_area != event.area_code()) {
-      placed.rejection = Rejection{
-          v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
-          absl::StrCat("area_code ", event.area_code(), " is not a village the server knows")};
-      return placed;
+    // A new subject lives where its creation says, if the subject it is
+    // created in (the policy names it) is known there.
+    if (std::optional<v1::SubjectRef> home = engine_->policy_->HomeOfCreatedSubject(event)) {
+      ASSIGN_OR_RETURN(std::optional<std::string> home_area, subject_area(*home));
+      if (!home_area || *home_area != event.area_code()) {
+        placed.rejection = Rejection{
+            v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
+            absl::StrCat("area_code ", event.area_code(), " is not a ",
+                         SubjectKindName(home->kind()), " the server knows")};
+        return placed;
+      }
     }
     placed.area = event.area_code();
     placed.creates = true;
@@ -707,7 +692,7 @@ absl::Status SyncEngine::PushRun::Plan() {
                          absl::StrCat("the event is ", event.ByteSizeLong(),
                                       " bytes; the limit is ", options.max_event_bytes)};
     }
-    if (!reason) reason = CheckEnvelope(event);
+    if (!reason) reason = CheckEnvelope(event, *engine_->policy_);
     // The signer's role must be one that may push at all (the same rule as
     // the Push row of the server's policy table): a relay cannot write for a
     // read-only role.
@@ -822,9 +807,13 @@ void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& 
   if (IsValidDeviceId(record.device_id())) {
     context.Put(sync_keys::RejectionDevice(record.device_id(), offset), "");
   }
-  if (base::IsAreaCode(record.area_code())) {
-    for (size_t length : {6, 9, 12}) {
-      context.Put(sync_keys::RejectionArea(record.area_code().substr(0, length), offset), "");
+  // By area prefix, at the lengths the store indexes scopes at (ListRejections
+  // narrows by the same lengths).
+  const std::string& area = record.area_code();
+  if (!engine_->policy_->CheckAreaCode(area).has_value()) {
+    for (size_t length : engine_->store_->scope_prefix_lengths()) {
+      if (length > area.size()) continue;
+      context.Put(sync_keys::RejectionArea(area.substr(0, length), offset), "");
     }
   }
   if (item.advances) {

@@ -189,3 +189,15 @@ fieldsync_test(bounded_executor_test
 fieldsync_test(defaults_test
   SOURCES defaults_test.cc
   DEPS fieldsync_server)
+
+# Issue 8: for random interleavings (50 seeded worlds) of AdminService link
+# calls and pushed LinkStarted / LinkEnded, ListLinks, EndLink and every
+# cadre's Pull scope agree with the domain's links.
+fieldsync_test(link_scope_property_test
+  SOURCES link_scope_property_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 8: one record per area, unit and user (the domain's); Snapshot.areas.
+fieldsync_test(reference_once_test
+  SOURCES reference_once_test.cc
+  DEPS fieldsync_sync_world)
