@@ -56,13 +56,21 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
     case B::kConflictResolved:
       RETURN_IF_ERROR(MergeConflictResolved(mc));
       break;
-    // Admin bodies reach Merge only from the server's writer (Validate
-    // refuses them through Push): the holders links are checked against.
+    // Admin bodies reach Merge only through SyncEngine::AppendServerEvents
+    // (Validate refuses them through Push): the holders links are checked against.
     case B::kUserUpserted:
       RETURN_IF_ERROR(MergeUserUpserted(mc));
       break;
     case B::kUnitUpserted:
       RETURN_IF_ERROR(MergeUnitUpserted(mc));
+      break;
+    // The other server-made bodies change nothing the domain holds: the
+    // server's own records (areas, devices, codes) are written by the
+    // engine's ServerEvent::apply in the same commit.
+    case B::kAreaImported:
+    case B::kDeviceEnrolled:
+    case B::kDeviceRevoked:
+    case B::kEnrollmentCodeIssued:
       break;
     case B::kVisitRecorded:
     case B::kVisitCorrected:

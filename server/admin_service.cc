@@ -418,7 +418,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportAreas(grpc::CallbackServerCont
     };
     changes.push_back(std::move(change));
   }
-  ctx_->identity->writer().AppendAsync(
+  ctx_->identity->AppendAsync(
       call->principal().user_id(), std::move(changes),
       [call, response](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
         if (!events.ok()) {
@@ -502,7 +502,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUnit(grpc::CallbackServerConte
   *response->mutable_unit() = *unit;
   std::vector<ServerChange> changes;
   changes.push_back(std::move(change));
-  ctx_->identity->writer().AppendAsync(
+  ctx_->identity->AppendAsync(
       call->principal().user_id(), std::move(changes),
       [call, response](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
         if (!events.ok()) return call->Finish(events.status());
@@ -665,7 +665,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUser(grpc::CallbackServerConte
   *response->mutable_user() = *user;
   std::vector<ServerChange> changes;
   changes.push_back(std::move(change));
-  ctx_->identity->writer().AppendAsync(
+  ctx_->identity->AppendAsync(
       principal.user_id(), std::move(changes),
       [call, response](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
         if (!events.ok()) return call->Finish(events.status());
@@ -837,7 +837,7 @@ void SetHolder(v1::LinkStarted& started, const Holder& holder) {
 
 // The LinkStarted change of `link` (holder, target, role, valid_from,
 // start_reason and replaces_link_id set). It has no projection writes of its
-// own: the domain's merge, run by the writer in the same commit, records the
+// own: the domain's merge, run by the sync engine in the same commit, records the
 // link (and refuses it, FAILED_PRECONDITION, if the log moved on since the
 // checks: the id taken, the holder disabled meanwhile).
 ServerChange LinkStartedChange(const v1::Link& link, v1::Role actor_role) {
@@ -920,7 +920,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartLink(grpc::CallbackServerContex
   std::vector<ServerChange> changes;
   changes.push_back(LinkStartedChange(*link, call->principal().role()));
   v1::Date today = directory.Today();
-  ctx_->identity->writer().AppendAsync(
+  ctx_->identity->AppendAsync(
       call->principal().user_id(), std::move(changes),
       [call, response, link = *std::move(link),
        today](absl::StatusOr<std::vector<v1::StoredEvent>> events) mutable {
@@ -1025,7 +1025,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
     call->Finish(plan.status());
     return call;
   }
-  // No projection writes of our own: the domain's merge, run by the writer
+  // No projection writes of our own: the domain's merge, run by the sync engine
   // in the same commit, ends the link (and starts the replacement, which
   // marks the old link replaced_by). If the link ended meanwhile (a device's
   // LinkEnded committed after our checks) the domain refuses and the call
@@ -1052,7 +1052,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
   ended.set_end_reason(request->reason());
   ended.set_end_note(request->note());
   if (plan->replacement.has_value()) ended.set_replaced_by_link_id(plan->replacement->id());
-  ctx_->identity->writer().AppendAsync(
+  ctx_->identity->AppendAsync(
       call->principal().user_id(), std::move(changes),
       [call, response, ended = std::move(ended), replacement = std::move(plan->replacement),
        today](absl::StatusOr<std::vector<v1::StoredEvent>> events) mutable {

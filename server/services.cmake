@@ -6,9 +6,11 @@ set(FIELDSYNC_SERVICE_SOURCES
   blob_uploads.cc
   directory.cc
   identity.cc
+  node_key.cc
   open_streams.cc
   query_service.cc
   report_service.cc
+  secrets.cc
   service_context.cc
   services.cc
   stream_service.cc
@@ -20,9 +22,11 @@ set(FIELDSYNC_SERVICE_HEADERS
   blob_uploads.h
   directory.h
   identity.h
+  node_key.h
   open_streams.h
   query_service.h
   report_service.h
+  secrets.h
   service_context.h
   services.h
   stream_service.h

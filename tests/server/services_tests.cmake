@@ -139,3 +139,16 @@ fieldsync_test(full_disk_test
   PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 target_compile_definitions(full_disk_test PRIVATE FIELDSYNCD_PATH="$<TARGET_FILE:fieldsyncd>")
 add_dependencies(full_disk_test fieldsyncd)
+
+# One write path (issue 8): server-made events through the sync engine (one
+# HLC, the node's sequence in the engine's marks, the subject index), corrupt
+# high-water marks are DATA_LOSS.
+fieldsync_test(write_path_test
+  SOURCES write_path_test.cc
+  DEPS fieldsync_sync_world)
+
+# The node key file: 0600, never in the store or its backups, kept across
+# restarts, moved out of an older version's store.
+fieldsync_test(node_key_test
+  SOURCES node_key_test.cc
+  DEPS fieldsync_service_harness)
