@@ -2,6 +2,11 @@
 # Sources and headers of the v1 service implementations, auth and identity.
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
+  admin_service_areas.cc
+  admin_service_backups.cc
+  admin_service_devices.cc
+  admin_service_links.cc
+  admin_service_people.cc
   auth.cc
   blob_uploads.cc
   directory.cc
@@ -18,6 +23,7 @@ set(FIELDSYNC_SERVICE_SOURCES
 )
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
+  admin_service_internal.h
   auth.h
   blob_uploads.h
   directory.h
