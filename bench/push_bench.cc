@@ -80,11 +80,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "bench/raw_rocksdb_baseline.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/event.pb.h"
 #include "fieldsync/v1/sync_service.grpc.pb.h"
-#include "google/protobuf/util/time_util.h"
 #include "sync/event_codec.h"
 
 extern char** environ;
@@ -93,7 +94,6 @@ namespace fieldsync::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using google::protobuf::util::TimeUtil;
 
 constexpr double kGoalMinRatio = 0.5;
 constexpr char kUnitId[] = "bench-unit";
@@ -153,8 +153,7 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ok = ParseNumber(value, &flags.shared_households) && flags.shared_households >= 0;
     } else if (name == "township") {
       flags.township = value;
-      ok = value.size() == 9 &&
-           std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+      ok = value.size() == 9 && base::IsDigits(value);
     } else if (name == "pull_repeats") {
       ok = ParseNumber(value, &flags.pull_repeats) && flags.pull_repeats > 0;
     } else if (name == "incremental_events") {
@@ -414,10 +413,6 @@ std::string PersonName(Rng& rng) {
                       kGiven[rng.Below(std::size(kGiven))]);
 }
 
-google::protobuf::Timestamp Ts(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
 v1::Date CivilDate(absl::Time t) {
   const absl::CivilDay day = absl::ToCivilDay(t, absl::FixedTimeZone(8 * 3600));
   v1::Date date;
@@ -435,7 +430,7 @@ v1::Location FixNear(double lat, double lng, double metres, Rng& rng, absl::Time
   fix.set_lat(lat + r * std::cos(angle) / 111320.0);
   fix.set_lng(lng + r * std::sin(angle) / (111320.0 * std::cos(lat * M_PI / 180)));
   fix.set_accuracy_m(static_cast<float>(5 + rng.Below(25)));
-  *fix.mutable_fix_time() = Ts(at);
+  *fix.mutable_fix_time() = base::ToTimestamp(at);
   return fix;
 }
 
@@ -479,7 +474,7 @@ class Device {
     event.set_device_id(device_id_);
     event.set_device_seq(next_seq_++);
     event.set_hlc(hlc_);
-    *event.mutable_device_time() = Ts(now);
+    *event.mutable_device_time() = base::ToTimestamp(now);
     event.mutable_subject()->set_kind(kind);
     event.mutable_subject()->set_id(subject_id);
     event.set_area_code(area_code);
@@ -704,8 +699,8 @@ class MixMaker {
     const absl::Time start = end - absl::Minutes(20 + static_cast<int64_t>(rng.Below(160)));
     v1::Event event = Envelope(h, now);
     v1::VisitRecorded* visit = event.mutable_visit_recorded();
-    *visit->mutable_start_time() = Ts(start);
-    *visit->mutable_end_time() = Ts(end);
+    *visit->mutable_start_time() = base::ToTimestamp(start);
+    *visit->mutable_end_time() = base::ToTimestamp(end);
     visit->set_purpose(
         static_cast<v1::VisitPurpose>(1 + rng.Below(7)));  // ROUTINE..STATUS_VERIFICATION
     visit->set_notes(kVisitNotes[rng.Below(std::size(kVisitNotes))]);
@@ -1203,7 +1198,7 @@ Outbox MakeOutbox(Device& device, const CadreWork& work, const std::vector<House
       ++mix[static_cast<size_t>(kind)];
     }
     outbox.mix.push_back(mix);
-    *request.mutable_device_time() = Ts(now);
+    *request.mutable_device_time() = base::ToTimestamp(now);
     outbox.batches.push_back(request.SerializeAsString());
   }
   return outbox;

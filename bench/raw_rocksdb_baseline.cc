@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/big_endian.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -107,7 +108,7 @@ class RawWorker {
       record.clear();
       record.reserve(keys::kRecordHeaderSize + e.payload.size());
       record.push_back(static_cast<char>(keys::kRecordFormat));
-      for (size_t w = 0; w < 2 * keys::kHashSize / 8; ++w) keys::AppendU64(&record, rng_.Next());
+      for (size_t w = 0; w < 2 * keys::kHashSize / 8; ++w) base::AppendBe64(&record, rng_.Next());
       record.append(e.payload);
       Check(wb.Put(raw_->handles[kLog], keys::LogKey(offset), record));
       Check(wb.Put(raw_->handles[kEventIds], e.event_id, keys::OffsetValue(offset)));

@@ -41,4 +41,6 @@ function(fieldsync_module name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   fieldsync_warnings(${name})
   fieldsync_check_includes(${name} "${ARG_ALLOWED}" ${ARG_SOURCES} ${ARG_HEADERS})
+  # What tests/layering checks its fixtures against: the real edge list.
+  set_property(GLOBAL PROPERTY FIELDSYNC_ALLOWED_${name} "${ARG_ALLOWED}")
 endfunction()

@@ -4,7 +4,7 @@ cmake_minimum_required(VERSION 3.25)
 # neither SELF nor in ALLOWED. "fieldsync/..." headers belong to the proto module.
 string(REPLACE "," ";" files "${FILES}")
 string(REPLACE "," ";" allowed "${ALLOWED}")
-set(modules proto storage sync domain server clients)
+set(modules base proto storage sync domain server clients)
 foreach(path IN LISTS files)
   file(STRINGS "${path}" includes REGEX "^#include \"")
   foreach(line IN LISTS includes)

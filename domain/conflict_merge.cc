@@ -1,12 +1,12 @@
 // ConflictResolved: a human decision closes a conflict and sets the value.
 // The first resolution wins; later ones are rejected ALREADY_DECIDED.
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
 #include "domain/field_schema.h"
 #include "domain/status_machine.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {

@@ -1,5 +1,7 @@
 #include "domain/domain_keys.h"
 
+#include "base/big_endian.h"
+
 namespace fieldsync::domain::keys {
 namespace {
 
@@ -15,15 +17,6 @@ std::string Cat(std::initializer_list<std::string_view> parts) {
 constexpr std::string_view kNul("\0", 1);
 
 }  // namespace
-
-std::string Be64(uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(value & 0xff);
-    value >>= 8;
-  }
-  return out;
-}
 
 std::string SubjectState(std::string_view subject_key) {
   return Cat({kStatePrefix, subject_key, "/"});
@@ -59,13 +52,13 @@ std::string HouseholdAreaScan(std::string_view area_prefix) {
 std::string MemberHousehold(std::string_view member_id) { return Cat({"dom/member/", member_id}); }
 std::string Conflict(std::string_view conflict_id) { return Cat({"dom/conflict/", conflict_id}); }
 std::string ConflictIndex(std::string_view prefix, uint64_t offset, std::string_view id) {
-  return Cat({kConflictPrefixIndex, prefix, kNul, Be64(offset), kNul, id});
+  return Cat({kConflictPrefixIndex, prefix, kNul, base::Be64(offset), kNul, id});
 }
 std::string ConflictIndexScan(std::string_view prefix) {
   return Cat({kConflictPrefixIndex, prefix, kNul});
 }
 std::string ConflictAll(uint64_t offset, std::string_view id) {
-  return Cat({kConflictAllIndex, Be64(offset), kNul, id});
+  return Cat({kConflictAllIndex, base::Be64(offset), kNul, id});
 }
 std::string LinkTarget(std::string_view link_id) { return Cat({"dom/link/", link_id}); }
 std::string LinkOrder(std::string_view order) { return Cat({kLinkOrderPrefix, order}); }

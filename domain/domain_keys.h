@@ -103,6 +103,4 @@ std::string ProposalAudit(std::string_view household_id, std::string_view device
                           std::string_view event_id);
 std::string PlanItemSeen(std::string_view plan_id, std::string_view item_id);
 
-std::string Be64(uint64_t value);
-
 }  // namespace fieldsync::domain::keys

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::domain {
 namespace {
@@ -76,41 +78,6 @@ sync::Rejection Invalid(const std::string& path, std::string message) {
   return sync::Rejection{v1::REJECTION_CODE_INVALID_VALUE, path, std::move(message)};
 }
 
-// Decodes one UTF-8 code point; returns its length or 0 if invalid.
-size_t Utf8Length(std::string_view s, size_t i, uint32_t* cp) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
-  const uint8_t c = b(0);
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t n;
-  uint32_t v;
-  if ((c & 0xe0) == 0xc0) {
-    n = 2;
-    v = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3;
-    v = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-    v = (v << 6) | (b(k) & 0x3f);
-  }
-  if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10ffff ||
-      (v >= 0xd800 && v <= 0xdfff)) {
-    return 0;
-  }
-  *cp = v;
-  return n;
-}
-
 }  // namespace
 
 bool ValidPovertyCause(int v) { return v != 0 && v1::PovertyCause_IsValid(v); }
@@ -136,7 +103,8 @@ std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
   switch (schema.type) {
     case FieldType::kString:
       if (value.value_case() != V::kStringValue) return wrong_type();
-      if (!IsText(value.string_value(), static_cast<size_t>(schema.max), schema.max > 256)) {
+      if (!base::IsCleanText(value.string_value(), static_cast<size_t>(schema.max),
+                             schema.max > 256)) {
         return Invalid(path, absl::StrCat(name, " must be 1..", schema.max, " bytes of text"));
       }
       return std::nullopt;
@@ -183,7 +151,7 @@ std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
       if (value.value_case() != V::kStringList) return wrong_type();
       if (value.string_list().values_size() > 32) return Invalid(path, "too many values");
       for (const std::string& s : value.string_list().values()) {
-        if (!IsText(s, static_cast<size_t>(schema.max))) {
+        if (!base::IsCleanText(s, static_cast<size_t>(schema.max))) {
           return Invalid(path, absl::StrCat("each value of ", name, " must be 1..", schema.max,
                                             " bytes of text"));
         }
@@ -198,41 +166,6 @@ std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
       return CheckLocation(value.location_value(), path);
   }
   return wrong_type();
-}
-
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsPlainId(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-           c == '_' || c == ':' || c == '-';
-  });
-}
-
-bool IsText(std::string_view s, size_t max_bytes, bool multiline) {
-  if (s.empty() || s.size() > max_bytes) return false;
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp = 0;
-    const size_t n = Utf8Length(s, i, &cp);
-    if (n == 0) return false;
-    if (cp < 0x20 || cp == 0x7f) {
-      if (!(multiline && (cp == '\n' || cp == '\t' || cp == '\r'))) return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 char ResidentIdCheckChar(std::string_view first17) {
@@ -252,21 +185,8 @@ bool IsResidentIdNumber(std::string_view s) {
 }
 
 bool IsValidDate(const v1::Date& date) {
-  if (date.year() < 1900 || date.year() > 2100 || date.month() < 1 || date.month() > 12 ||
-      date.day() < 1) {
-    return false;
-  }
-  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int days = kDays[date.month() - 1];
-  const int y = date.year();
-  if (date.month() == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) days = 29;
-  return date.day() <= days;
-}
-
-bool IsValidTimestamp(const google::protobuf::Timestamp& t) {
-  // The protobuf Timestamp range: 0001-01-01 to 9999-12-31.
-  return t.seconds() >= -62135596800LL && t.seconds() <= 253402300799LL && t.nanos() >= 0 &&
-         t.nanos() <= 999999999;
+  return base::IsValidCalendarDate(date.year(), date.month(), date.day(), kMinDateYear,
+                                   kMaxDateYear);
 }
 
 std::optional<sync::Rejection> CheckLocation(const v1::Location& location,
@@ -280,15 +200,10 @@ std::optional<sync::Rejection> CheckLocation(const v1::Location& location,
   if (!std::isfinite(location.accuracy_m()) || location.accuracy_m() < 0) {
     return Invalid(path, "accuracy must be a non-negative number");
   }
-  if (location.has_fix_time() && !IsValidTimestamp(location.fix_time())) {
+  if (location.has_fix_time() && !base::IsValidTimestamp(location.fix_time())) {
     return Invalid(path, "fix_time out of range");
   }
   return std::nullopt;
-}
-
-bool IsAreaCode(std::string_view s) {
-  return s.size() == 12 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace fieldsync::domain

@@ -59,26 +59,20 @@ std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
                                                const std::string& path);
 
 // --- Shared value checks -------------------------------------------------------
+// (UTF-8 text, plain ids, UUIDs and timestamps: base/text.h, base/time.h.)
 
-// A lowercase RFC 4122 UUID (client-made ids: households, members, links).
-bool IsUuid(std::string_view s);
-// "[A-Za-z0-9._:-]{1,64}": server- or admin-made ids (users, units).
-bool IsPlainId(std::string_view s);
-// Valid UTF-8 without control characters (tab and newline allowed when
-// `multiline`), 1..max_bytes long.
-bool IsText(std::string_view s, size_t max_bytes, bool multiline = false);
 // An 18-character resident ID number with a valid GB 11643 check character.
 bool IsResidentIdNumber(std::string_view s);
 // The check character (0-9 or X) of the first 17 digits of an ID number.
 char ResidentIdCheckChar(std::string_view first17);
-// A real calendar date between 1900 and 2100.
+// The years a date in a pushed event may have (birth dates, plan dates):
+// the programme's records, not the calendar's range.
+inline constexpr int kMinDateYear = 1900;
+inline constexpr int kMaxDateYear = 2100;
+// A real calendar date between kMinDateYear and kMaxDateYear.
 bool IsValidDate(const v1::Date& date);
-// A set timestamp within the protobuf range.
-bool IsValidTimestamp(const google::protobuf::Timestamp& t);
 // Range checks of a GNSS fix.
 std::optional<sync::Rejection> CheckLocation(const v1::Location& location, const std::string& path);
-// A 12-digit admin-area code.
-bool IsAreaCode(std::string_view s);
 
 // Enum predicates usable as FieldSchema::enum_valid (0 is never valid).
 bool ValidPovertyCause(int v);

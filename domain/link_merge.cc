@@ -5,11 +5,11 @@
 // and units, folded from the server's UserUpserted / UnitUpserted.
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "base/status_macros.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
 #include "domain/links.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {

@@ -4,8 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "base/proto_parse.h"
+#include "base/status_macros.h"
 #include "domain/domain_keys.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {
@@ -17,12 +18,7 @@ absl::StatusOr<std::optional<v1::Link>> LoadLink(const sync::ProjectionReader& r
                                                  std::string_view link_id) {
   const std::string key = keys::Link(target_key, link_id);
   ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader.Get(key));
-  if (!bytes) return std::optional<v1::Link>();
-  v1::Link link;
-  if (!link.ParseFromString(*bytes)) {
-    return absl::DataLossError(absl::StrCat("projection ", key, " does not parse"));
-  }
-  return std::optional<v1::Link>(std::move(link));
+  return base::ParseStoredOptional<v1::Link>(key, bytes);
 }
 
 }  // namespace

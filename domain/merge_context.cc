@@ -3,19 +3,16 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "domain/domain_keys.h"
-#include "google/protobuf/util/time_util.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 
 void MergeContext::Save(std::string_view key, const google::protobuf::MessageLite& message) {
   view_.Put(key, sync::DeterministicBytes(message));
-}
-
-absl::Status MergeContext::Corrupt(std::string_view key) {
-  return absl::DataLossError(absl::StrCat("projection ", std::string(key), " does not parse"));
 }
 
 v1::ConflictSide MergeContext::SideOfEvent() const {
@@ -41,8 +38,7 @@ v1::VersionedValue MergeContext::VersionedByEvent(const v1::FieldValue& value,
 }
 
 google::protobuf::Timestamp MergeContext::ReceivedAt() const {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(meta_.received_at));
+  return base::ToTimestamp(meta_.received_at);
 }
 
 std::string MergeContext::NewConflictId() {
@@ -64,8 +60,8 @@ absl::Status SaveConflict(MergeContext& mc, const v1::Conflict& conflict,
   mc.Save(keys::Conflict(conflict.id()), conflict);
   const std::string flag = conflict.open() ? "o" : "c";
   const std::string& area = conflict.area_code();
-  if (area.size() == 12) {
-    for (size_t length : {6, 9, 12}) {
+  if (area.size() == base::kAreaCodeDigits) {
+    for (size_t length : base::kDefaultScopePrefixLengths) {
       mc.Put(keys::ConflictIndex(area.substr(0, length), conflict.created_offset(), conflict.id()),
              flag);
     }

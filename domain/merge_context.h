@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "base/proto_parse.h"
 #include "domain/shuanglian_policy.h"
 #include "fieldsync/v1/event.pb.h"
 #include "fieldsync/v1/state.pb.h"
@@ -38,10 +39,7 @@ class MergeContext {
   absl::StatusOr<std::optional<M>> Load(std::string_view key) {
     absl::StatusOr<std::optional<std::string>> bytes = view_.Get(key);
     if (!bytes.ok()) return bytes.status();
-    if (!bytes->has_value()) return std::optional<M>();
-    M message;
-    if (!message.ParseFromString(**bytes)) return Corrupt(key);
-    return std::optional<M>(std::move(message));
+    return base::ParseStoredOptional<M>(key, *bytes);
   }
   void Save(std::string_view key, const google::protobuf::MessageLite& message);
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) { return view_.Get(key); }
@@ -59,8 +57,6 @@ class MergeContext {
   void NoteConflict(const std::string& id);
 
  private:
-  static absl::Status Corrupt(std::string_view key);
-
   const v1::Event& event_;
   const sync::EventMeta& meta_;
   sync::ProjectionView& view_;

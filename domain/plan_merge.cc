@@ -2,10 +2,10 @@
 // state holds the winning one, concurrent revisions make a PLAN_CONCURRENT
 // conflict under the same rule as fields (merge_context.h Contend).
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 

@@ -5,10 +5,13 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/area_code.h"
+#include "base/proto_parse.h"
+#include "base/status_macros.h"
+#include "base/text.h"
 #include "domain/domain_keys.h"
 #include "domain/links.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {
@@ -20,16 +23,7 @@ template <typename M>
 absl::StatusOr<std::optional<M>> LoadMessage(const sync::ProjectionReader& reader,
                                              std::string_view key) {
   ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader.Get(key));
-  if (!bytes) return std::optional<M>();
-  M message;
-  if (!message.ParseFromString(*bytes)) {
-    return absl::DataLossError(absl::StrCat("projection ", std::string(key), " does not parse"));
-  }
-  return std::optional<M>(std::move(message));
-}
-
-bool IsDigits(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return base::ParseStoredOptional<M>(key, bytes);
 }
 
 absl::StatusOr<std::string> DecodeToken(const std::string& token) {
@@ -123,7 +117,7 @@ absl::StatusOr<v1::ListHouseholdsResponse> DomainQueries::ListHouseholds(
     const sync::Scope& scope_in, const v1::ListHouseholdsRequest& request) const {
   const sync::Scope scope = sync::Normalize(scope_in);
   const std::string& prefix = request.scope_prefix();
-  if (prefix.empty() || prefix.size() > 12 || !IsDigits(prefix)) {
+  if (prefix.empty() || prefix.size() > base::kAreaCodeDigits || !base::IsDigits(prefix)) {
     return absl::InvalidArgumentError("scope_prefix must be 1..12 digits");
   }
   const size_t page_size = PageSize(request.page_size());
@@ -186,7 +180,7 @@ absl::StatusOr<v1::ListConflictsResponse> DomainQueries::ListConflicts(
     const sync::Scope& scope_in, const v1::ListConflictsRequest& request) const {
   const sync::Scope scope = sync::Normalize(scope_in);
   const std::string& prefix = request.scope_prefix();
-  if (prefix.empty() || prefix.size() > 12 || !IsDigits(prefix)) {
+  if (prefix.empty() || prefix.size() > base::kAreaCodeDigits || !base::IsDigits(prefix)) {
     return absl::InvalidArgumentError("scope_prefix must be 1..12 digits");
   }
   if (!sync::CoversPrefix(scope, prefix)) {

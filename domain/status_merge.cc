@@ -5,11 +5,11 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "domain/body_merges.h"
 #include "domain/domain_keys.h"
 #include "domain/status_machine.h"
 #include "sync/event_codec.h"
-#include "sync/status_macros.h"
 
 namespace fieldsync::domain {
 namespace {

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "domain/field_schema.h"
 #include "domain/links.h"
 #include "domain/shuanglian_policy.h"
@@ -48,7 +50,7 @@ bool IsFieldRole(v1::Role role) {
 Reason RequireText(const std::string& value, const std::string& field, size_t max,
                    bool multiline = false) {
   if (value.empty()) return Malformed(field, absl::StrCat(field, " is required"));
-  if (!IsText(value, max, multiline)) {
+  if (!base::IsCleanText(value, max, multiline)) {
     return Invalid(field, absl::StrCat(field, " must be 1..", max, " bytes of text"));
   }
   return std::nullopt;
@@ -74,7 +76,7 @@ Reason CheckEventIds(const google::protobuf::RepeatedPtrField<std::string>& ids,
     return Invalid(field, absl::StrCat("at most ", kMaxEvidence, " references"));
   }
   for (int i = 0; i < ids.size(); ++i) {
-    if (!IsUuid(ids[i])) return Invalid(At(field, i), "not an event id");
+    if (!base::IsUuid(ids[i])) return Invalid(At(field, i), "not an event id");
   }
   return std::nullopt;
 }
@@ -82,7 +84,7 @@ Reason CheckEventIds(const google::protobuf::RepeatedPtrField<std::string>& ids,
 Reason CheckTimestamp(const v1::Event&, bool has, const google::protobuf::Timestamp& t,
                       const std::string& field) {
   if (!has) return Malformed(field, absl::StrCat(field, " is required"));
-  if (!IsValidTimestamp(t)) return Invalid(field, absl::StrCat(field, " out of range"));
+  if (!base::IsValidTimestamp(t)) return Invalid(field, absl::StrCat(field, " out of range"));
   return std::nullopt;
 }
 
@@ -323,7 +325,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
               CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD, v1::SUBJECT_KIND_VILLAGE})) {
         return r;
       }
-      if (!IsUuid(c.original_event_id())) {
+      if (!base::IsUuid(c.original_event_id())) {
         return Malformed("visit_corrected.original_event_id", "original_event_id is required");
       }
       if (auto r = RequireText(c.reason(), "visit_corrected.reason", kShortText, true)) return r;
@@ -338,13 +340,13 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       const v1::HouseholdRegistered& h = event.household_registered();
       if (!IsFieldRole(role)) return Denied("only field roles register households");
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD})) return r;
-      if (!IsUuid(event.subject().id())) {
+      if (!base::IsUuid(event.subject().id())) {
         return Invalid("subject.id", "a new household's id is a client-made UUID");
       }
       if (h.household_number().empty()) {
         return Malformed("household_registered.household_number", "household_number is required");
       }
-      if (!IsPlainId(h.household_number()) || h.household_number().size() > 32) {
+      if (!base::IsPlainId(h.household_number()) || h.household_number().size() > 32) {
         return Invalid("household_registered.household_number",
                        "household_number must be 1..32 of [A-Za-z0-9._:-]");
       }
@@ -387,7 +389,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       const v1::MemberAdded& m = event.member_added();
       if (!IsFieldRole(role)) return Denied("only field roles edit households");
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD})) return r;
-      if (!IsUuid(m.member_id())) {
+      if (!base::IsUuid(m.member_id())) {
         return Malformed("member_added.member_id", "member_id (a UUID) is required");
       }
       if (auto r = RequireText(m.name(), "member_added.name", 64)) return r;
@@ -406,7 +408,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
     case B::kMemberUpdated:
       if (!IsFieldRole(role)) return Denied("only field roles edit households");
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD})) return r;
-      if (!IsUuid(event.member_updated().member_id())) {
+      if (!base::IsUuid(event.member_updated().member_id())) {
         return Malformed("member_updated.member_id", "member_id is required");
       }
       return CheckPatches(event.member_updated().patches(), "member_updated.patches", MemberField);
@@ -414,7 +416,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       const v1::MemberRemoved& m = event.member_removed();
       if (!IsFieldRole(role)) return Denied("only field roles edit households");
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_HOUSEHOLD})) return r;
-      if (!IsUuid(m.member_id()))
+      if (!base::IsUuid(m.member_id()))
         return Malformed("member_removed.member_id", "member_id is required");
       if (m.reason() == v1::MEMBER_REMOVAL_REASON_UNSPECIFIED) {
         return Malformed("member_removed.reason", "reason is required");
@@ -474,7 +476,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       } else if (auto r = OptionalText(c.note(), "status_change_confirmed.note", kLongText)) {
         return r;
       }
-      if (!c.proposal_event_id().empty() && !IsUuid(c.proposal_event_id())) {
+      if (!c.proposal_event_id().empty() && !base::IsUuid(c.proposal_event_id())) {
         return Invalid("status_change_confirmed.proposal_event_id", "not an event id");
       }
       if (c.proposal_event_id().empty() && c.stage() == v1::REVIEW_STAGE_TOWNSHIP_AUDIT) {
@@ -498,7 +500,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if ((p.kind() == v1::PLAN_KIND_UNIT) != !p.unit_id().empty()) {
         return Invalid("plan_revised.unit_id", "unit_id is required for unit plans and only them");
       }
-      if (!p.unit_id().empty() && !IsPlainId(p.unit_id())) {
+      if (!p.unit_id().empty() && !base::IsPlainId(p.unit_id())) {
         return Invalid("plan_revised.unit_id", "not a unit id");
       }
       if (auto r = CheckYear(p.year(), "plan_revised.year", options)) return r;
@@ -514,7 +516,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       for (int i = 0; i < p.items_size(); ++i) {
         const v1::PlanItem& item = p.items(i);
         const std::string at = At("plan_revised.items", i);
-        if (!IsPlainId(item.item_id())) {
+        if (!base::IsPlainId(item.item_id())) {
           return Malformed(absl::StrCat(at, ".item_id"), "item_id is required");
         }
         if (!ids.insert(item.item_id()).second) {
@@ -542,7 +544,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
         return r;
       }
       if (m.plan_id().empty()) return Malformed("measure_delivered.plan_id", "plan_id is required");
-      if (!IsPlainId(m.item_id()))
+      if (!base::IsPlainId(m.item_id()))
         return Malformed("measure_delivered.item_id", "item_id is required");
       if (auto r = CheckAmount(m.amount_fen(), "measure_delivered.amount_fen", options)) return r;
       if (auto r =
@@ -591,7 +593,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
         return Invalid("income_observed.category", "unknown category");
       }
       if (auto r = CheckAmount(o.amount_fen(), "income_observed.amount_fen", options)) return r;
-      if (!o.member_id().empty() && !IsUuid(o.member_id())) {
+      if (!o.member_id().empty() && !base::IsUuid(o.member_id())) {
         return Invalid("income_observed.member_id", "not a member id");
       }
       return OptionalText(o.note(), "income_observed.note", kLongText);
@@ -603,12 +605,13 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
                                             v1::SUBJECT_KIND_AREA})) {
         return r;
       }
-      if (!IsUuid(l.link_id())) return Malformed("link_started.link_id", "link_id is required");
+      if (!base::IsUuid(l.link_id()))
+        return Malformed("link_started.link_id", "link_id is required");
       if (l.holder_case() == v1::LinkStarted::HOLDER_NOT_SET) {
         return Malformed("link_started.holder", "cadre_id or unit_id is required");
       }
       const bool cadre = l.holder_case() == v1::LinkStarted::kCadreId;
-      if (!IsPlainId(cadre ? l.cadre_id() : l.unit_id())) {
+      if (!base::IsPlainId(cadre ? l.cadre_id() : l.unit_id())) {
         return Invalid(cadre ? "link_started.cadre_id" : "link_started.unit_id", "not an id");
       }
       if (l.role() == v1::LINK_ROLE_UNSPECIFIED) {
@@ -619,7 +622,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
         return r;
       if (!l.replaces_link_id().empty()) {
         // Links AdminService made have ids of the admin grammar, not UUIDs.
-        if (!IsPlainId(l.replaces_link_id())) {
+        if (!base::IsPlainId(l.replaces_link_id())) {
           return Invalid("link_started.replaces_link_id", "not a link id");
         }
         if (l.replaces_link_id() == l.link_id()) {
@@ -639,7 +642,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       // Any link can be ended, AdminService's (ids of the admin grammar,
       // [A-Za-z0-9._:-]{1,64}) as well as pushed ones (UUIDs).
       if (l.link_id().empty()) return Malformed("link_ended.link_id", "link_id is required");
-      if (!IsPlainId(l.link_id())) return Invalid("link_ended.link_id", "not a link id");
+      if (!base::IsPlainId(l.link_id())) return Invalid("link_ended.link_id", "not a link id");
       if (auto r = CheckDate(l.has_valid_to(), l.valid_to(), "link_ended.valid_to")) return r;
       if (l.reason() == v1::LINK_END_REASON_UNSPECIFIED) {
         return Malformed("link_ended.reason", "reason is required");
@@ -685,7 +688,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
       if (auto r = CheckSubjectKind(event, {v1::SUBJECT_KIND_AREA, v1::SUBJECT_KIND_VILLAGE})) {
         return r;
       }
-      if (!IsPlainId(f.from_unit_id())) {
+      if (!base::IsPlainId(f.from_unit_id())) {
         return Malformed("feedback_filed.from_unit_id", "from_unit_id is required");
       }
       // A unit speaks through its own people: the author's unit, never another.
@@ -719,7 +722,7 @@ Reason ValidateBody(const v1::Event& event, const sync::Author& author,
                       v1::SUBJECT_KIND_UNIT, v1::SUBJECT_KIND_CADRE})) {
         return r;
       }
-      if (!i.inspector_user_id().empty() && !IsPlainId(i.inspector_user_id())) {
+      if (!i.inspector_user_id().empty() && !base::IsPlainId(i.inspector_user_id())) {
         return Invalid("inspection_recorded.inspector_user_id", "not a user id");
       }
       // An inspector with an account records their own inspections.

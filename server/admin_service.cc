@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/text.h"
 #include "server/admin_service_internal.h"
 #include "server/directory.h"
 
@@ -20,7 +21,7 @@ absl::Status TextField(std::string_view field, const std::string& value, bool re
   if (value.empty()) {
     return required ? Invalid(absl::StrCat(std::string(field), " is required")) : absl::OkStatus();
   }
-  if (!IsCleanText(value, max_bytes)) {
+  if (!base::IsCleanText(value, max_bytes)) {
     return Invalid(absl::StrCat(std::string(field),
                                 " must be UTF-8 text without control characters, at most ",
                                 max_bytes, " bytes"));
@@ -30,7 +31,7 @@ absl::Status TextField(std::string_view field, const std::string& value, bool re
 
 absl::Status IdField(std::string_view field, const std::string& value) {
   if (value.empty()) return Invalid(absl::StrCat(std::string(field), " is required"));
-  if (!IsValidId(value)) {
+  if (!base::IsPlainId(value)) {
     return Invalid(absl::StrCat(std::string(field), " must match [A-Za-z0-9._:-]{1,64}, got '",
                                 value.substr(0, 80), "'"));
   }

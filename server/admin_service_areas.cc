@@ -8,7 +8,10 @@
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::server {
 
@@ -36,35 +39,26 @@ std::optional<v1::AreaLevel> ParseLevel(std::string_view text) {
 
 // The digits before an area level's own segment (province 0, city 2...).
 int ParentDigits(v1::AreaLevel level) {
-  switch (level) {
-    case v1::AREA_LEVEL_CITY:
-      return 2;
-    case v1::AREA_LEVEL_COUNTY:
-      return 4;
-    case v1::AREA_LEVEL_TOWNSHIP:
-      return 6;
-    case v1::AREA_LEVEL_VILLAGE:
-      return 9;
-    default:
-      return 0;
-  }
+  const std::optional<base::AreaLevel> base_level = BaseAreaLevel(level);
+  return base_level ? static_cast<int>(base::ParentDigits(*base_level)) : 0;
 }
 
 // A code fits its level: 12 digits (groups: 13 to 20, under their village),
 // zeros after the level's significant digits, and a non-zero own segment.
 std::optional<std::string> CodeProblem(const std::string& code, v1::AreaLevel level) {
-  if (!IsDigits(code)) return absl::StrCat("code '", code.substr(0, 40), "' is not all digits");
+  if (!base::IsDigits(code)) return absl::StrCat("code '", code.substr(0, 40), "' is not all digits");
   if (level == v1::AREA_LEVEL_GROUP) {
     if (code.size() <= 12 || code.size() > 20) {
       return absl::StrCat("group code '", code, "' must be 13 to 20 digits (village code + group)");
     }
     return std::nullopt;
   }
-  if (code.size() != 12) return absl::StrCat("code '", code, "' is not 12 digits");
+  if (code.size() != base::kAreaCodeDigits)
+    return absl::StrCat("code '", code, "' is not 12 digits");
   int significant = SignificantDigits(level);
   if (code.find_first_not_of('0', significant) != std::string::npos) {
     return absl::StrCat("code '", code, "' of a ", LevelName(level), " must end in ",
-                        12 - significant, " zeros");
+                        base::kAreaCodeDigits - significant, " zeros");
   }
   int own = ParentDigits(level);
   if (code.find_first_not_of('0', own) >= static_cast<size_t>(significant)) {
@@ -163,7 +157,7 @@ std::vector<AreaRow> ParseAreaCsv(
       error(line_number, *problem);
       continue;
     }
-    if (!parent.empty() && !IsDigits(parent)) {
+    if (!parent.empty() && !base::IsDigits(parent)) {
       error(line_number, absl::StrCat("parent '", parent.substr(0, 40), "' is not all digits"));
       continue;
     }
@@ -174,7 +168,7 @@ std::vector<AreaRow> ParseAreaCsv(
       continue;
     }
     const std::string& name = (*fields)[3];
-    if (!IsCleanText(name, kMaxNameBytes)) {
+    if (!base::IsCleanText(name, kMaxNameBytes)) {
       error(line_number, absl::StrCat("name must be UTF-8 text without control characters, 1 to ",
                                       kMaxNameBytes, " bytes"));
       continue;

@@ -7,7 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "storage/status_macros.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::server {
 
@@ -79,7 +82,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateBackup(grpc::CallbackServerCon
         ASSIGN_OR_RETURN(storage::LogRecord record, ctx->store->Read(info.head));
         out.set_head_hash(record.hash);
       }
-      *out.mutable_created_at() = ToTimestamp(ctx->clock());
+      *out.mutable_created_at() = base::ToTimestamp(ctx->clock());
       out.set_size_bytes(info.size_bytes);
       out.set_label(label);
       RETURN_IF_ERROR(WriteBackupInfo(dir, out));

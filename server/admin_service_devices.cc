@@ -4,7 +4,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "storage/status_macros.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::server {
 
@@ -47,7 +50,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::IssueEnrollmentCode(
                                         if (!issued.ok()) return call->Finish(issued.status());
                                         response->set_code(issued->code);
                                         *response->mutable_expires_at() =
-                                            ToTimestamp(issued->expires_at);
+                                            base::ToTimestamp(issued->expires_at);
                                         response->set_user_id(issued->event.event().subject().id());
                                         response->set_code_id(issued->code_id);
                                         call->Finish(absl::OkStatus());

@@ -7,7 +7,10 @@
 #include "domain/links.h"
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "storage/status_macros.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {

@@ -6,7 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "storage/status_macros.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::server {
 
@@ -45,7 +48,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUnit(grpc::CallbackServerConte
             return Invalid(absl::StrCat("unit.kind ", unit.kind(), " is not a UnitKind"));
           }
           if (!unit.area_code().empty()) {
-            if (unit.area_code().size() != 12 || !IsDigits(unit.area_code())) {
+            if (!base::IsAreaCode(unit.area_code())) {
               return Invalid(absl::StrCat("unit.area_code must be a 12-digit area code, got '",
                                           unit.area_code().substr(0, 40), "'"));
             }
@@ -203,7 +206,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUser(grpc::CallbackServerConte
           }
           std::set<std::string> seen;
           for (const std::string& code : user.scope_area_codes()) {
-            if (code.size() != digits || !IsDigits(code)) {
+            if (code.size() != digits || !base::IsDigits(code)) {
               return Invalid(absl::StrCat("user.scope_area_codes: '", code.substr(0, 40),
                                           "' is not a ", digits, "-digit ", LevelName(level),
                                           " prefix"));

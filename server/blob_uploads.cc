@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/scope.h"
 
 namespace fieldsync::server {

@@ -12,6 +12,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "base/text.h"
 #include "server/logging.h"
 #include "server/metrics.h"
 
@@ -79,13 +80,7 @@ spdlog::level::level_enum LevelFor(grpc::StatusCode code) {
 }
 
 bool IsUsableRequestId(const grpc::string_ref& id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || c == ':';
-    if (!ok) return false;
-  }
-  return true;
+  return base::IsPlainId(std::string_view(id.data(), id.size()));
 }
 
 std::string NewRequestId() {

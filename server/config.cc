@@ -19,8 +19,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "server/tls.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::server {
 namespace {

@@ -7,8 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
+#include "base/proto_parse.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "domain/queries.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 #include "sync/store_reader.h"
 
@@ -24,26 +26,15 @@ std::string Cat(std::initializer_list<std::string_view> parts) {
 }
 
 template <typename Message>
-absl::StatusOr<std::optional<Message>> ParseValue(std::string_view key,
-                                                  const std::optional<std::string>& value) {
-  if (!value.has_value()) return std::nullopt;
-  Message message;
-  if (!message.ParseFromString(*value)) {
-    return absl::DataLossError(absl::StrCat("projection ", std::string(key), " does not parse"));
-  }
-  return message;
-}
-
-template <typename Message>
 absl::StatusOr<std::optional<Message>> Load(const storage::EventStore& store, std::string key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, store.GetProjection(key));
-  return ParseValue<Message>(key, value);
+  return base::ParseStoredOptional<Message>(key, value);
 }
 
 template <typename Message>
 absl::StatusOr<std::optional<Message>> LoadInCommit(storage::CommitContext& ctx, std::string key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, ctx.Get(key));
-  return ParseValue<Message>(key, value);
+  return base::ParseStoredOptional<Message>(key, value);
 }
 
 std::string DeviceTime(const v1::Device& device) {
@@ -102,75 +93,26 @@ std::string DeviceUserPrefix(std::string_view user_id) {
 
 // --- Values --------------------------------------------------------------------------
 
-bool IsValidId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return false;
+std::optional<base::AreaLevel> BaseAreaLevel(v1::AreaLevel level) {
+  switch (level) {
+    case v1::AREA_LEVEL_PROVINCE:
+      return base::AreaLevel::kProvince;
+    case v1::AREA_LEVEL_CITY:
+      return base::AreaLevel::kCity;
+    case v1::AREA_LEVEL_COUNTY:
+      return base::AreaLevel::kCounty;
+    case v1::AREA_LEVEL_TOWNSHIP:
+      return base::AreaLevel::kTownship;
+    case v1::AREA_LEVEL_VILLAGE:
+      return base::AreaLevel::kVillage;
+    default:
+      return std::nullopt;
   }
-  return true;
-}
-
-bool IsCleanText(std::string_view s, size_t max_bytes) {
-  if (s.empty() || s.size() > max_bytes) return false;
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size()) return false;
-    for (int k = 1; k <= extra; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
-bool IsDigits(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 int SignificantDigits(v1::AreaLevel level) {
-  switch (level) {
-    case v1::AREA_LEVEL_PROVINCE:
-      return 2;
-    case v1::AREA_LEVEL_CITY:
-      return 4;
-    case v1::AREA_LEVEL_COUNTY:
-      return 6;
-    case v1::AREA_LEVEL_TOWNSHIP:
-      return 9;
-    case v1::AREA_LEVEL_VILLAGE:
-      return 12;
-    default:
-      return 0;
-  }
+  const std::optional<base::AreaLevel> base_level = BaseAreaLevel(level);
+  return base_level ? static_cast<int>(base::SignificantDigits(*base_level)) : 0;
 }
 
 std::string AreaPrefix(const v1::Area& area) {
@@ -180,10 +122,8 @@ std::string AreaPrefix(const v1::Area& area) {
 }
 
 bool IsValidDate(const v1::Date& date) {
-  if (date.year() < 1900 || date.year() > 9999) return false;
-  if (date.month() < 1 || date.month() > 12 || date.day() < 1 || date.day() > 31) return false;
-  absl::CivilDay day(date.year(), date.month(), date.day());
-  return day.year() == date.year() && day.month() == date.month() && day.day() == date.day();
+  return base::IsValidCalendarDate(date.year(), date.month(), date.day(), kMinAdminDateYear,
+                                   kMaxAdminDateYear);
 }
 
 int DateNumber(const v1::Date& date) {
@@ -206,19 +146,6 @@ v1::Date AddDays(const v1::Date& date, int days) {
   out.set_month(day.month());
   out.set_day(day.day());
   return out;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  int64_t seconds = absl::ToUnixSeconds(time);
-  ts.set_seconds(seconds);
-  ts.set_nanos(
-      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
 }
 
 // --- Directory ---------------------------------------------------------------------------

@@ -43,6 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/area_code.h"
 #include "domain/links.h"
 #include "fieldsync/v1/common.pb.h"
 #include "fieldsync/v1/state.pb.h"
@@ -104,26 +105,25 @@ std::string DeviceUserPrefix(std::string_view user_id);
 
 // --- Values shared by the services -------------------------------------------
 
-// "[A-Za-z0-9._:-]{1,64}": ids the admin or the server gives records.
-bool IsValidId(std::string_view id);
-// True if `s` is valid UTF-8 without control characters, 1..max_bytes long.
-bool IsCleanText(std::string_view s, size_t max_bytes);
-// A string of ASCII digits (possibly empty).
-bool IsDigits(std::string_view s);
-// The number of significant digits of an area level (province 2, city 4,
-// county 6, township 9, village 12); 0 for groups and unknown levels.
+// (Ids, text and digits: base/text.h; Timestamps: base/time.h.)
+// The base::AreaLevel of a proto level; nullopt for groups and unknown levels.
+std::optional<base::AreaLevel> BaseAreaLevel(v1::AreaLevel level);
+// The number of significant digits of an area level (base/area_code.h's
+// table: province 2, city 4, county 6, township 9, village 12); 0 for groups
+// and unknown levels.
 int SignificantDigits(v1::AreaLevel level);
 // The scope prefix of an area: its code cut to its level's significant digits
 // (the whole code for groups).
 std::string AreaPrefix(const v1::Area& area);
-// Dates: validity, the yyyymmdd number, today in China Standard Time.
+// The years an admin-entered date (a link's valid_to...) may have.
+inline constexpr int kMinAdminDateYear = 1900;
+inline constexpr int kMaxAdminDateYear = 9999;
+// Dates: validity (a real date, kMinAdminDateYear..kMaxAdminDateYear), the
+// yyyymmdd number, today in China Standard Time.
 bool IsValidDate(const v1::Date& date);
 int DateNumber(const v1::Date& date);
 v1::Date DateOf(absl::Time time);
 v1::Date AddDays(const v1::Date& date, int days);
-// Time <-> google.protobuf.Timestamp.
-google::protobuf::Timestamp ToTimestamp(absl::Time time);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp);
 // A link is active while not ended or while its valid_to is `today` or later
 // (the domain's rule, the only one).
 using domain::LinkActive;

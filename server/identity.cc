@@ -5,7 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
-#include "storage/status_macros.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 
 namespace fieldsync::server {
 namespace {
@@ -258,9 +260,10 @@ class IdentityImpl final : public Identity {
       return Unauthenticated(absl::StrCat("the token's device ", device_id, " is not enrolled"));
     }
     if (device->revoked()) {
-      return Unauthenticated(absl::StrCat("device ", device->id(), " was revoked at ",
-                                          absl::FormatTime(FromTimestamp(device->revoked_at())),
-                                          ": ", device->revoke_reason()));
+      return Unauthenticated(
+          absl::StrCat("device ", device->id(), " was revoked at ",
+                       absl::FormatTime(base::FromTimestamp(device->revoked_at())), ": ",
+                       device->revoke_reason()));
     }
     ASSIGN_OR_RETURN(std::optional<v1::User> user, directory_->GetUser(device->user_id()));
     if (!user.has_value()) {
@@ -292,7 +295,7 @@ class IdentityImpl final : public Identity {
     change.event = MakeEvent(v1::SUBJECT_KIND_USER, user_id, *area);
     auto* body = change.event.mutable_enrollment_code_issued();
     body->set_code_id(issued->code_id);
-    *body->mutable_expires_at() = ToTimestamp(issued->expires_at);
+    *body->mutable_expires_at() = base::ToTimestamp(issued->expires_at);
     change.apply = [hash = SecretHash(*NormalizeEnrollmentCode(issued->code)), user_id](
                        storage::CommitContext& ctx, const v1::StoredEvent& stored) -> absl::Status {
       ASSIGN_OR_RETURN(std::optional<v1::User> current, ReadUser(ctx, user_id));
@@ -326,7 +329,7 @@ class IdentityImpl final : public Identity {
          {std::pair<const char*, const std::string*>{"device_model", &request.device_model()},
           {"device_name", &request.device_name()},
           {"app_version", &request.app_version()}}) {
-      if (!value->empty() && !IsCleanText(*value, 200)) {
+      if (!value->empty() && !base::IsCleanText(*value, 200)) {
         return done(absl::InvalidArgumentError(
             absl::StrCat(name,
                          " must be UTF-8 text without control characters, at most 200 "
@@ -345,7 +348,7 @@ class IdentityImpl final : public Identity {
       return done(absl::DataLossError("enrollment code record does not parse"));
     }
     const std::string code_id = issued.enrollment_code_issued().code_id();
-    const absl::Time expires_at = FromTimestamp(issued.enrollment_code_issued().expires_at());
+    const absl::Time expires_at = base::FromTimestamp(issued.enrollment_code_issued().expires_at());
     absl::Time now = clock_();
     if (now >= expires_at) {
       return done(Unauthenticated(
@@ -389,7 +392,7 @@ class IdentityImpl final : public Identity {
       // the first appended wins and the second sees the code used.
       ASSIGN_OR_RETURN(std::optional<std::string> used, ctx.Get(auth_keys::CodeUsed(code_id)));
       if (used.has_value()) return Unauthenticated("enrollment code was already used");
-      if (FromTimestamp(stored.received_at()) >= expires_at) {
+      if (base::FromTimestamp(stored.received_at()) >= expires_at) {
         return Unauthenticated(
             absl::StrCat("enrollment code expired at ", absl::FormatTime(expires_at)));
       }
@@ -509,14 +512,14 @@ class IdentityImpl final : public Identity {
         open_streams_.EndDevice(
             event.subject().id(),
             Unauthenticated(absl::StrCat("device ", event.subject().id(), " was revoked at ",
-                                         absl::FormatTime(FromTimestamp(s.received_at())), ": ",
+                                         absl::FormatTime(base::FromTimestamp(s.received_at())), ": ",
                                          event.device_revoked().reason(),
                                          "; the call opened with its token is ended")));
       } else if (std::optional<std::string> user = DisabledUser(event)) {
         open_streams_.EndUser(
             *user, Unauthenticated(absl::StrCat(
                        "user ", *user, " was disabled at ",
-                       absl::FormatTime(FromTimestamp(s.received_at())),
+                       absl::FormatTime(base::FromTimestamp(s.received_at())),
                        "; the call opened with the token of one of its devices is ended")));
       }
     }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/text.h"
 
 namespace fieldsync::server {
 namespace {
@@ -23,35 +24,6 @@ std::atomic<bool> json_format{false};
 // LogRecord sets them around its synchronous call into the logger, whose
 // stderr sink formats in the calling thread.
 thread_local const std::vector<LogField>* current_fields = nullptr;
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
-size_t Utf8SequenceLength(const std::string& s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  size_t length;
-  uint32_t code;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) {
-    length = 2;
-    code = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    length = 3;
-    code = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    length = 4;
-    code = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + length > s.size()) return 0;
-  for (size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code < kMin[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  return length;
-}
 
 std::string FormatValueJson(const LogField& field) {
   if (const auto* text = std::get_if<std::string>(&field.value)) return JsonQuote(*text);
@@ -134,6 +106,7 @@ void LogGrpcMessage(gpr_log_func_args* args) {
 
 std::string JsonQuote(const std::string& value) {
   std::string out = "\"";
+  uint32_t code_point = 0;  // unused: the sequence is copied as it is
   for (size_t i = 0; i < value.size();) {
     unsigned char c = static_cast<unsigned char>(value[i]);
     if (c == '"' || c == '\\') {
@@ -155,7 +128,7 @@ std::string JsonQuote(const std::string& value) {
     } else if (c < 0x80) {
       out.push_back(static_cast<char>(c));
       ++i;
-    } else if (size_t length = Utf8SequenceLength(value, i); length > 0) {
+    } else if (size_t length = base::Utf8SequenceLength(value, i, &code_point); length > 0) {
       out.append(value, i, length);
       i += length;
     } else {

@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/status_macros.h"
 #include "server/secrets.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::server {
 namespace {

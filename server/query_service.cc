@@ -1,7 +1,8 @@
 #include "server/query_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "storage/status_macros.h"
+#include "base/status_macros.h"
+#include "base/text.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
@@ -12,7 +13,7 @@ absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(st
 // Client-made ids (household UUIDs, registry numbers): printable, bounded.
 absl::Status KeyField(std::string_view field, const std::string& value) {
   if (value.empty()) return Invalid(absl::StrCat(std::string(field), " is required"));
-  if (!IsCleanText(value, 128)) {
+  if (!base::IsCleanText(value, 128)) {
     return Invalid(absl::StrCat(std::string(field),
                                 " must be 1 to 128 bytes of UTF-8 without control characters"));
   }
@@ -154,7 +155,7 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
   if (!call->admitted()) return call;
   auto check = [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidatePrefix("scope_prefix", request->scope_prefix(), true));
-    if (!request->device_id().empty() && !IsValidId(request->device_id())) {
+    if (!request->device_id().empty() && !base::IsPlainId(request->device_id())) {
       return Invalid("device_id must match [A-Za-z0-9._:-]{1,64}");
     }
     if (request->scope_prefix().empty() && request->device_id().empty()) {

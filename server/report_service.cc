@@ -1,7 +1,8 @@
 #include "server/report_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "storage/status_macros.h"
+#include "base/status_macros.h"
+#include "base/text.h"
 
 namespace fieldsync::server {
 namespace {
@@ -46,7 +47,7 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
             absl::StrCat("kinds: ", kind, " is not an EvidenceFlagKind"));
       }
     }
-    if (!request->cadre_id().empty() && !IsValidId(request->cadre_id())) {
+    if (!request->cadre_id().empty() && !base::IsPlainId(request->cadre_id())) {
       return absl::InvalidArgumentError("cadre_id must match [A-Za-z0-9._:-]{1,64}");
     }
     RETURN_IF_ERROR(

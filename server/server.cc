@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "server/call_log.h"
 #include "server/config.h"
 #include "server/metrics.h"
@@ -24,7 +25,6 @@
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/event_store.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::server {
 namespace {

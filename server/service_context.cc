@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/text.h"
 
 namespace fieldsync::server {
 
@@ -113,7 +114,7 @@ absl::Status ValidatePrefix(std::string_view field, std::string_view prefix, boo
     if (optional) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(std::string(field), " is required"));
   }
-  if (prefix.size() > 15 || !IsDigits(prefix)) {
+  if (prefix.size() > 15 || !base::IsDigits(prefix)) {
     return absl::InvalidArgumentError(absl::StrCat(std::string(field),
                                                    " must be 1 to 15 digits of an area code, got '",
                                                    std::string(prefix.substr(0, 32)), "'"));

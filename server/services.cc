@@ -2,13 +2,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "domain/domain_keys.h"
 #include "domain/queries.h"
 #include "domain/shuanglian_policy.h"
 #include "server/admin_service.h"
 #include "server/auth.h"
-#include "server/config.h"
 #include "server/blob_uploads.h"
+#include "server/config.h"
 #include "server/directory.h"
 #include "server/identity.h"
 #include "server/query_service.h"
@@ -16,7 +17,6 @@
 #include "server/service_context.h"
 #include "server/stream_service.h"
 #include "server/sync_service.h"
-#include "storage/status_macros.h"
 #include "sync/sync_engine.h"
 
 namespace fieldsync::server {

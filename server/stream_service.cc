@@ -9,8 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "server/open_streams.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
@@ -428,7 +429,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
       // covered_through_ is sent.
       v1::Heartbeat* heartbeat = current_.mutable_heartbeat();
       heartbeat->set_head_offset(covered_through_);
-      *heartbeat->mutable_server_time() = ToTimestamp(now);
+      *heartbeat->mutable_server_time() = base::ToTimestamp(now);
       sending_through_ = covered_through_;
     } else {
       return false;

@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::server {
 namespace {
@@ -88,7 +90,7 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
             absl::StrCat("a blob of ", header.total_size(),
                          " bytes is over limits.max_blob_bytes=", ctx_->settings.max_blob_bytes));
       }
-      if (!IsCleanText(header.content_type(), kMaxContentTypeBytes)) {
+      if (!base::IsCleanText(header.content_type(), kMaxContentTypeBytes)) {
         return Invalid("header.content_type is required (e.g. \"image/jpeg\")");
       }
       return absl::OkStatus();
@@ -311,7 +313,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Enroll(grpc::CallbackServerContext* c
     response->set_user_id(enrolled->user.id());
     response->set_role(enrolled->user.role());
     response->set_user_name(enrolled->user.name());
-    *response->mutable_server_time() = ToTimestamp(clock());
+    *response->mutable_server_time() = base::ToTimestamp(clock());
     call->Finish(absl::OkStatus());
   });
   return call;

@@ -39,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/area_code.h"
 
 namespace rocksdb {
 class FileSystem;
@@ -63,7 +64,8 @@ struct StoreOptions {
   size_t max_group_bytes = 32 << 20;
   // The lengths of area-code prefixes indexed for scope reads: county (6),
   // township (9) and village (12) of the 12-digit national code.
-  std::vector<size_t> scope_prefix_lengths = {6, 9, 12};
+  std::vector<size_t> scope_prefix_lengths = {base::kDefaultScopePrefixLengths.begin(),
+                                              base::kDefaultScopePrefixLengths.end()};
   // Largest blob (a photo), in bytes.
   uint64_t max_blob_bytes = 64 << 20;
   // Shared LRU block cache for all column families, in bytes. Default 256 MiB:

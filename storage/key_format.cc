@@ -1,28 +1,18 @@
 #include "storage/key_format.h"
 
+#include "base/big_endian.h"
+
 namespace fieldsync::storage::keys {
-
-void AppendU64(std::string* out, uint64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((value >> shift) & 0xff));
-  }
-}
-
-uint64_t ReadU64(std::string_view bytes) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
-  return value;
-}
 
 std::string LogKey(uint64_t offset) {
   std::string key;
-  AppendU64(&key, offset);
+  base::AppendBe64(&key, offset);
   return key;
 }
 
 std::optional<uint64_t> ParseLogKey(std::string_view key) {
   if (key.size() != 8) return std::nullopt;
-  return ReadU64(key);
+  return base::ReadBe64Prefix(key);
 }
 
 std::string OffsetValue(uint64_t offset) { return LogKey(offset); }
@@ -38,7 +28,7 @@ std::string SubjectPrefix(std::string_view subject) {
 
 std::string SubjectKey(std::string_view subject, uint64_t offset) {
   std::string key = SubjectPrefix(subject);
-  AppendU64(&key, offset);
+  base::AppendBe64(&key, offset);
   return key;
 }
 
@@ -52,11 +42,13 @@ std::string ScopePrefix(std::string_view area_prefix) {
 
 std::string ScopeKey(std::string_view area_prefix, uint64_t offset) {
   std::string key = ScopePrefix(area_prefix);
-  AppendU64(&key, offset);
+  base::AppendBe64(&key, offset);
   return key;
 }
 
-uint64_t IndexKeyOffset(std::string_view key) { return ReadU64(key.substr(key.size() - 8)); }
+uint64_t IndexKeyOffset(std::string_view key) {
+  return base::ReadBe64Prefix(key.substr(key.size() - 8));
+}
 
 namespace {
 std::string Tagged(char tag, std::string_view sha256) {
@@ -71,7 +63,7 @@ std::string BlobUploadKey(std::string_view sha256) { return Tagged(kBlobUploadTa
 std::string BlobChunkPrefix(std::string_view sha256) { return Tagged(kBlobChunkTag, sha256); }
 std::string BlobChunkKey(std::string_view sha256, uint64_t offset) {
   std::string key = BlobChunkPrefix(sha256);
-  AppendU64(&key, offset);
+  base::AppendBe64(&key, offset);
   return key;
 }
 

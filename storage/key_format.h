@@ -54,9 +54,6 @@ inline constexpr char kBlobChunkTag = 'C';
 // The directory (inside the store's) of partial uploads' bytes.
 inline constexpr char kBlobUploadDir[] = "blob_uploads";
 
-void AppendU64(std::string* out, uint64_t value);
-uint64_t ReadU64(std::string_view bytes);  // bytes.size() >= 8
-
 std::string LogKey(uint64_t offset);
 std::optional<uint64_t> ParseLogKey(std::string_view key);
 

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <atomic>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -39,6 +39,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/area_code.h"
+#include "base/big_endian.h"
+#include "base/status_macros.h"
+#include "base/text.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
@@ -53,7 +57,6 @@
 #include "storage/event_store.h"
 #include "storage/key_format.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 
 namespace fieldsync::storage {
 namespace {
@@ -165,10 +168,6 @@ constexpr char kHeadKey[] = "head";
 const std::string& ZeroHash() {
   static const std::string* zero = new std::string(keys::kHashSize, '\0');
   return *zero;
-}
-
-bool IsDigits(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 absl::StatusOr<LogRecord> ParseRecord(uint64_t offset, std::string_view value) {
@@ -402,7 +401,7 @@ class RocksDbEventStore final : public EventStore {
                                                    ReadLimits limits) const override {
     const auto& lengths = options_.scope_prefix_lengths;
     if (std::find(lengths.begin(), lengths.end(), area_prefix.size()) == lengths.end() ||
-        !IsDigits(area_prefix)) {
+        !base::IsDigits(area_prefix)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "scope prefix '", std::string(area_prefix), "' is not an indexed area-code prefix (digits, of length ",
           absl::StrJoin(lengths, ", "), ")"));
@@ -419,7 +418,7 @@ class RocksDbEventStore final : public EventStore {
     if (s.IsNotFound()) return std::nullopt;
     RETURN_IF_ERROR(FromRocks(s, "looking up an event_id"));
     if (value.size() != 8) return absl::DataLossError("malformed event_id index entry");
-    return keys::ReadU64(value);
+    return base::ReadBe64Prefix(value);
   }
 
   absl::Status VerifyChain(uint64_t from, uint64_t to) const override {
@@ -684,7 +683,7 @@ class RocksDbEventStore final : public EventStore {
                                 options_.max_subject_bytes));
       }
       if (e.subject.find('\0') != std::string::npos) return bad("subject contains a NUL byte");
-      if (!e.area_code.empty() && (e.area_code.size() != 12 || !IsDigits(e.area_code))) {
+      if (!e.area_code.empty() && !base::IsAreaCode(e.area_code)) {
         return bad(absl::StrCat("area_code '", e.area_code, "' is not a 12-digit code"));
       }
       for (const ProjectionWrite& w : e.projections) {
@@ -885,7 +884,7 @@ class RocksDbEventStore final : public EventStore {
             failure = absl::DataLossError("malformed event_id index entry");
             continue;
           }
-          original = keys::ReadU64(found[index].ToStringView());
+          original = base::ReadBe64Prefix(found[index].ToStringView());
         } else if (!found_status[index].IsNotFound()) {
           failure = FromRocks(found_status[index], "looking up an event_id");
           continue;
@@ -1106,9 +1105,9 @@ BlobStatus CompleteStatus(uint64_t size) {
 std::string EncodeUpload(uint64_t total_size, uint64_t received, absl::Time at,
                          std::string_view owner) {
   std::string value;
-  keys::AppendU64(&value, total_size);
-  keys::AppendU64(&value, received);
-  keys::AppendU64(&value, static_cast<uint64_t>(absl::ToUnixMicros(at)));
+  base::AppendBe64(&value, total_size);
+  base::AppendBe64(&value, received);
+  base::AppendBe64(&value, static_cast<uint64_t>(absl::ToUnixMicros(at)));
   value.append(owner);
   return value;
 }
@@ -1121,10 +1120,11 @@ absl::StatusOr<BlobStatus> DecodeUpload(std::string_view value, bool* legacy) {
     return absl::DataLossError("malformed blob upload entry");
   }
   BlobStatus status;
-  status.received_bytes = keys::ReadU64(value.substr(8));
-  status.total_size = keys::ReadU64(value);
+  status.received_bytes = base::ReadBe64Prefix(value.substr(8));
+  status.total_size = base::ReadBe64Prefix(value);
   if (!*legacy) {
-    status.updated_at = absl::FromUnixMicros(static_cast<int64_t>(keys::ReadU64(value.substr(16))));
+    status.updated_at =
+        absl::FromUnixMicros(static_cast<int64_t>(base::ReadBe64Prefix(value.substr(16))));
     status.owner = std::string(value.substr(kUploadHeaderSize));
   }
   return status;
@@ -1486,14 +1486,14 @@ absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& opt
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, keys::kFormatVersionKey, &version);
   if (s.IsNotFound()) {
     std::string value;
-    keys::AppendU64(&value, keys::kFormatVersion);
+    base::AppendBe64(&value, keys::kFormatVersion);
     rocksdb::WriteOptions write;
     write.sync = true;
     s = db->Put(write, meta, keys::kFormatVersionKey, value);
     if (!s.ok()) return close_on_error(FromRocks(s, "writing the format version"));
   } else if (!s.ok()) {
     return close_on_error(FromRocks(s, "reading the format version"));
-  } else if (version.size() != 8 || keys::ReadU64(version) != keys::kFormatVersion) {
+  } else if (version.size() != 8 || base::ReadBe64Prefix(version) != keys::kFormatVersion) {
     return close_on_error(absl::FailedPreconditionError(
         absl::StrCat("the store at ", path, " has another format version; this build reads ",
                      keys::kFormatVersion)));
@@ -1519,10 +1519,10 @@ absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& opt
   // lost its tail, which the chain alone cannot show.
   std::string stored_head;
   s = db->Get(rocksdb::ReadOptions(), meta, kHeadKey, &stored_head);
-  if (s.ok() && stored_head.size() == 8 && keys::ReadU64(stored_head) > head) {
-    return close_on_error(absl::DataLossError(
-        absl::StrCat("the log ends at offset ", head, " but offset ", keys::ReadU64(stored_head),
-                     " was committed: records are missing from the tail")));
+  if (s.ok() && stored_head.size() == 8 && base::ReadBe64Prefix(stored_head) > head) {
+    return close_on_error(absl::DataLossError(absl::StrCat(
+        "the log ends at offset ", head, " but offset ", base::ReadBe64Prefix(stored_head),
+        " was committed: records are missing from the tail")));
   }
   return OpenedDb{.db = std::move(db), .handles = std::move(handles), .head = head,
                   .last_hash = std::move(last_hash)};
@@ -1533,7 +1533,7 @@ absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& opt
 absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& path,
                                                            StoreOptions options) {
   for (size_t length : options.scope_prefix_lengths) {
-    if (length == 0 || length > 12) {
+    if (length == 0 || length > base::kAreaCodeDigits) {
       return absl::InvalidArgumentError(
           absl::StrCat("scope_prefix_lengths: ", length, " is not between 1 and 12"));
     }

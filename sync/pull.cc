@@ -7,9 +7,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "base/big_endian.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 #include "sync/sync_engine.h"
 #include "sync/sync_keys.h"
@@ -35,15 +36,9 @@ struct SyncEngine::SnapshotCursor {
 
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
 constexpr std::string_view kTokenMagic = "fs1";
 constexpr size_t kScanBatch = 256;
 constexpr size_t kDefaultPageSize = 100;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 
 // Reads one length-prefixed (u8) field; false if the input is too short.
 bool ReadShort(std::string_view& in, std::string* out) {
@@ -73,7 +68,7 @@ std::string EncodeCursor(char kind, uint64_t snapshot_offset, const std::string&
                          const std::string& position) {
   std::string out(kTokenMagic);
   out.push_back(kind);
-  out.append(sync_keys::Be64(snapshot_offset));
+  out.append(base::Be64(snapshot_offset));
   out.push_back(static_cast<char>(old_digest.size()));
   out.append(old_digest);
   out.push_back(static_cast<char>(new_digest.size()));
@@ -370,7 +365,7 @@ absl::StatusOr<v1::PullResponse> SyncEngine::ResetAndSnapshot(const Scope& scope
     checkpoint->set_scope_digest(digest);
   }
   response.set_head_offset(store_->Head());
-  *response.mutable_server_time() = ToProto(Now());
+  *response.mutable_server_time() = base::ToTimestamp(Now());
   return response;
 }
 
@@ -405,7 +400,7 @@ absl::StatusOr<v1::PullResponse> SyncEngine::Pull(const Scope& scope_in,
     in.remove_prefix(kTokenMagic.size());
     if (in.size() < 1 + 8) return reset(v1::RESET_REASON_UNKNOWN_CURSOR);
     decoded.kind = in[0];
-    decoded.snapshot_offset = sync_keys::ParseBe64(in.substr(1, 8));
+    decoded.snapshot_offset = base::ParseBe64(in.substr(1, 8)).value_or(0);
     in.remove_prefix(9);
     if (!ReadShort(in, &decoded.old_digest) || !ReadShort(in, &decoded.new_digest) || in.empty() ||
         (decoded.kind != 'F' && decoded.kind != 'A')) {
@@ -433,7 +428,7 @@ absl::StatusOr<v1::PullResponse> SyncEngine::Pull(const Scope& scope_in,
                                      omit, &bytes, &response));
       }
       response.set_head_offset(head);
-      *response.mutable_server_time() = ToProto(Now());
+      *response.mutable_server_time() = base::ToTimestamp(Now());
       return response;
     }
     // An additions page; continue it only if the scope is still the one it
@@ -482,7 +477,7 @@ absl::StatusOr<v1::PullResponse> SyncEngine::Pull(const Scope& scope_in,
       checkpoint->set_scope_digest(digest);
     }
     response.set_head_offset(head);
-    *response.mutable_server_time() = ToProto(Now());
+    *response.mutable_server_time() = base::ToTimestamp(Now());
     return response;
   }
 
@@ -490,7 +485,7 @@ absl::StatusOr<v1::PullResponse> SyncEngine::Pull(const Scope& scope_in,
       AppendEvents(scope, cursor.offset(), head, max_events, max_bytes, omit, &bytes, &response));
   response.mutable_checkpoint()->set_scope_digest(digest);
   response.set_head_offset(head);
-  *response.mutable_server_time() = ToProto(Now());
+  *response.mutable_server_time() = base::ToTimestamp(Now());
   return response;
 }
 

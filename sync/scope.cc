@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/big_endian.h"
 #include "storage/key_format.h"
 #include "storage/sha256.h"
 
@@ -32,7 +33,7 @@ std::string CanonicalScopeBytes(const Scope& scope) {
   out.push_back(canonical.all ? 'A' : 'S');
   auto add = [&out](char tag, std::string_view value) {
     out.push_back(tag);
-    storage::keys::AppendU64(&out, value.size());
+    base::AppendBe64(&out, value.size());
     out.append(value);
   };
   for (const std::string& prefix : canonical.area_prefixes) add('p', prefix);
@@ -42,7 +43,7 @@ std::string CanonicalScopeBytes(const Scope& scope) {
 
 std::string ScopeDigest(const Scope& scope, std::string_view salt) {
   std::string salt_frame;
-  storage::keys::AppendU64(&salt_frame, salt.size());
+  base::AppendBe64(&salt_frame, salt.size());
   return storage::DigestBytes(
       storage::Sha256({"fieldsync.scope.v1", salt_frame, salt, CanonicalScopeBytes(scope)}));
 }

@@ -12,9 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "google/protobuf/util/time_util.h"
+#include "base/big_endian.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/commit_view.h"
 #include "sync/event_codec.h"
 #include "sync/sync_engine.h"
@@ -79,7 +80,7 @@ absl::StatusOr<uint64_t> LastDeviceSeq(const std::optional<std::string>& mark,
                                             sync_keys::Device(device_id), ") holds ", mark->size(),
                                             " bytes, not 8: the store is corrupt"));
   }
-  return sync_keys::ParseBe64(*mark);
+  return *base::ParseBe64(*mark);
 }
 
 // The state of one AppendServerEventsAsync, shared by its prepare hooks and
@@ -135,10 +136,10 @@ class SyncEngine::ServerAppend {
     event.set_device_seq(last + 1);
     const absl::Time now = engine_->Now();
     event.set_hlc(engine_->hlc_.Tick());
-    *event.mutable_device_time() = ToProto(now);
+    *event.mutable_device_time() = base::ToTimestamp(now);
     ASSIGN_OR_RETURN(std::string signature, signer_.Sign(CanonicalEventBytes(event)));
     event.set_signature(std::move(signature));
-    *stored.mutable_received_at() = ToProto(now);
+    *stored.mutable_received_at() = base::ToTimestamp(now);
     stored.set_actor(server_event.actor);
     stored.set_adopted_hlc(event.hlc());
     stored.set_offset(context.offset());
@@ -163,15 +164,11 @@ class SyncEngine::ServerAppend {
     for (v1::WriteOutcome& write : merge.writes) *stored.add_writes() = std::move(write);
 
     RETURN_IF_ERROR(IndexSubject(context, event));
-    context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+    context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
     context.Put(sync_keys::EventId(event.event_id(), event.device_id()),
-                sync_keys::Be64(context.offset()));
+                base::Be64(context.offset()));
     context.payload() = EncodePayload(stored);
     return absl::OkStatus();
-  }
-
-  static google::protobuf::Timestamp ToProto(absl::Time t) {
-    return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
   }
 
   SyncEngine* const engine_;

@@ -37,18 +37,19 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "base/area_code.h"
+#include "base/big_endian.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "google/protobuf/reflection.h"
-#include "google/protobuf/util/time_util.h"
 #include "storage/sha256.h"
-#include "storage/status_macros.h"
 #include "sync/commit_view.h"
 #include "sync/event_codec.h"
 #include "sync/sync_keys.h"
 
 namespace fieldsync::sync {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 constexpr size_t kSignatureBytes = crypto_sign_BYTES;
 constexpr size_t kPublicKeyBytes = crypto_sign_PUBLICKEYBYTES;
@@ -58,10 +59,6 @@ constexpr size_t kMaxDeviceIdBytes = 128;
 constexpr std::string_view kMarkerIdPrefix = "~rej/";
 // The store's max_event_id_bytes: LogEventId keys must fit.
 constexpr size_t kMaxLogEventIdBytes = 128;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 
 // "hq_analyst" for ROLE_HQ_ANALYST, for messages.
 std::string RoleName(v1::Role role) {
@@ -73,30 +70,10 @@ std::string RoleName(v1::Role role) {
   return name;
 }
 
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-// RFC 4122 text form, lowercase.
-bool IsLowerUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return false;
-    } else if (!IsLowerHex(s[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // Printable ASCII without '/' (device ids are server-made).
 bool IsValidDeviceId(std::string_view s) {
   if (s.empty() || s.size() > kMaxDeviceIdBytes) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f && c != '/'; });
-}
-
-bool IsAreaCode(std::string_view s) {
-  return s.size() == 12 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 bool IsEventSubjectKind(v1::SubjectKind kind) {
@@ -157,14 +134,12 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
   auto malformed = [](std::string field, std::string message) {
     return Rejection{v1::REJECTION_CODE_MALFORMED, std::move(field), std::move(message)};
   };
-  if (!IsLowerUuid(event.event_id())) {
+  if (!base::IsUuid(event.event_id())) {
     return malformed("event_id", "event_id must be a lowercase RFC 4122 UUID");
   }
   if (event.hlc() == 0) return malformed("hlc", "hlc is required");
   if (!event.has_device_time()) return malformed("device_time", "device_time is required");
-  if (event.device_time().seconds() < TimeUtil::kTimestampMinSeconds ||
-      event.device_time().seconds() > TimeUtil::kTimestampMaxSeconds ||
-      event.device_time().nanos() < 0 || event.device_time().nanos() > 999999999) {
+  if (!base::IsValidTimestamp(event.device_time())) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "device_time", "device_time out of range"};
   }
   if (event.body_case() == v1::Event::BODY_NOT_SET) {
@@ -185,7 +160,7 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "subject.id",
                      "subject id is too long or contains '/' or NUL"};
   }
-  if (!IsAreaCode(event.area_code())) {
+  if (!base::IsAreaCode(event.area_code())) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, "area_code",
                      "area_code must be a 12-digit admin-area code"};
   }
@@ -480,7 +455,7 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
       for (const auto& [key, value] : batch) {
         position = key;
         ASSIGN_OR_RETURN(storage::LogRecord record,
-                         engine_->store_->Read(sync_keys::ParseBe64(value)));
+                         engine_->store_->Read(base::ParseBe64(value).value_or(0)));
         Candidate candidate;
         ASSIGN_OR_RETURN(candidate.stored, DecodeRecord(record));
         if (IsRejectionMarker(candidate.stored)) continue;
@@ -547,7 +522,7 @@ absl::Status SyncEngine::PushRun::Plan() {
         "a push of ", total, " bytes exceeds max_push_bytes ", options.max_push_bytes));
   }
   received_at_ = context_.now == absl::InfinitePast() ? engine_->Now() : context_.now;
-  received_at_proto_ = ToProto(received_at_);
+  received_at_proto_ = base::ToTimestamp(received_at_);
   const Scope caller_scope = Normalize(context_.scope);
 
   items_.resize(events_.size());
@@ -568,9 +543,9 @@ absl::Status SyncEngine::PushRun::Plan() {
     ASSIGN_OR_RETURN(std::optional<std::string> replayed,
                      engine_->store_->GetProjection(sync_keys::RejectionHash(item.content_hash)));
     if (replayed) {
-      ASSIGN_OR_RETURN(
-          std::optional<std::string> record,
-          engine_->store_->GetProjection(sync_keys::Rejection(sync_keys::ParseBe64(*replayed))));
+      ASSIGN_OR_RETURN(std::optional<std::string> record,
+                       engine_->store_->GetProjection(
+                           sync_keys::Rejection(base::ParseBe64(*replayed).value_or(0))));
       if (!record || !item.rejection.ParseFromString(*record)) {
         return absl::DataLossError(
             absl::StrCat("rejection record of ", storage::ToHex(item.content_hash), " is missing"));
@@ -801,18 +776,18 @@ void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& 
   const uint64_t offset = context.offset();
   const v1::RejectionRecord& record = item.rejection;
   context.Put(sync_keys::Rejection(offset), record.SerializeAsString());
-  context.Put(sync_keys::RejectionHash(item.content_hash), sync_keys::Be64(offset));
+  context.Put(sync_keys::RejectionHash(item.content_hash), base::Be64(offset));
   context.Put(sync_keys::RejectionAll(offset), "");
   if (IsValidDeviceId(record.device_id())) {
     context.Put(sync_keys::RejectionDevice(record.device_id(), offset), "");
   }
-  if (IsAreaCode(record.area_code())) {
+  if (base::IsAreaCode(record.area_code())) {
     for (size_t length : {6, 9, 12}) {
       context.Put(sync_keys::RejectionArea(record.area_code().substr(0, length), offset), "");
     }
   }
   if (item.advances) {
-    context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
+    context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
   }
   v1::StoredEvent marker;
   marker.mutable_event()->set_event_id(event.event_id());
@@ -891,9 +866,8 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   for (const std::string& id : item.pending_events) {
     context.Put(sync_keys::PendingEvent(id, meta.offset), "");
   }
-  context.Put(sync_keys::Device(event.device_id()), sync_keys::Be64(event.device_seq()));
-  context.Put(sync_keys::EventId(event.event_id(), event.device_id()),
-              sync_keys::Be64(meta.offset));
+  context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
+  context.Put(sync_keys::EventId(event.event_id(), event.device_id()), base::Be64(meta.offset));
 
   v1::StoredEvent stored;
   *stored.mutable_event() = event;
@@ -975,7 +949,7 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
   }
   for (const auto& [device, next] : expected_)
     (*response.mutable_next_expected_seq())[device] = next;
-  *response.mutable_server_time() = ToProto(engine_->Now());
+  *response.mutable_server_time() = base::ToTimestamp(engine_->Now());
   done_(std::move(outcome));
 }
 

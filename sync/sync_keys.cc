@@ -1,6 +1,7 @@
 #include "sync/sync_keys.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/big_endian.h"
 
 namespace fieldsync::sync::sync_keys {
 namespace {
@@ -15,22 +16,6 @@ std::string Join(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string Be64(uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(value & 0xff);
-    value >>= 8;
-  }
-  return out;
-}
-
-uint64_t ParseBe64(std::string_view bytes) {
-  if (bytes.size() != 8) return 0;
-  uint64_t value = 0;
-  for (char c : bytes) value = (value << 8) | static_cast<uint8_t>(c);
-  return value;
-}
-
 std::string Device(std::string_view device_id) { return Join(kDevicePrefix, device_id); }
 std::string Subject(std::string_view subject_key) { return Join(kSubjectPrefix, subject_key); }
 
@@ -43,7 +28,7 @@ std::string Area(std::string_view area_code, std::string_view subject_key) {
 
 std::string AreaScan(std::string_view area_prefix) { return Join(kAreaPrefix, area_prefix); }
 
-std::string Rejection(uint64_t offset) { return Join(kRejectionPrefix, Be64(offset)); }
+std::string Rejection(uint64_t offset) { return Join(kRejectionPrefix, base::Be64(offset)); }
 
 std::string RejectionHash(std::string_view content_hash) {
   return Join(kRejectionHashPrefix, content_hash);
@@ -56,7 +41,7 @@ std::string RejectionDevicePrefix(std::string_view device_id) {
 }
 
 std::string RejectionDevice(std::string_view device_id, uint64_t offset) {
-  return RejectionDevicePrefix(device_id) + Be64(~offset);
+  return RejectionDevicePrefix(device_id) + base::Be64(~offset);
 }
 
 std::string RejectionAreaPrefix(std::string_view area_prefix) {
@@ -66,22 +51,22 @@ std::string RejectionAreaPrefix(std::string_view area_prefix) {
 }
 
 std::string RejectionArea(std::string_view area_prefix, uint64_t offset) {
-  return RejectionAreaPrefix(area_prefix) + Be64(~offset);
+  return RejectionAreaPrefix(area_prefix) + base::Be64(~offset);
 }
 
-std::string RejectionAll(uint64_t offset) { return Join(kRejectionAllPrefix, Be64(~offset)); }
+std::string RejectionAll(uint64_t offset) { return Join(kRejectionAllPrefix, base::Be64(~offset)); }
 
 std::string PendingBlob(std::string_view sha256, uint64_t offset) {
   std::string out = Join(kPendingBlobPrefix, sha256);
   out.push_back('\0');
-  out.append(Be64(offset));
+  out.append(base::Be64(offset));
   return out;
 }
 
 std::string PendingEvent(std::string_view event_id, uint64_t offset) {
   std::string out = Join(kPendingEventPrefix, event_id);
   out.push_back('\0');
-  out.append(Be64(offset));
+  out.append(base::Be64(offset));
   return out;
 }
 
@@ -97,7 +82,7 @@ std::string EventId(std::string_view event_id, std::string_view device_id) {
 
 uint64_t TrailingOffset(std::string_view key, bool complemented) {
   if (key.size() < 8) return 0;
-  const uint64_t value = ParseBe64(key.substr(key.size() - 8));
+  const uint64_t value = base::ParseBe64(key.substr(key.size() - 8)).value_or(0);
   return complemented ? ~value : value;
 }
 

@@ -44,10 +44,6 @@ inline constexpr std::string_view kPendingBlobPrefix = "sync/pend/b/";
 inline constexpr std::string_view kPendingEventPrefix = "sync/pend/e/";
 inline constexpr std::string_view kEventIdPrefix = "sync/eid/";
 
-std::string Be64(uint64_t value);
-// The value of an 8-byte big-endian string; 0 if `bytes` is not 8 bytes.
-uint64_t ParseBe64(std::string_view bytes);
-
 std::string Device(std::string_view device_id);
 std::string Subject(std::string_view subject_key);
 std::string Area(std::string_view area_code, std::string_view subject_key);

@@ -50,6 +50,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "base/text.h"
 #include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
 #include "fieldsync/v1/event.pb.h"
@@ -190,19 +191,6 @@ void Sign(const Device& device, v1::Event& event) {
   event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
 }
 
-bool IsLowerUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string ResidentId(uint64_t n) {
   const std::string first17 = absl::StrFormat("620102%011d", n % 100000000000ULL);
   return first17 + domain::ResidentIdCheckChar(first17);
@@ -247,7 +235,7 @@ class World {
     std::map<std::string, uint64_t> next_seq;
     std::map<std::string, std::string> fresh_ids;
     for (v1::Event& event : events) {
-      if (IsLowerUuid(event.event_id()) && event.event_id().rfind(kSeedNamespace, 0) != 0) {
+      if (base::IsUuid(event.event_id()) && event.event_id().rfind(kSeedNamespace, 0) != 0) {
         auto [it, added] = fresh_ids.emplace(event.event_id(), "");
         if (added) it->second = FreshUuid();
       }

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "domain/queries.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/sync_service.grpc.pb.h"
@@ -663,7 +664,7 @@ TEST_F(AdminServiceTest, EnrollmentToRevocationEndToEnd) {
   ASSERT_TRUE(Call(&v1::AdminService::Stub::ListDevices, list, &devices).ok());
   ASSERT_EQ(devices.devices_size(), 1);
   EXPECT_EQ(devices.devices(0).model(), "test phone");
-  EXPECT_EQ(server::FromTimestamp(devices.devices(0).enrolled_at()), harness_->clock().Now());
+  EXPECT_EQ(base::FromTimestamp(devices.devices(0).enrolled_at()), harness_->clock().Now());
 
   v1::RevokeDeviceRequest revoke;
   revoke.set_device_id(device->device_id);

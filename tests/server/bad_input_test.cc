@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "storage/sha256.h"
@@ -258,8 +259,7 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
       {"visit longer than 72 hours",
        [&](GrpcBadInputTest& t) {
          return visit_body(t, [&t](v1::VisitRecorded& v) {
-           *v.mutable_start_time() =
-               server::ToTimestamp(t.harness().clock().Now() - absl::Hours(80));
+           *v.mutable_start_time() = base::ToTimestamp(t.harness().clock().Now() - absl::Hours(80));
          });
        },
        grpc::StatusCode::OK, "REJECTION_CODE_INVALID_VALUE"},

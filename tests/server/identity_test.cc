@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/sync_service.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -242,10 +243,10 @@ TEST_F(IdentityTest, DefaultCodeLifetimeIsTheConfigured) {
   Start(config);
   absl::Time now = harness_->clock().Now();
   v1::IssueEnrollmentCodeResponse code = IssueCode(std::string(server::kFirstAdminUserId));
-  EXPECT_EQ(server::FromTimestamp(code.expires_at()), now + absl::Seconds(600));
+  EXPECT_EQ(base::FromTimestamp(code.expires_at()), now + absl::Seconds(600));
   // A longer request is capped by the maximum.
   code = IssueCode(std::string(server::kFirstAdminUserId), absl::Hours(48));
-  EXPECT_EQ(server::FromTimestamp(code.expires_at()), now + absl::Seconds(3600));
+  EXPECT_EQ(base::FromTimestamp(code.expires_at()), now + absl::Seconds(3600));
 }
 
 TEST_F(IdentityTest, ReusedEnrollmentCodeIsUnauthenticated) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "gtest/gtest.h"
 #include "server/sync_service.h"
 #include "sync/event_codec.h"
@@ -59,7 +60,7 @@ TEST_F(PushPullTest, PushAnswersOneResultPerEvent) {
   ASSERT_TRUE(Push(county(), {county().SetField(kH1, kV1, "phone", Text("2"), 0)}, &conflict).ok());
   ASSERT_TRUE(conflict.results(0).has_conflict_recorded()) << conflict.ShortDebugString();
   EXPECT_EQ(conflict.results(0).conflict_recorded().conflict_ids_size(), 1);
-  EXPECT_EQ(server::FromTimestamp(conflict.server_time()), harness().clock().Now());
+  EXPECT_EQ(base::FromTimestamp(conflict.server_time()), harness().clock().Now());
 }
 
 TEST_F(PushPullTest, EmptyPushAnswersTheNextExpectedSequence) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "gtest/gtest.h"
 #include "sync/event_codec.h"
 #include "tests/server/sync_world.h"
@@ -65,8 +66,8 @@ v1::Event Correction(TestDevice& device, const std::string& original_event_id, b
       c->set_withdrawn(true);
     } else {
       v1::VisitRecorded* v = c->mutable_corrected();
-      *v->mutable_start_time() = server::ToTimestamp(now - absl::Hours(2));
-      *v->mutable_end_time() = server::ToTimestamp(now - absl::Hours(1));
+      *v->mutable_start_time() = base::ToTimestamp(now - absl::Hours(2));
+      *v->mutable_end_time() = base::ToTimestamp(now - absl::Hours(1));
       v->set_purpose(v1::VISIT_PURPOSE_ROUTINE);
       v->set_notes("重寫的走訪記錄");
     }

@@ -9,9 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "base/time.h"
 #include "domain/field_schema.h"
 #include "server/identity.h"
-#include "storage/status_macros.h"
 #include "sync/event_codec.h"
 #include "sync/hlc.h"
 
@@ -189,7 +190,7 @@ v1::Event TestDevice::Make(const v1::SubjectRef& subject, const std::string& are
   event.set_device_id(id_);
   event.set_device_seq(next_seq_++);
   event.set_hlc(hlc_);
-  *event.mutable_device_time() = server::ToTimestamp(clock_());
+  *event.mutable_device_time() = base::ToTimestamp(clock_());
   *event.mutable_subject() = subject;
   event.set_area_code(area_code);
   body(event);
@@ -223,8 +224,8 @@ v1::Event TestDevice::Visit(const std::string& household_id, const std::string& 
                             const std::string& notes) {
   return Make(Household(household_id), village, [&](v1::Event& e) {
     v1::VisitRecorded* v = e.mutable_visit_recorded();
-    *v->mutable_start_time() = server::ToTimestamp(clock_() - absl::Hours(1));
-    *v->mutable_end_time() = server::ToTimestamp(clock_());
+    *v->mutable_start_time() = base::ToTimestamp(clock_() - absl::Hours(1));
+    *v->mutable_end_time() = base::ToTimestamp(clock_());
     v->set_purpose(v1::VISIT_PURPOSE_ROUTINE);
     v->set_notes(notes);
   });

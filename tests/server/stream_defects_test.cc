@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/big_endian.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
@@ -259,9 +260,7 @@ std::string DocumentedHash(const v1::StoredEvent& received) {
     payload.SerializeToCodedStream(&coded);
   }
   std::string message = received.prev_hash();
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    message.push_back(static_cast<char>((received.offset() >> shift) & 0xff));
-  }
+  base::AppendBe64(&message, received.offset());
   message += bytes;
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
   SHA256(reinterpret_cast<const unsigned char*>(message.data()), message.size(),

@@ -4,6 +4,7 @@
 // the stream limit, draining. No sleeps: every wait is a blocking Read.
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/time.h"
 #include "gtest/gtest.h"
 #include "sync/event_codec.h"
 #include "tests/server/sync_world.h"
@@ -130,7 +131,7 @@ TEST_F(SubscribeTest, HeartbeatsComeByTheServersClockWithTheOffsetSentThrough) {
   v1::SubscribeResponse beat = stream.Next();
   ASSERT_TRUE(beat.has_heartbeat()) << beat.ShortDebugString();
   EXPECT_EQ(beat.heartbeat().head_offset(), Head());
-  EXPECT_EQ(server::FromTimestamp(beat.heartbeat().server_time()), harness().clock().Now());
+  EXPECT_EQ(base::FromTimestamp(beat.heartbeat().server_time()), harness().clock().Now());
 }
 
 TEST_F(SubscribeTest, FiltersByKindAndScopePrefixInCatchUpAndLive) {

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "base/big_endian.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -69,7 +70,7 @@ std::vector<uint64_t> Offsets(const std::vector<LogRecord>& records) {
 // The hash key_format.h specifies: SHA-256(prev_hash | u64 offset | payload).
 std::string ExpectedHash(const LogRecord& record) {
   std::string offset_bytes;
-  keys::AppendU64(&offset_bytes, record.offset);
+  base::AppendBe64(&offset_bytes, record.offset);
   return DigestBytes(Sha256({record.prev_hash, offset_bytes, record.payload}));
 }
 
@@ -1189,7 +1190,7 @@ TEST_F(EventStoreTest, OnDiskLayoutFollowsKeyFormat) {
   // log: u8 record_format | 32 prev_hash | 32 hash | payload, hash over
   // prev_hash | u64 offset | payload.
   std::string offset_bytes;
-  keys::AppendU64(&offset_bytes, 1);
+  base::AppendBe64(&offset_bytes, 1);
   std::string record_value(1, static_cast<char>(keys::kRecordFormat));
   record_value += kZeroHash;
   record_value += DigestBytes(Sha256({kZeroHash, offset_bytes, "the payload"}));
@@ -1231,12 +1232,12 @@ TEST_F(EventStoreTest, UploadFormatVersionAndHeadEntriesFollowKeyFormat) {
   RawDb raw(StorePath());
   ASSERT_NE(raw.db(), nullptr);
   std::string upload;
-  keys::AppendU64(&upload, 300);
-  keys::AppendU64(&upload, 100);
-  keys::AppendU64(&upload, 0);  // The Unix epoch: PutBlobChunk without a writer.
+  base::AppendBe64(&upload, 300);
+  base::AppendBe64(&upload, 100);
+  base::AppendBe64(&upload, 0);  // The Unix epoch: PutBlobChunk without a writer.
   EXPECT_EQ(raw.Get(keys::kBlobFamily, keys::BlobUploadKey(Sha256Of(partial))), upload);
   std::string version;
-  keys::AppendU64(&version, keys::kFormatVersion);
+  base::AppendBe64(&version, keys::kFormatVersion);
   EXPECT_EQ(raw.Get(rocksdb::kDefaultColumnFamilyName, keys::kFormatVersionKey), version);
   EXPECT_EQ(raw.Get(rocksdb::kDefaultColumnFamilyName, "head"), keys::OffsetValue(3));
 }

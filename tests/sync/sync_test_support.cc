@@ -6,22 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/time.h"
 #include "domain/domain_keys.h"
 #include "domain/field_schema.h"
-#include "google/protobuf/util/time_util.h"
 #include "sync/event_codec.h"
 #include "sync/hlc.h"
 
 namespace fieldsync::test {
-namespace {
-
-using google::protobuf::util::TimeUtil;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-}  // namespace
 
 absl::Time DefaultStart() {
   return absl::FromCivil(absl::CivilSecond(2024, 6, 1, 10, 0, 0), absl::FixedTimeZone(8 * 3600));
@@ -131,7 +122,7 @@ v1::Event SimDevice::Make(const v1::SubjectRef& subject, const std::string& area
   event.set_device_id(id_);
   event.set_device_seq(next_seq_++);
   event.set_hlc(hlc_);
-  *event.mutable_device_time() = ToProto(clock_());
+  *event.mutable_device_time() = base::ToTimestamp(clock_());
   *event.mutable_subject() = subject;
   event.set_area_code(area_code);
   body(event);
@@ -166,8 +157,8 @@ v1::Event SimDevice::Visit(const v1::SubjectRef& subject, const std::string& vil
                            absl::Duration length) {
   return Make(subject, village, [&](v1::Event& e) {
     v1::VisitRecorded* v = e.mutable_visit_recorded();
-    *v->mutable_start_time() = ToProto(clock_() - length);
-    *v->mutable_end_time() = ToProto(clock_());
+    *v->mutable_start_time() = base::ToTimestamp(clock_() - length);
+    *v->mutable_end_time() = base::ToTimestamp(clock_());
     v->set_purpose(v1::VISIT_PURPOSE_ROUTINE);
     v->set_notes("走訪，了解生產生活情況");
   });

@@ -1,4 +1,5 @@
-// The two Abseil status macros this project uses (Abseil 20220623 ships none).
+// The two Abseil status macros this project uses (Abseil 20220623 ships none);
+// the only copy in the tree, usable from every module.
 //
 //   RETURN_IF_ERROR(expr);            returns the status of `expr` if it is not OK.
 //   ASSIGN_OR_RETURN(lhs, expr);      evaluates the StatusOr `expr`; returns its
