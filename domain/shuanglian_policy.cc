@@ -88,8 +88,8 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
     case B::kConflictResolved:
       RETURN_IF_ERROR(MergeConflictResolved(mc));
       break;
-    // Admin bodies reach Merge only from the server's writer (Validate
-    // refuses them through Push): the reference data links and scopes read.
+    // Admin bodies reach Merge only through SyncEngine::AppendServerEvents
+    // (Validate refuses them through Push): the holders links are checked against.
     case B::kUserUpserted:
       RETURN_IF_ERROR(MergeUserUpserted(mc));
       break;
@@ -98,6 +98,13 @@ absl::StatusOr<sync::MergeResult> ShuanglianPolicy::Merge(const v1::Event& event
       break;
     case B::kAreaImported:
       RETURN_IF_ERROR(MergeAreaImported(mc));
+      break;
+    // The other server-made bodies change nothing the domain holds: the
+    // server's own records (devices, codes) are written by the engine's
+    // ServerEvent::apply in the same commit.
+    case B::kDeviceEnrolled:
+    case B::kDeviceRevoked:
+    case B::kEnrollmentCodeIssued:
       break;
     case B::kVisitRecorded:
     case B::kVisitCorrected:

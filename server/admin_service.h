@@ -1,6 +1,6 @@
 // AdminService: areas, units, users, links, enrollment codes, devices and
 // backups. Every change is a server-made event appended with its projection
-// writes in one batch (server/identity.h EventWriter), attributed to the
+// writes in one batch (Identity::AppendAsync, through the sync engine), attributed to the
 // calling user. Handlers validate in the gRPC thread and answer from the
 // store's writer thread once the change is durable; backups (then pruning to
 // storage.backups_to_keep) run on the Worker.

@@ -1,31 +1,17 @@
 #include "server/identity.h"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
-#include <array>
-#include <mutex>
 #include <set>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/status_macros.h"
 #include "base/text.h"
 #include "base/time.h"
-#include "storage/sha256.h"
-#include "sync/event_codec.h"
-#include "sync/sync_engine.h"
 
 namespace fieldsync::server {
 namespace {
 
-constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-constexpr size_t kCodeChars = 20;
-constexpr size_t kSeedBytes = 32;
 constexpr size_t kPublicKeyBytes = 32;
 
 absl::Status Unauthenticated(std::string message) {
@@ -41,59 +27,6 @@ absl::Status ListDeviceOfUser(storage::CommitContext& ctx, const std::string& us
   ctx.Put(auth_keys::UserDevices(user_id), value);
   return absl::OkStatus();
 }
-
-std::string RandomBytes(size_t n) {
-  std::string out(n, '\0');
-  // RAND_bytes fails only if the CSPRNG cannot be seeded; a server that
-  // cannot make secrets must not run.
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    std::abort();
-  }
-  return out;
-}
-
-// Ed25519 through OpenSSL 3.
-class NodeKey {
- public:
-  static absl::StatusOr<std::unique_ptr<NodeKey>> FromSeed(std::string_view seed) {
-    if (seed.size() != kSeedBytes) {
-      return absl::DataLossError("auth/node/key does not hold a 32-byte Ed25519 seed");
-    }
-    EVP_PKEY* key = EVP_PKEY_new_raw_private_key(
-        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()),
-        seed.size());
-    if (key == nullptr) return absl::InternalError("OpenSSL refused the node's Ed25519 seed");
-    return std::unique_ptr<NodeKey>(new NodeKey(key));
-  }
-  ~NodeKey() { EVP_PKEY_free(key_); }
-
-  std::string PublicKey() const {
-    std::string out(kPublicKeyBytes, '\0');
-    size_t length = out.size();
-    EVP_PKEY_get_raw_public_key(key_, reinterpret_cast<unsigned char*>(out.data()), &length);
-    out.resize(length);
-    return out;
-  }
-
-  absl::StatusOr<std::string> Sign(std::string_view message) const {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    if (ctx == nullptr) return absl::ResourceExhaustedError("OpenSSL: out of memory");
-    std::string signature(64, '\0');
-    size_t length = signature.size();
-    bool ok =
-        EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key_) == 1 &&
-        EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(signature.data()), &length,
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) return absl::InternalError("OpenSSL: Ed25519 signing failed");
-    signature.resize(length);
-    return signature;
-  }
-
- private:
-  explicit NodeKey(EVP_PKEY* key) : key_(key) {}
-  EVP_PKEY* key_;
-};
 
 // The user a UserUpserted disables; nullopt for any other event. The
 // system user is disabled from the start and owns the node device, which is
@@ -122,223 +55,6 @@ absl::StatusOr<std::vector<std::string>> IndexedDevicesOfUser(const storage::Eve
     if (batch.size() < kBatch) return ids;
   }
 }
-
-class EventWriterImpl final : public EventWriter {
- public:
-  // `open_streams` (not null) must outlive the writer.
-  EventWriterImpl(storage::EventStore* store, std::string node_id, std::unique_ptr<NodeKey> key,
-                  Clock clock, const sync::MergePolicy* policy, OpenStreams* open_streams)
-      : store_(store),
-        node_id_(std::move(node_id)),
-        key_(std::move(key)),
-        clock_(std::move(clock)),
-        policy_(policy),
-        open_streams_(open_streams) {}
-
-  void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) override {
-    auto stored = std::make_shared<std::vector<v1::StoredEvent>>(changes.size());
-    std::vector<storage::AppendEntry> entries;
-    entries.reserve(changes.size());
-    for (size_t i = 0; i < changes.size(); ++i) {
-      v1::StoredEvent& s = (*stored)[i];
-      *s.mutable_event() = std::move(changes[i].event);
-      s.mutable_event()->set_event_id(NewUuid());
-      s.mutable_event()->set_device_id(node_id_);
-      s.set_actor(actor);
-      // Devices a disable revokes: those enrolled in log order (the commit
-      // reads auth/user_devices/) and, for devices enrolled before that list
-      // existed, the directory's index as committed now.
-      std::vector<std::string> indexed;
-      if (std::optional<std::string> user = DisabledUser(s.event())) {
-        absl::StatusOr<std::vector<std::string>> ids = IndexedDevicesOfUser(*store_, *user);
-        if (!ids.ok()) return done(ids.status());
-        indexed = *std::move(ids);
-      }
-      storage::AppendEntry entry = sync::ToAppendEntry(s);
-      entry.prepare = [this, stored, i, apply = std::move(changes[i].apply),
-                       role = changes[i].actor_role,
-                       indexed = std::move(indexed)](storage::CommitContext& ctx) -> absl::Status {
-        return Prepare(ctx, (*stored)[i], apply, role, indexed);
-      };
-      entries.push_back(std::move(entry));
-    }
-    store_->AppendAsync(std::move(entries),
-                        [this, stored, done = std::move(done)](
-                            absl::StatusOr<std::vector<storage::AppendResult>> results) {
-                          if (!results.ok()) {
-                            done(results.status());
-                            return;
-                          }
-                          for (size_t i = 0; i < stored->size(); ++i) {
-                            (*stored)[i].set_offset((*results)[i].offset);
-                          }
-                          EndOpenStreams(*stored);
-                          done(std::move(*stored));
-                        });
-  }
-
-  absl::StatusOr<std::vector<v1::StoredEvent>> Append(std::string actor,
-                                                      std::vector<ServerChange> changes) override {
-    absl::Notification finished;
-    absl::StatusOr<std::vector<v1::StoredEvent>> out;
-    AppendAsync(std::move(actor), std::move(changes),
-                [&](absl::StatusOr<std::vector<v1::StoredEvent>> result) {
-                  out = std::move(result);
-                  finished.Notify();
-                });
-    finished.WaitForNotification();
-    return out;
-  }
-
- private:
-  // Committer thread: the node's next sequence number, the HLC, the
-  // signature, then the change's own projection writes.
-  absl::Status Prepare(
-      storage::CommitContext& ctx, v1::StoredEvent& stored,
-      const std::function<absl::Status(storage::CommitContext&, const v1::StoredEvent&)>& apply,
-      v1::Role actor_role, const std::vector<std::string>& indexed_devices) {
-    absl::Time now = clock_();
-    ASSIGN_OR_RETURN(std::optional<v1::Device> node, ReadDevice(ctx, node_id_));
-    uint64_t seq = (node.has_value() ? node->last_device_seq() : 0) + 1;
-    v1::Event& event = *stored.mutable_event();
-    event.set_device_seq(seq);
-    event.set_hlc(NextHlc(now));
-    *event.mutable_device_time() = base::ToTimestamp(now);
-    ASSIGN_OR_RETURN(std::string signature, key_->Sign(sync::CanonicalEventBytes(event)));
-    event.set_signature(signature);
-    *stored.mutable_received_at() = base::ToTimestamp(now);
-    stored.set_adopted_hlc(event.hlc());
-    stored.set_offset(ctx.offset());
-    if (apply) RETURN_IF_ERROR(apply(ctx, stored));
-    RETURN_IF_ERROR(RevokeDevicesOfDisabledUser(ctx, stored, indexed_devices));
-    RETURN_IF_ERROR(MergeIntoDomain(ctx, stored, now, actor_role));
-    // The node device is enrolled by the first bootstrap change, so it exists
-    // from then on.
-    ASSIGN_OR_RETURN(node, ReadDevice(ctx, node_id_));
-    if (!node.has_value()) {
-      return absl::InternalError(absl::StrCat("node device ", node_id_, " is not enrolled"));
-    }
-    node->set_last_device_seq(seq);
-    ctx.Put(dir_keys::Device(node_id_), node->SerializeAsString());
-    ctx.payload() = sync::EncodePayload(stored);
-    return absl::OkStatus();
-  }
-
-  // A UserUpserted that disables a user revokes, in its own commit, every
-  // device of that user not revoked yet: disabling is permanent for the
-  // user's tokens and keys, re-enabling brings none of them back.
-  absl::Status RevokeDevicesOfDisabledUser(storage::CommitContext& ctx,
-                                           const v1::StoredEvent& stored,
-                                           const std::vector<std::string>& indexed_devices) {
-    std::optional<std::string> user_id = DisabledUser(stored.event());
-    if (!user_id.has_value()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(std::optional<std::string> listed, ctx.Get(auth_keys::UserDevices(*user_id)));
-    std::set<std::string> ids(indexed_devices.begin(), indexed_devices.end());
-    if (listed.has_value()) {
-      for (absl::string_view id : absl::StrSplit(*listed, '\n', absl::SkipEmpty())) {
-        ids.insert(std::string(id));
-      }
-    }
-    for (const std::string& id : ids) {
-      if (id == node_id_) continue;
-      ASSIGN_OR_RETURN(std::optional<v1::Device> device, ReadDevice(ctx, id));
-      if (!device.has_value() || device->revoked() || device->user_id() != *user_id) continue;
-      device->set_revoked(true);
-      *device->mutable_revoked_at() = stored.received_at();
-      device->set_revoke_reason(absl::StrCat("user ", *user_id, " was disabled"));
-      RETURN_IF_ERROR(WriteDevice(ctx, *device));
-    }
-    return absl::OkStatus();
-  }
-
-  // After a commit: the calls still open on a revoked device or a disabled
-  // user's devices end now (the store's writer thread, which answers the
-  // commit; the registry never blocks).
-  void EndOpenStreams(const std::vector<v1::StoredEvent>& stored) {
-    for (const v1::StoredEvent& s : stored) {
-      const v1::Event& event = s.event();
-      if (event.has_device_revoked()) {
-        open_streams_->EndDevice(
-            event.subject().id(),
-            Unauthenticated(absl::StrCat("device ", event.subject().id(), " was revoked at ",
-                                         absl::FormatTime(base::FromTimestamp(s.received_at())),
-                                         ": ", event.device_revoked().reason(),
-                                         "; the call opened with its token is ended")));
-      } else if (std::optional<std::string> user = DisabledUser(event)) {
-        open_streams_->EndUser(
-            *user, Unauthenticated(absl::StrCat(
-                       "user ", *user, " was disabled at ",
-                       absl::FormatTime(base::FromTimestamp(s.received_at())),
-                       "; the call opened with the token of one of its devices is ended")));
-      }
-    }
-  }
-
-  // Links are domain state only: fold link events through the domain's
-  // merge, exactly as a pushed LinkStarted / LinkEnded would be. Areas,
-  // users and units too: the domain holds their only record
-  // (domain/reference.h) and checks a link's holder against it in log order.
-  absl::Status MergeIntoDomain(storage::CommitContext& ctx, const v1::StoredEvent& stored,
-                               absl::Time now, v1::Role actor_role) {
-    const v1::Event& event = stored.event();
-    const bool link = event.has_link_started() || event.has_link_ended();
-    // Area imports too: the assessment's designated poor villages.
-    if (policy_ == nullptr || (!link && !event.has_user_upserted() && !event.has_unit_upserted() &&
-                               !event.has_area_imported())) {
-      return absl::OkStatus();
-    }
-    class CommitView final : public sync::ProjectionView {
-     public:
-      explicit CommitView(storage::CommitContext& ctx) : ctx_(ctx) {}
-      absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-        return ctx_.Get(key);
-      }
-      void Put(std::string_view key, std::string_view value) override { ctx_.Put(key, value); }
-      void Delete(std::string_view key) override { ctx_.Delete(key); }
-
-     private:
-      storage::CommitContext& ctx_;
-    } view(ctx);
-    sync::EventMeta meta;
-    meta.author.actor = stored.actor();
-    meta.author.role = actor_role;
-    meta.author.device_id = node_id_;
-    meta.offset = stored.offset();
-    meta.adopted_hlc = stored.adopted_hlc();
-    meta.received_at = now;
-    ASSIGN_OR_RETURN(sync::MergeResult result, policy_->Merge(event, meta, view));
-    if (result.rejection.has_value()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the domain refuses ", result.rejection->field, ": ", result.rejection->message, " (",
-          v1::RejectionCode_Name(result.rejection->code), ")"));
-    }
-    // As Push does for every accepted event: pull snapshots and scope
-    // changes find subjects through this index, and a link may name one no
-    // pushed event ever did (a village, a county).
-    if (!link) return absl::OkStatus();
-    return sync::IndexSubject(ctx, event);
-  }
-
-  // A hybrid logical clock over the server clock: never goes back, even if
-  // the clock does.
-  uint64_t NextHlc(absl::Time now) {
-    uint64_t physical = static_cast<uint64_t>(std::max<int64_t>(absl::ToUnixMillis(now), 0)) << 16;
-    uint64_t last = last_hlc_.load();
-    uint64_t next;
-    do {
-      next = std::max(physical, last + 1);
-    } while (!last_hlc_.compare_exchange_weak(last, next));
-    return next;
-  }
-
-  storage::EventStore* store_;
-  std::string node_id_;
-  std::unique_ptr<NodeKey> key_;
-  Clock clock_;
-  const sync::MergePolicy* policy_;
-  OpenStreams* const open_streams_;
-  std::atomic<uint64_t> last_hlc_{0};
-};
 
 v1::Event MakeEvent(v1::SubjectKind kind, std::string id, std::string area_code) {
   v1::Event event;
@@ -377,32 +93,70 @@ class DirectoryDeviceKeys final : public sync::DeviceKeys {
 class IdentityImpl final : public Identity {
  public:
   IdentityImpl(storage::EventStore* store, const Directory* directory, Clock clock,
-               std::string node_id, std::unique_ptr<NodeKey> key, const sync::MergePolicy* policy)
+               sync::SyncEngine* engine, std::unique_ptr<NodeKey> key)
       : store_(store),
         directory_(directory),
         clock_(clock),
-        node_id_(node_id),
-        writer_(store, node_id, std::move(key), clock, policy, &open_streams_),
-        device_keys_(directory) {}
+        engine_(engine),
+        key_(std::move(key)),
+        node_id_(key_->device_id()) {}
 
-  absl::Status Bootstrap(std::string seed, std::string public_key) {
+  void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) override {
+    for (ServerChange& change : changes) {
+      change.actor = actor;
+      std::optional<std::string> disabled = DisabledUser(change.event);
+      if (!disabled.has_value()) continue;
+      // The user's devices as committed now; the commit adds those the
+      // user's device list (log order) names.
+      absl::StatusOr<std::vector<std::string>> indexed = IndexedDevicesOfUser(*store_, *disabled);
+      if (!indexed.ok()) return done(indexed.status());
+      change.apply = [this, apply = std::move(change.apply), indexed = *std::move(indexed)](
+                         storage::CommitContext& ctx, const v1::StoredEvent& stored) {
+        if (apply) RETURN_IF_ERROR(apply(ctx, stored));
+        return RevokeDevicesOfDisabledUser(ctx, stored, indexed);
+      };
+    }
+    engine_->AppendServerEventsAsync(
+        *key_, std::move(changes),
+        [this, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> stored) {
+          if (stored.ok()) EndOpenStreams(*stored);
+          done(std::move(stored));
+        });
+  }
+
+  absl::StatusOr<std::vector<v1::StoredEvent>> Append(std::string actor,
+                                                      std::vector<ServerChange> changes) override {
+    absl::Notification finished;
+    absl::StatusOr<std::vector<v1::StoredEvent>> out;
+    AppendAsync(std::move(actor), std::move(changes),
+                [&](absl::StatusOr<std::vector<v1::StoredEvent>> result) {
+                  out = std::move(result);
+                  finished.Notify();
+                });
+    finished.WaitForNotification();
+    return out;
+  }
+
+  // The first start of a store: the node device, the system user, the first
+  // admin and its token, in one append.
+  absl::Status Bootstrap() {
     std::string admin_device = absl::StrCat("dev-", RandomHex(8));
     std::string token = NewToken();
     std::vector<ServerChange> changes;
 
-    // 1. The node device (first: the writer counts the node's sequence on it).
+    // 1. The node device, whose key verifies the node's events. Its seed is
+    // in the key file only (server/node_key.h), never in the store.
     {
       ServerChange change;
       change.event = MakeEvent(v1::SUBJECT_KIND_DEVICE, node_id_, "");
       auto* body = change.event.mutable_device_enrolled();
       body->set_user_id(std::string(kSystemUserId));
-      body->set_public_key(public_key);
+      body->set_public_key(key_->public_key());
       body->set_model("fieldsyncd");
       body->set_name("node");
-      change.apply = [node_id = node_id_, seed, public_key](storage::CommitContext& ctx,
-                                                            const v1::StoredEvent& stored) {
+      change.apply = [node_id = node_id_, public_key = key_->public_key()](
+                         storage::CommitContext& ctx, const v1::StoredEvent& stored) {
         ctx.Put(auth_keys::kNodeId, node_id);
-        ctx.Put(auth_keys::kNodeKey, seed);
         v1::Device device;
         device.set_id(node_id);
         device.set_user_id(std::string(kSystemUserId));
@@ -450,9 +204,37 @@ class IdentityImpl final : public Identity {
       };
       changes.push_back(std::move(change));
     }
-    RETURN_IF_ERROR(writer_.Append(std::string(kSystemUserId), std::move(changes)).status());
+    RETURN_IF_ERROR(Append(std::string(kSystemUserId), std::move(changes)).status());
     first_admin_token_ = token;
     return absl::OkStatus();
+  }
+
+  // A store of an older version kept the node's seed in its projections
+  // (auth/node/key), where every backup copied it. LoadNodeKey has written it
+  // to the key file; this erases it from the store. The store writes
+  // projections only with a log record, so the erasure rides on an event of
+  // the node's own: the system user, stated again unchanged.
+  absl::Status EraseSeedFromStore() {
+    ASSIGN_OR_RETURN(std::optional<v1::User> system, directory_->GetUser(kSystemUserId));
+    v1::User user;
+    if (system.has_value()) {
+      user = *std::move(system);
+    } else {
+      user.set_id(std::string(kSystemUserId));
+      user.set_name("fieldsyncd");
+      user.set_disabled(true);
+    }
+    ServerChange change;
+    change.event = MakeEvent(v1::SUBJECT_KIND_USER, user.id(), "");
+    *change.event.mutable_user_upserted()->mutable_user() = user;
+    // The domain's merge stores the user again (domain/reference.h).
+    change.apply = [](storage::CommitContext& ctx, const v1::StoredEvent&) {
+      ctx.Delete(auth_keys::kLegacyNodeKey);
+      return absl::OkStatus();
+    };
+    std::vector<ServerChange> changes;
+    changes.push_back(std::move(change));
+    return Append(std::string(kSystemUserId), std::move(changes)).status();
   }
 
   std::optional<std::string> first_admin_token() const override { return first_admin_token_; }
@@ -492,8 +274,6 @@ class IdentityImpl final : public Identity {
     return Principal{.user = *std::move(user), .device = *std::move(device)};
   }
 
-  const sync::DeviceKeys& device_keys() const override { return device_keys_; }
-
   void IssueEnrollmentCode(std::string actor, std::string user_id, absl::Duration ttl,
                            std::function<void(absl::StatusOr<IssuedCode>)> done) override {
     absl::StatusOr<std::optional<v1::User>> user = directory_->GetUser(user_id);
@@ -528,7 +308,7 @@ class IdentityImpl final : public Identity {
     };
     std::vector<ServerChange> changes;
     changes.push_back(std::move(change));
-    writer_.AppendAsync(
+    AppendAsync(
         std::move(actor), std::move(changes),
         [issued, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
           if (!events.ok()) return done(events.status());
@@ -628,7 +408,7 @@ class IdentityImpl final : public Identity {
     };
     std::vector<ServerChange> changes;
     changes.push_back(std::move(change));
-    writer_.AppendAsync(
+    AppendAsync(
         user_id, std::move(changes),
         [enrollment, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
           if (!events.ok()) return done(events.status());
@@ -684,7 +464,7 @@ class IdentityImpl final : public Identity {
     };
     std::vector<ServerChange> changes;
     changes.push_back(std::move(change));
-    writer_.AppendAsync(
+    AppendAsync(
         std::move(actor), std::move(changes),
         [revoked, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
           if (!events.ok()) return done(events.status());
@@ -693,111 +473,88 @@ class IdentityImpl final : public Identity {
   }
 
   const std::string& node_device_id() const override { return node_id_; }
-  EventWriter& writer() override { return writer_; }
 
  private:
+  // A UserUpserted that disables a user revokes, in its own commit, every
+  // device of that user not revoked yet: disabling is permanent for the
+  // user's tokens and keys, re-enabling brings none of them back.
+  absl::Status RevokeDevicesOfDisabledUser(storage::CommitContext& ctx,
+                                           const v1::StoredEvent& stored,
+                                           const std::vector<std::string>& indexed_devices) {
+    std::optional<std::string> user_id = DisabledUser(stored.event());
+    if (!user_id.has_value()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::optional<std::string> listed, ctx.Get(auth_keys::UserDevices(*user_id)));
+    std::set<std::string> ids(indexed_devices.begin(), indexed_devices.end());
+    if (listed.has_value()) {
+      for (absl::string_view id : absl::StrSplit(*listed, '\n', absl::SkipEmpty())) {
+        ids.insert(std::string(id));
+      }
+    }
+    for (const std::string& id : ids) {
+      if (id == node_id_) continue;
+      ASSIGN_OR_RETURN(std::optional<v1::Device> device, ReadDevice(ctx, id));
+      if (!device.has_value() || device->revoked() || device->user_id() != *user_id) continue;
+      device->set_revoked(true);
+      *device->mutable_revoked_at() = stored.received_at();
+      device->set_revoke_reason(absl::StrCat("user ", *user_id, " was disabled"));
+      RETURN_IF_ERROR(WriteDevice(ctx, *device));
+    }
+    return absl::OkStatus();
+  }
+
+  // After a commit: the calls still open on a revoked device or a disabled
+  // user's devices end now (committer thread; the registry never blocks).
+  void EndOpenStreams(const std::vector<v1::StoredEvent>& stored) {
+    for (const v1::StoredEvent& s : stored) {
+      const v1::Event& event = s.event();
+      if (event.has_device_revoked()) {
+        open_streams_.EndDevice(
+            event.subject().id(),
+            Unauthenticated(absl::StrCat("device ", event.subject().id(), " was revoked at ",
+                                         absl::FormatTime(base::FromTimestamp(s.received_at())), ": ",
+                                         event.device_revoked().reason(),
+                                         "; the call opened with its token is ended")));
+      } else if (std::optional<std::string> user = DisabledUser(event)) {
+        open_streams_.EndUser(
+            *user, Unauthenticated(absl::StrCat(
+                       "user ", *user, " was disabled at ",
+                       absl::FormatTime(base::FromTimestamp(s.received_at())),
+                       "; the call opened with the token of one of its devices is ended")));
+      }
+    }
+  }
+
   storage::EventStore* store_;
   const Directory* directory_;
   Clock clock_;
-  std::string node_id_;
-  // Before the writer, which ends the streams registered here.
+  sync::SyncEngine* const engine_;
+  const std::unique_ptr<NodeKey> key_;
+  const std::string node_id_;
   OpenStreams open_streams_;
-  EventWriterImpl writer_;
-  DirectoryDeviceKeys device_keys_;
   std::optional<std::string> first_admin_token_;
 };
 
 }  // namespace
 
-std::string NewToken() {
-  return absl::StrCat(kTokenPrefix, absl::WebSafeBase64Escape(RandomBytes(32)));
+std::unique_ptr<sync::DeviceKeys> NewDirectoryDeviceKeys(const Directory* directory) {
+  return std::make_unique<DirectoryDeviceKeys>(directory);
 }
-
-bool IsWellFormedToken(std::string_view token) {
-  constexpr std::string_view kPrefix = kTokenPrefix;
-  if (token.size() != kPrefix.size() + 43 || !token.starts_with(kPrefix)) return false;
-  for (char c : token.substr(kPrefix.size())) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-std::string SecretHash(std::string_view secret) {
-  return storage::ToHex(storage::DigestBytes(storage::Sha256({secret})));
-}
-
-std::string NewEnrollmentCode() {
-  std::string random = RandomBytes(kCodeChars);
-  std::string code;
-  for (size_t i = 0; i < kCodeChars; ++i) {
-    if (i > 0 && i % 5 == 0) code.push_back('-');
-    // 32 divides 256: every character is equally likely.
-    code.push_back(kCrockford[static_cast<unsigned char>(random[i]) % 32]);
-  }
-  return code;
-}
-
-std::optional<std::string> NormalizeEnrollmentCode(std::string_view code) {
-  if (code.size() > 64) return std::nullopt;
-  std::string out;
-  for (char c : code) {
-    if (c == '-' || c == ' ') continue;
-    c = absl::ascii_toupper(static_cast<unsigned char>(c));
-    if (c == 'O') c = '0';
-    if (c == 'I' || c == 'L') c = '1';
-    if (kCrockford.find(c) == std::string_view::npos) return std::nullopt;
-    out.push_back(c);
-  }
-  if (out.size() != kCodeChars) return std::nullopt;
-  return out;
-}
-
-std::string RandomHex(size_t bytes) { return storage::ToHex(RandomBytes(bytes)); }
-
-std::string NewUuid() {
-  std::string b = RandomBytes(16);
-  b[6] = static_cast<char>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
-  std::string hex = storage::ToHex(b);
-  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
-                      hex.substr(16, 4), "-", hex.substr(20));
-}
-
-namespace auth_keys {
-std::string Token(std::string_view hash_hex) {
-  return absl::StrCat("auth/token/", std::string(hash_hex));
-}
-std::string Code(std::string_view hash_hex) {
-  return absl::StrCat("auth/code/", std::string(hash_hex));
-}
-std::string CodeUsed(std::string_view code_id) {
-  return absl::StrCat("auth/code_used/", std::string(code_id));
-}
-std::string UserDevices(std::string_view user_id) {
-  return absl::StrCat("auth/user_devices/", std::string(user_id));
-}
-}  // namespace auth_keys
 
 absl::StatusOr<std::unique_ptr<Identity>> Identity::Open(storage::EventStore* store,
                                                          const Directory* directory, Clock clock,
-                                                         const sync::MergePolicy* policy) {
-  ASSIGN_OR_RETURN(std::optional<std::string> node_id, store->GetProjection(auth_keys::kNodeId));
-  if (node_id.has_value()) {
-    ASSIGN_OR_RETURN(std::optional<std::string> seed, store->GetProjection(auth_keys::kNodeKey));
-    if (!seed.has_value()) return absl::DataLossError("auth/node/key is missing");
-    ASSIGN_OR_RETURN(std::unique_ptr<NodeKey> key, NodeKey::FromSeed(*seed));
-    return std::make_unique<IdentityImpl>(store, directory, clock, *node_id, std::move(key),
-                                          policy);
+                                                         sync::SyncEngine* engine,
+                                                         LoadedNodeKey node) {
+  if (node.key == nullptr) return absl::InvalidArgumentError("Identity::Open needs the node key");
+  if (!node.new_node) {
+    // Older versions counted the node's events in its device record; the
+    // engine's count continues from there.
+    ASSIGN_OR_RETURN(std::optional<v1::Device> device, directory->GetDevice(node.key->device_id()));
+    if (device.has_value()) node.key->set_sequence_floor(device->last_device_seq());
   }
-  // First start: make the node and the first admin.
-  std::string seed = RandomBytes(kSeedBytes);
-  ASSIGN_OR_RETURN(std::unique_ptr<NodeKey> key, NodeKey::FromSeed(seed));
-  std::string public_key = key->PublicKey();
-  auto identity = std::make_unique<IdentityImpl>(
-      store, directory, clock, absl::StrCat("node-", RandomHex(8)), std::move(key), policy);
-  RETURN_IF_ERROR(identity->Bootstrap(seed, public_key));
+  auto identity =
+      std::make_unique<IdentityImpl>(store, directory, clock, engine, std::move(node.key));
+  if (node.new_node) RETURN_IF_ERROR(identity->Bootstrap());
+  if (node.seed_in_store) RETURN_IF_ERROR(identity->EraseSeedFromStore());
   return identity;
 }
 

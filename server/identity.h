@@ -12,21 +12,23 @@
 //     The user's devices are listed under auth/user_devices/<user id>
 //     (device ids, one per line, appended by each enrollment in log order).
 //   - Devices (dir/device/<id>, see server/directory.h) with their Ed25519
-//     public keys, for the sync engine (device_keys(): sync::DeviceKeys).
+//     public keys, for the sync engine (NewDirectoryDeviceKeys).
 //   - One-time, expiring enrollment codes, stored only as SHA-256 hashes
 //     (auth/code/<hex> -> the EnrollmentCodeIssued event; auth/code_used/
 //     <code id> -> device id once used).
-//   - The node: the server's own device (id "node-<hex>", an Ed25519 key whose
-//     seed is kept in auth/node/key) that makes and signs the admin events.
+//   - The node: the server's own device (id "node-<hex>", an Ed25519 key kept
+//     in the key file beside the store, server/node_key.h) that signs the
+//     admin events.
 //   - The first admin: on an empty store Open creates the node, the "system"
 //     user, the admin user "admin" and one token for it, in one append.
 //
-// EventWriter appends the server's own events (the admin bodies of
-// event.proto): it fills the envelope (event_id, node device and sequence,
-// HLC, signature, receipt time, actor) in log order on the committer thread
-// and runs each change's projection writes in the same batch.
+// The server's own events (the admin bodies of event.proto) are appended
+// through the sync engine (SyncEngine::AppendServerEvents, signed by the
+// node key) like every write to the log; Identity adds what only the server
+// knows: a UserUpserted that disables a user revokes its devices in the same
+// commit, and committed revocations end the calls open on them.
 //
-// Thread-safety: Identity and EventWriter are safe for concurrent use.
+// Thread-safety: Identity is safe for concurrent use.
 #pragma once
 
 #include <atomic>
@@ -44,10 +46,12 @@
 #include "fieldsync/v1/state.pb.h"
 #include "fieldsync/v1/sync_service.pb.h"
 #include "server/directory.h"
+#include "server/node_key.h"
 #include "server/open_streams.h"
+#include "server/secrets.h"
 #include "storage/event_store.h"
 #include "sync/device_keys.h"
-#include "sync/merge_policy.h"
+#include "sync/sync_engine.h"
 
 namespace fieldsync::server {
 
@@ -60,69 +64,18 @@ struct Principal {
   v1::Role role() const { return user.role(); }
 };
 
-// --- Secrets and ids -------------------------------------------------------------
-
-inline constexpr char kTokenPrefix[] = "fst_";
-// The reserved id of the user that owns the node device and acts at bootstrap.
-inline constexpr char kSystemUserId[] = "system";
-// The id of the first admin user.
-inline constexpr char kFirstAdminUserId[] = "admin";
-
-// A new bearer token: "fst_" + base64url (no padding) of 32 random bytes.
-std::string NewToken();
-// True if `token` has the shape NewToken makes.
-bool IsWellFormedToken(std::string_view token);
-// Lowercase hex SHA-256 of a token or a normalized enrollment code.
-std::string SecretHash(std::string_view secret);
-// A new enrollment code: 20 Crockford base32 characters (100 bits) in groups
-// of five, e.g. "7KQ2M-9XR4T-HC3VN-P0WZE".
-std::string NewEnrollmentCode();
-// The canonical form of a typed code (upper case, hyphens and spaces
-// dropped, O->0, I/L->1); nullopt if it cannot be a code.
-std::optional<std::string> NormalizeEnrollmentCode(std::string_view code);
-// `bytes` random bytes as lowercase hex.
-std::string RandomHex(size_t bytes);
-// A random RFC 4122 version 4 UUID, lowercase.
-std::string NewUuid();
-
-namespace auth_keys {
-std::string Token(std::string_view hash_hex);
-std::string Code(std::string_view hash_hex);
-std::string CodeUsed(std::string_view code_id);
-std::string UserDevices(std::string_view user_id);
-inline constexpr char kNodeId[] = "auth/node/id";
-inline constexpr char kNodeKey[] = "auth/node/key";
-}  // namespace auth_keys
-
-// --- The server's events ----------------------------------------------------------
-
 // One server-made change: an event (subject, area_code and body set; the
-// writer fills the rest of the envelope) and its projection writes.
-struct ServerChange {
-  v1::Event event;
-  // Runs on the committer thread, in log order, with `stored` complete but
-  // for the hashes (its offset is set). Re-checks what may have changed since
-  // the request was validated and writes the projections. A non-OK status
-  // fails the whole append (nothing of it is written) and is the call's answer.
-  std::function<absl::Status(storage::CommitContext&, const v1::StoredEvent&)> apply;
-  // The role of the actor, for the domain's merge of link events.
-  v1::Role actor_role = v1::ROLE_UNSPECIFIED;
-};
+// engine fills the rest of the envelope), its projection writes (apply) and
+// the actor's role for the domain's merge. Identity::AppendAsync sets the
+// actor. See sync::ServerEvent.
+using ServerChange = sync::ServerEvent;
 
-class EventWriter {
- public:
-  using Done = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
-
-  // Appends `changes` as one unit attributed to `actor` (a user id). `done`
-  // runs once, on the store's writer thread (must not block), with the stored
-  // events (offsets set, hashes not) or the error: an apply's status, or the
-  // store's (Unavailable while closing, Internal/DataLoss).
-  virtual void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) = 0;
-  // As AppendAsync, blocking until the changes are durable.
-  virtual absl::StatusOr<std::vector<v1::StoredEvent>> Append(
-      std::string actor, std::vector<ServerChange> changes) = 0;
-  virtual ~EventWriter() = default;
-};
+// Devices as the sync engine sees them (sync/device_keys.h), read from the
+// directory's records at every lookup: key, owner, the owner's role and unit,
+// revocation (a disabled user's devices count as revoked). Token-only devices
+// (the first admin's) have no key: they never sign. `directory` must outlive
+// the result.
+std::unique_ptr<sync::DeviceKeys> NewDirectoryDeviceKeys(const Directory* directory);
 
 // --- Identity ----------------------------------------------------------------------
 
@@ -144,18 +97,16 @@ struct Enrollment {
 
 class Identity {
  public:
-  // Loads the node identity; on a store without one (first start) creates the
-  // node, the system user and the first admin with a token (see
-  // first_admin_token). `store`, `directory` must outlive the Identity.
-  //
-  // `policy` (may be null) is the domain's MergePolicy: the writer folds the
-  // server's link events (LinkStarted, LinkEnded) through it in the same
-  // commit, so the domain's state (pull snapshots, household links, coverage)
-  // holds the links AdminService makes, as it holds those devices push. A
-  // refusal of the domain fails the change (FAILED_PRECONDITION).
+  // The identity of the node `node` (LoadNodeKey) over `store`. On a store
+  // without a node (first start) appends the node device, the system user and
+  // the first admin with a token (see first_admin_token); on a store that
+  // still holds the node's seed (an older version) erases it. Every append
+  // goes through `engine`, signed by the node key. `store`, `directory` and
+  // `engine` must outlive the Identity.
   static absl::StatusOr<std::unique_ptr<Identity>> Open(storage::EventStore* store,
                                                         const Directory* directory, Clock clock,
-                                                        const sync::MergePolicy* policy);
+                                                        sync::SyncEngine* engine,
+                                                        LoadedNodeKey node);
 
   virtual ~Identity() = default;
 
@@ -177,11 +128,6 @@ class Identity {
   // for that device or user is ended with UNAUTHENTICATED saying why.
   virtual OpenStreams& open_streams() = 0;
 
-  // Devices as the sync engine sees them (sync/device_keys.h): key, owner,
-  // the owner's role, revocation; read from the records at every lookup.
-  // Token-only devices (the first admin's) have no key: they never sign.
-  virtual const sync::DeviceKeys& device_keys() const = 0;
-
   // Issues a one-time code enrolling devices for `user_id`, valid for `ttl`.
   // NotFound for an unknown user, FailedPrecondition for a disabled one.
   virtual void IssueEnrollmentCode(std::string actor, std::string user_id, absl::Duration ttl,
@@ -201,7 +147,16 @@ class Identity {
       std::function<void(absl::StatusOr<std::pair<v1::Device, uint64_t>>)> done) = 0;
 
   virtual const std::string& node_device_id() const = 0;
-  virtual EventWriter& writer() = 0;
+
+  // Appends `changes` as one unit attributed to `actor` (a user id), signed
+  // by the node, through SyncEngine::AppendServerEventsAsync (see there for
+  // the errors). `done` runs once, on the committer thread (must not block),
+  // with the stored events (offsets set, hashes not) or the error.
+  using Done = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
+  virtual void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) = 0;
+  // As AppendAsync, blocking until the changes are durable.
+  virtual absl::StatusOr<std::vector<v1::StoredEvent>> Append(
+      std::string actor, std::vector<ServerChange> changes) = 0;
 };
 
 }  // namespace fieldsync::server

@@ -96,8 +96,28 @@ class ServiceSetImpl final : public ServiceSet {
       households = set->households_.get();
     }
     set->directory_ = std::make_unique<Directory>(deps.store, households, clock);
-    ASSIGN_OR_RETURN(set->identity_,
-                     Identity::Open(deps.store, set->directory_.get(), clock, &set->policy_));
+    if (config.data_dir().empty()) {
+      return absl::InvalidArgumentError("CreateServices needs config.data_dir (the node key file)");
+    }
+    // The node's key, from the key file beside the store (server/node_key.h).
+    ASSIGN_OR_RETURN(LoadedNodeKey node, LoadNodeKey(config.data_dir(), *deps.store));
+    set->device_keys_ = NewDirectoryDeviceKeys(set->directory_.get());
+    // The sync engine verifies signatures with the keys devices enrolled;
+    // its scope digests are salted with the node's id, so a checkpoint from
+    // another deployment never matches here.
+    sync::SyncOptions sync_options = SyncOptionsFrom(settings, clock);
+    sync_options.scope_digest_salt = node.key->device_id();
+    // Pushes are judged on where their subjects really live.
+    const Directory* directory = set->directory_.get();
+    sync_options.subject_area = [directory](const v1::SubjectRef& subject) {
+      return directory->AreaOfEventSubject(subject);
+    };
+    set->engine_ = std::make_unique<sync::SyncEngine>(
+        deps.store, &set->policy_, set->device_keys_.get(), std::move(sync_options));
+    // Every server-made event goes through the engine too (one HLC, one
+    // sequence per device, one commit path).
+    ASSIGN_OR_RETURN(set->identity_, Identity::Open(deps.store, set->directory_.get(), clock,
+                                                    set->engine_.get(), std::move(node)));
     set->limiter_ = std::make_unique<RateLimiter>(settings.device_requests_per_second,
                                                   settings.device_request_burst, clock);
     set->guard_ = std::make_unique<CallGuard>(
@@ -108,20 +128,9 @@ class ServiceSetImpl final : public ServiceSet {
                                   clock);
     // Every admitted call carries its caller's scope, computed once.
     set->guard_->ComputeScopesWith(&set->directory_->scopes());
-    // The sync engine verifies signatures with the keys devices enrolled;
-    // its scope digests are salted with the node's id, so a checkpoint from
-    // another deployment never matches here.
-    sync::SyncOptions sync_options = SyncOptionsFrom(settings, clock);
-    sync_options.scope_digest_salt = set->identity_->node_device_id();
-    // Pushes are judged on where their subjects really live.
-    const Directory* directory = set->directory_.get();
-    sync_options.subject_area = [directory](const v1::SubjectRef& subject) {
-      return directory->AreaOfEventSubject(subject);
-    };
-    set->engine_ = std::make_unique<sync::SyncEngine>(
-        deps.store, &set->policy_, &set->identity_->device_keys(), std::move(sync_options));
-    set->queries_ = std::make_unique<domain::DomainQueries>(
-        &set->engine_->reader(), settings.max_page_size, clock, settings.max_examined_records);
+    set->queries_ = std::make_unique<domain::DomainQueries>(&set->engine_->reader(),
+                                                            settings.max_page_size, clock,
+                                                            settings.max_examined_records);
     set->blob_uploads_ = std::make_unique<BlobUploads>(
         deps.store, set->engine_.get(), set->directory_.get(),
         BlobUploadSettings{
@@ -181,20 +190,24 @@ class ServiceSetImpl final : public ServiceSet {
     return identity_->first_admin_token();
   }
 
+  Identity& identity() override { return *identity_; }
+
  private:
   explicit ServiceSetImpl(domain::DomainOptions domain_options) : policy_(domain_options) {}
 
   // Destroyed in reverse: the services (the stream hub stops its thread),
   // then the workers (which finish their queued tasks), then what they use.
-  // The domain's merge policy: the sync engine's pushes and the link events
-  // of AdminService go through it.
+  // The domain's merge policy: the sync engine's pushes and the server's own
+  // events (AdminService) go through it.
   domain::ShuanglianPolicy policy_;
   std::unique_ptr<HouseholdLocator> households_;
   std::unique_ptr<Directory> directory_;
+  std::unique_ptr<sync::DeviceKeys> device_keys_;
+  std::unique_ptr<sync::SyncEngine> engine_;
+  // After the engine: its appends go through the engine.
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<CallGuard> guard_;
-  std::unique_ptr<sync::SyncEngine> engine_;
   std::unique_ptr<domain::DomainQueries> queries_;
   // Before the workers: their queued chunks use it while they join.
   std::unique_ptr<BlobUploads> blob_uploads_;

@@ -2,15 +2,22 @@
 # Sources and headers of the v1 service implementations, auth and identity.
 set(FIELDSYNC_SERVICE_SOURCES
   admin_service.cc
+  admin_service_areas.cc
+  admin_service_backups.cc
+  admin_service_devices.cc
+  admin_service_links.cc
+  admin_service_people.cc
   auth.cc
   bounded_executor.cc
   blob_uploads.cc
   directory.cc
   identity.cc
+  node_key.cc
   open_streams.cc
   query_service.cc
   rate_limit.cc
   report_service.cc
+  secrets.cc
   service_context.cc
   services.cc
   stream_readers.cc
@@ -20,16 +27,19 @@ set(FIELDSYNC_SERVICE_SOURCES
 )
 set(FIELDSYNC_SERVICE_HEADERS
   admin_service.h
+  admin_service_internal.h
   auth.h
   bounded_executor.h
   blob_uploads.h
   directory.h
   identity.h
+  node_key.h
   open_streams.h
   offload.h
   query_service.h
   rate_limit.h
   report_service.h
+  secrets.h
   service_context.h
   services.h
   stream_readers.h

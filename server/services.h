@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "fieldsync/v1/config.pb.h"
 #include "server/directory.h"
+#include "server/identity.h"
 #include "server/metrics.h"
 #include "server/server_state.h"
 #include "storage/event_store.h"
@@ -40,6 +41,9 @@ class ServiceSet {
   // The admin token created on the very first start (nullopt afterwards):
   // main prints it once and writes it to a 0600 file in the data dir.
   virtual std::optional<std::string> first_admin_token() const = 0;
+  // The server's identity, whose Append writes server-made events through the
+  // sync engine (tests register reference data with it).
+  virtual Identity& identity() = 0;
 };
 
 // Builds the services over `deps`; on a fresh store creates the first admin.

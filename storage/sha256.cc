@@ -2,7 +2,23 @@
 
 #include <openssl/evp.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace fieldsync::storage {
+namespace {
+
+// OpenSSL fails a SHA-256 step only without memory or with a broken crypto
+// provider. The hash chain and blob addresses cannot be computed then, and a
+// wrong digest would be written as if it were right, so the process stops
+// rather than return one (the API stays infallible for its many callers).
+void Require(bool ok, const char* step) {
+  if (ok) return;
+  std::fprintf(stderr, "fieldsync: OpenSSL %s failed; cannot compute SHA-256\n", step);
+  std::abort();
+}
+
+}  // namespace
 
 Sha256Digest Sha256(std::initializer_list<std::string_view> parts) {
   Sha256Hasher hasher;
@@ -11,19 +27,24 @@ Sha256Digest Sha256(std::initializer_list<std::string_view> parts) {
 }
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+  Require(ctx_ != nullptr, "EVP_MD_CTX_new");
+  Require(EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) == 1,
+          "EVP_DigestInit_ex");
 }
 
 Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
 
 void Sha256Hasher::Update(std::string_view data) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+  Require(EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()) == 1,
+          "EVP_DigestUpdate");
 }
 
 Sha256Digest Sha256Hasher::Finish() {
   Sha256Digest digest{};
   unsigned int length = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest.data(), &length);
+  Require(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest.data(), &length) == 1 &&
+              length == digest.size(),
+          "EVP_DigestFinal_ex");
   return digest;
 }
 

@@ -1,5 +1,7 @@
 // SHA-256 digests (OpenSSL's libcrypto), used for the log's hash chain and the
-// content-addressed blob store. Thread-safe: every function is pure.
+// content-addressed blob store. Thread-safe: every function is pure. An
+// OpenSSL failure (no memory, broken provider) aborts the process: a digest
+// is never returned unless OpenSSL computed it.
 #pragma once
 
 #include <array>

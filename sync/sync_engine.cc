@@ -44,6 +44,7 @@
 #include "base/time.h"
 #include "google/protobuf/reflection.h"
 #include "storage/sha256.h"
+#include "sync/commit_view.h"
 #include "sync/event_codec.h"
 #include "sync/sync_keys.h"
 
@@ -168,37 +169,6 @@ absl::Status GapStatus(const std::string& device_id, uint64_t expected, uint64_t
   return status;
 }
 
-// A ProjectionView that buffers a Merge's writes so that a rejection can drop
-// them; reads see the buffer first, then the commit context.
-class BufferedView : public ProjectionView {
- public:
-  explicit BufferedView(storage::CommitContext& context) : context_(context) {}
-
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-    if (auto it = writes_.find(key); it != writes_.end()) return it->second;
-    return context_.Get(key);
-  }
-  void Put(std::string_view key, std::string_view value) override {
-    writes_[std::string(key)] = std::string(value);
-  }
-  void Delete(std::string_view key) override { writes_[std::string(key)] = std::nullopt; }
-
-  void Flush() {
-    for (auto& [key, value] : writes_) {
-      if (value) {
-        context_.Put(key, *value);
-      } else {
-        context_.Delete(key);
-      }
-    }
-    writes_.clear();
-  }
-
- private:
-  storage::CommitContext& context_;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
-};
-
 v1::PushResult RejectedResult(const std::string& event_id, const v1::RejectionRecord& record) {
   v1::PushResult result;
   result.set_event_id(event_id);
@@ -217,18 +187,6 @@ std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status) {
   v1::SequenceGap gap;
   if (!gap.ParseFromString(std::string(*payload))) return std::nullopt;
   return gap;
-}
-
-absl::Status IndexSubject(storage::CommitContext& context, const v1::Event& event) {
-  if (!event.has_subject()) return absl::OkStatus();
-  const std::string subject_key = SubjectKey(event.subject());
-  ASSIGN_OR_RETURN(std::optional<std::string> known, context.Get(sync_keys::Subject(subject_key)));
-  if (known) return absl::OkStatus();
-  context.Put(sync_keys::Subject(subject_key), event.area_code());
-  if (!event.area_code().empty()) {
-    context.Put(sync_keys::Area(event.area_code(), subject_key), "");
-  }
-  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------
@@ -346,7 +304,8 @@ absl::StatusOr<uint64_t> SyncEngine::PushRun::Expected(const std::string& device
   if (auto it = expected_.find(device_id); it != expected_.end()) return it->second;
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    engine_->store_->GetProjection(sync_keys::Device(device_id)));
-  const uint64_t next = (hwm ? base::ParseBe64(*hwm).value_or(0) : 0) + 1;
+  ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, device_id));
+  const uint64_t next = last + 1;
   expected_[device_id] = next;
   return next;
 }
@@ -835,7 +794,7 @@ absl::Status SyncEngine::PushRun::PrepareRejection(size_t index, storage::Commit
   if (item.advances) {
     ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                      context.Get(sync_keys::Device(event.device_id())));
-    const uint64_t last = hwm ? base::ParseBe64(*hwm).value_or(0) : 0;
+    ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, event.device_id()));
     if (last + 1 < event.device_seq()) {
       return GapStatus(event.device_id(), last + 1, event.device_seq());
     }
@@ -857,7 +816,7 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   const v1::Event& event = events_[index];
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    context.Get(sync_keys::Device(event.device_id())));
-  const uint64_t last = hwm ? base::ParseBe64(*hwm).value_or(0) : 0;
+  ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, event.device_id()));
   if (last + 1 < event.device_seq()) {
     return GapStatus(event.device_id(), last + 1, event.device_seq());
   }
@@ -1026,7 +985,8 @@ void SyncEngine::PushAsync(PushContext context, std::vector<v1::Event> events, P
 absl::StatusOr<uint64_t> SyncEngine::NextExpectedSeq(std::string_view device_id) const {
   ASSIGN_OR_RETURN(std::optional<std::string> hwm,
                    store_->GetProjection(sync_keys::Device(device_id)));
-  return (hwm ? base::ParseBe64(*hwm).value_or(0) : 0) + 1;
+  ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, device_id));
+  return last + 1;
 }
 
 }  // namespace fieldsync::sync

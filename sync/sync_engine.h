@@ -173,12 +173,41 @@ inline constexpr char kSequenceGapTypeUrl[] = "type.googleapis.com/fieldsync.v1.
 // The SequenceGap carried by `status`, if any.
 std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status);
 
-// Records the subject of `event` in the engine's subject index (sync/subj,
-// sync/area; see sync_keys.h) unless it is there already, so that pull
-// snapshots and scope changes find it. Push does this for every accepted
-// event; call it from the AppendEntry::prepare hook of a server-made domain
-// event appended outside Push (an AdminService link). Committer thread only.
-absl::Status IndexSubject(storage::CommitContext& context, const v1::Event& event);
+// The server's own signing device (the node): it signs the events the server
+// makes (admin changes), so they verify like any device's. Implementations
+// must be thread-safe (Sign runs on the store's committer thread).
+class EventSigner {
+ public:
+  virtual ~EventSigner() = default;
+  // The node's device id (Event.device_id of its events).
+  virtual const std::string& device_id() const = 0;
+  // The Ed25519 signature of `bytes` (CanonicalEventBytes of the event).
+  // An error fails the append it belongs to.
+  virtual absl::StatusOr<std::string> Sign(std::string_view bytes) const = 0;
+  // The last device_seq the node used before the engine tracked its
+  // sequence (a store written by an older version kept it in the node's
+  // device record); its next event then takes a greater number. Default 0.
+  virtual uint64_t sequence_floor() const { return 0; }
+};
+
+// One server-made event: an admin change (area import, unit, user, link,
+// enrollment code, device), appended by SyncEngine::AppendServerEvents.
+struct ServerEvent {
+  // Subject, area_code and body set. The engine fills the envelope: event_id
+  // (a new UUID), device_id (the signer's), device_seq, hlc, device_time and
+  // the signature.
+  v1::Event event;
+  // The user it is attributed to (StoredEvent.actor), and that user's role
+  // (EventMeta.author.role of the policy's merge).
+  std::string actor;
+  v1::Role actor_role = v1::ROLE_UNSPECIFIED;
+  // Optional. Runs in the commit, on the committer thread, in log order,
+  // before the policy's merge, with `stored` complete but for the writes and
+  // hashes (offset set): re-checks what may have changed since the request
+  // was validated and writes the server's own projections. A non-OK status
+  // fails the whole append (nothing of it is written) and is its answer.
+  std::function<absl::Status(storage::CommitContext&, const v1::StoredEvent&)> apply;
+};
 
 class SyncEngine {
  public:
@@ -216,7 +245,27 @@ class SyncEngine {
   // store's.
   absl::StatusOr<v1::PullResponse> Pull(const Scope& scope, const v1::PullRequest& request);
 
+  // Appends server-made events as one unit, through the same commit as
+  // pushes: the engine's HLC, the signer's sequence in the engine's
+  // high-water marks (sync/dev/<node>), the policy's merge (MergePolicy::
+  // Merge with the actor's role), the subject index, the event_id index.
+  // `done` runs once, on the committer thread (must not block; or on the
+  // calling thread for an empty batch), with the stored events (offsets set,
+  // hashes not) or the error; nothing of the batch is written on error:
+  //   an apply's status; FAILED_PRECONDITION when the policy refuses an event
+  //   (the message names the field and the rejection code); DATA_LOSS for a
+  //   corrupt high-water mark; the signer's error; UNAVAILABLE if the store is
+  //   closing; the store's otherwise.
+  // `signer` must outlive the call (until `done` ran).
+  using ServerEventsCallback = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
+  void AppendServerEventsAsync(const EventSigner& signer, std::vector<ServerEvent> events,
+                               ServerEventsCallback done);
+  // As AppendServerEventsAsync, blocking until the events are durable.
+  absl::StatusOr<std::vector<v1::StoredEvent>> AppendServerEvents(const EventSigner& signer,
+                                                                  std::vector<ServerEvent> events);
+
   // The device_seq the engine expects next from `device_id` (1 if none yet).
+  // DATA_LOSS if its stored high-water mark is corrupt.
   absl::StatusOr<uint64_t> NextExpectedSeq(std::string_view device_id) const;
 
   // A subject's events in offset order. PERMISSION_DENIED if the subject is
@@ -248,6 +297,7 @@ class SyncEngine {
 
  private:
   class PushRun;
+  class ServerAppend;
   struct SnapshotCursor;
 
   absl::Time Now() const;

@@ -508,17 +508,27 @@ TEST_F(AuthorizationTest, CadreScopeFollowsTheirLinks) {
   EXPECT_NE(get("H2"), grpc::StatusCode::PERMISSION_DENIED);  // Village V2 stays.
 
   // A link county staff pushed from a device (domain state only) counts too.
-  v1::Event pushed;
-  pushed.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
-  pushed.mutable_subject()->set_id("H5");
-  pushed.set_area_code("620102001001");
-  v1::LinkStarted* body = pushed.mutable_link_started();
-  body->set_link_id("7d1e4c9a-3b0f-4e52-9a61-2c8d5f0b7e14");
-  body->set_cadre_id("cadre1");
-  body->set_role(v1::LINK_ROLE_HOUSEHOLD_HELPER);
-  *body->mutable_valid_from() = server::DateOf(harness_->clock().Now());
-  absl::Status appended = harness_->AppendThroughDomain(pushed, "county1", v1::ROLE_COUNTY_STAFF);
-  ASSERT_TRUE(appended.ok()) << appended;
+  testing::TestDevice phone([this] { return harness_->clock().Now(); });
+  absl::Status enrolled = phone.Enroll(*harness_->channel(), admin_token_, "county1");
+  ASSERT_TRUE(enrolled.ok()) << enrolled;
+  v1::SubjectRef h5;
+  h5.set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
+  h5.set_id("H5");
+  v1::PushRequest push;
+  *push.add_events() = phone.Make(h5, "620102001001", [this](v1::Event& event) {
+    v1::LinkStarted* body = event.mutable_link_started();
+    body->set_link_id("7d1e4c9a-3b0f-4e52-9a61-2c8d5f0b7e14");
+    body->set_cadre_id("cadre1");
+    body->set_role(v1::LINK_ROLE_HOUSEHOLD_HELPER);
+    *body->mutable_valid_from() = server::DateOf(harness_->clock().Now());
+  });
+  v1::PushResponse pushed;
+  auto context = testing::ServiceHarness::Context(phone.token());
+  grpc::Status status =
+      v1::SyncService::NewStub(harness_->channel())->Push(context.get(), push, &pushed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(pushed.results_size(), 1);
+  ASSERT_TRUE(pushed.results(0).has_accepted()) << pushed.results(0).DebugString();
   EXPECT_NE(get("H5"), grpc::StatusCode::PERMISSION_DENIED);
 }
 

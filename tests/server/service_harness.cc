@@ -17,7 +17,6 @@
 #include "server/identity.h"
 #include "sync/event_codec.h"
 #include "sync/hlc.h"
-#include "sync/sync_engine.h"
 
 namespace fieldsync::testing {
 
@@ -101,52 +100,15 @@ absl::Status ServiceHarness::RegisterHousehold(const std::string& id, const std:
   body->set_household_number(number);
   body->set_head_name("戶主");
   body->set_head_id_number("620102199001011234");
-  return AppendThroughDomain(std::move(event), "test-registry", v1::ROLE_TOWNSHIP_STAFF);
-}
-
-absl::Status ServiceHarness::AppendThroughDomain(v1::Event event, const std::string& actor,
-                                                 v1::Role role) {
-  v1::StoredEvent stored;
-  event.set_event_id(server::NewUuid());
-  event.set_device_id("test-device");
-  event.set_device_seq(++registry_seq_);
-  *stored.mutable_event() = std::move(event);
-  stored.set_actor(actor);
-  *stored.mutable_received_at() = base::ToTimestamp(clock_.Now());
-  storage::AppendEntry entry = sync::ToAppendEntry(stored);
-  absl::Time now = clock_.Now();
-  entry.prepare = [stored, now, role](storage::CommitContext& ctx) mutable -> absl::Status {
-    class View final : public sync::ProjectionView {
-     public:
-      explicit View(storage::CommitContext& ctx) : ctx_(ctx) {}
-      absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-        return ctx_.Get(key);
-      }
-      void Put(std::string_view key, std::string_view value) override { ctx_.Put(key, value); }
-      void Delete(std::string_view key) override { ctx_.Delete(key); }
-
-     private:
-      storage::CommitContext& ctx_;
-    } view(ctx);
-    sync::EventMeta meta;
-    meta.author.actor = stored.actor();
-    meta.author.role = role;
-    meta.author.device_id = stored.event().device_id();
-    meta.offset = ctx.offset();
-    meta.received_at = now;
-    static const domain::ShuanglianPolicy* policy = new domain::ShuanglianPolicy();
-    ASSIGN_OR_RETURN(sync::MergeResult result, policy->Merge(stored.event(), meta, view));
-    if (result.rejection.has_value()) {
-      return absl::FailedPreconditionError(result.rejection->message);
-    }
-    for (v1::WriteOutcome& write : result.writes) *stored.add_writes() = std::move(write);
-    RETURN_IF_ERROR(sync::IndexSubject(ctx, stored.event()));
-    ctx.payload() = sync::EncodePayload(stored);
-    return absl::OkStatus();
-  };
-  std::vector<storage::AppendEntry> entries;
-  entries.push_back(std::move(entry));
-  return store_->Append(std::move(entries)).status();
+  // A server-made event through the engine's entry (signed by the node), as
+  // a township registry clerk's: the domain's merge and the subject index
+  // run as for a push.
+  server::ServerChange change;
+  change.event = std::move(event);
+  change.actor_role = v1::ROLE_TOWNSHIP_STAFF;
+  std::vector<server::ServerChange> changes;
+  changes.push_back(std::move(change));
+  return services_->identity().Append("test-registry", std::move(changes)).status();
 }
 
 absl::Status FromGrpc(const grpc::Status& status) {

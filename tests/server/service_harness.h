@@ -71,14 +71,12 @@ class ServiceHarness {
   FakeClock& clock() { return clock_; }
 
   // Registers a household in the domain's state as a pushed
-  // HouseholdRegistered would (through the domain's merge and the engine's
-  // subject index), without a signing device: links, scope checks and pull
+  // HouseholdRegistered would, without a device of the test's: a server-made
+  // event through the sync engine's entry (Identity::Append), folded through
+  // the domain's merge and the subject index. Links, scope checks and pull
   // snapshots then find it.
   absl::Status RegisterHousehold(const std::string& id, const std::string& number,
                                  const std::string& village_code);
-  // Appends `event` (subject, area_code and body set) as a device's pushed
-  // event folded through the domain's merge, attributed to `actor`.
-  absl::Status AppendThroughDomain(v1::Event event, const std::string& actor, v1::Role role);
 
   // A client context with a deadline and, unless empty, the bearer token.
   static std::unique_ptr<grpc::ClientContext> Context(const std::string& token);
@@ -90,7 +88,6 @@ class ServiceHarness {
   ServiceHarness() = default;
 
   FakeClock clock_;
-  uint64_t registry_seq_ = 0;
   server::ServerState state_;
   server::MetricsRegistry metrics_;
   v1::ServerConfig config_;

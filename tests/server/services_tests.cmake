@@ -201,3 +201,16 @@ fieldsync_test(link_scope_property_test
 fieldsync_test(reference_once_test
   SOURCES reference_once_test.cc
   DEPS fieldsync_sync_world)
+
+# One write path (issue 8): server-made events through the sync engine (one
+# HLC, the node's sequence in the engine's marks, the subject index), corrupt
+# high-water marks are DATA_LOSS.
+fieldsync_test(write_path_test
+  SOURCES write_path_test.cc
+  DEPS fieldsync_sync_world)
+
+# The node key file: 0600, never in the store or its backups, kept across
+# restarts, moved out of an older version's store.
+fieldsync_test(node_key_test
+  SOURCES node_key_test.cc
+  DEPS fieldsync_service_harness)
