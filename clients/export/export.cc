@@ -312,7 +312,9 @@ std::string Format(ExportFormat format, const v1::StoredEvent& stored) {
 // the stream's contract: keep its reading here, in one place).
 std::vector<const v1::StoredEvent*> EventsOf(const v1::SubscribeResponse& response) {
   std::vector<const v1::StoredEvent*> events;
+  // Batches since the stream's issue-12 form; a lone event from an older server.
   if (response.has_event()) events.push_back(&response.event());
+  for (const v1::StoredEvent& event : response.batch().events()) events.push_back(&event);
   return events;
 }
 
