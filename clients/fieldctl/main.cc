@@ -17,15 +17,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "clients/export/export.h"
 #include "clients/fieldctl/args.h"
 #include "clients/fieldctl/output.h"
 #include "clients/sdk/client.h"
 #include "clients/sdk/event_signing.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/query_service.grpc.pb.h"
+#include "fieldsync/v1/report_service.grpc.pb.h"
 
 namespace fieldsync::fieldctl {
 namespace {
@@ -45,7 +48,10 @@ Device commands (local database --db, synced with `sync`):
   outbox [list] [--state S] | outbox export FILE     what is pending / accepted / rejected / in conflict
   relay FILE                                         import a phone's bundle and push it
   conflicts list [--scope PREFIX] | conflicts resolve ID (--side N | --value V) [--note T]
-  report ... | export ...                            (not yet in this fieldctl)
+Online commands (as a person: --token-file FILE, else the enrolled device of --db):
+  export [--from OFFSET] [--format jsonl|csv] [--checkpoint FILE] [--output FILE]   the event log
+  report assessment|evidence --scope PREFIX [--year Y] [--csv]   quotas / evidence flags
+  report feedback|inspections --scope PREFIX                      信息服務 / 調研督查
 Admin commands (--token-file with an admin token):
   admin areas import FILE [--dry-run]
   admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]
@@ -70,7 +76,8 @@ Every command takes --help.
 
 // The options every command may take.
 const std::set<std::string> kBooleans = {
-    "json", "help", "dry-run", "active-only", "include-revoked", "all", "confirmed", "open-only"};
+    "json",      "help",      "dry-run", "active-only", "include-revoked",        "all",
+    "confirmed", "open-only", "follow",  "csv",         "group-leader-units-only"};
 
 struct Settings {
   int retries = 6;  // Attempts of a call that failed UNAVAILABLE / RESOURCE_EXHAUSTED.
@@ -129,6 +136,11 @@ class Cli {
   int Relay();
   int ConflictsCmd();
   int Admin();
+  int Export();
+  int Report();
+  // The bearer token of an online command run as a person (export, report):
+  // --token-file's, else the enrolled device's of --db.
+  absl::StatusOr<std::string> UserToken(const std::string& command);
   int PrintOutbox(const std::vector<client::OutboxEntry>& entries);
   int PrintSync(const client::SyncReport& report, int extra_exit);
 
@@ -333,13 +345,8 @@ int Cli::Run() {
   if (command == "relay") return Relay();
   if (command == "conflicts") return ConflictsCmd();
   if (command == "admin") return Admin();
-  if (command == "report" || command == "export") {
-    if (Help(absl::StrCat("usage: fieldctl ", command, " ... (not yet in this fieldctl)\n"))) {
-      return kExitOk;
-    }
-    return Fail(
-        absl::UnimplementedError(absl::StrCat("`", command, "` is not yet in this fieldctl")));
-  }
+  if (command == "report") return Report();
+  if (command == "export") return Export();
   return Usage(absl::StrCat("unknown command ", command), kGlobalUsage);
 }
 
@@ -956,6 +963,450 @@ int Cli::ConflictsCmd() {
   auto recorded = (*client)->Record(event);
   if (!recorded.ok()) return Fail(recorded.status());
   return PrintRecorded(settings_.json, *recorded, absl::StrCat("resolution of ", c.id()));
+}
+
+// ---------------------------------------------------------------------------
+// Export and reports (online, with a user's token)
+
+absl::StatusOr<std::string> Cli::UserToken(const std::string& command) {
+  if (!settings_.token_file.empty()) return AdminToken();
+  // No --token-file: the token the device of --db enrolled with. Read from
+  // the SDK's meta table, since opening a Client would create a database
+  // where there is none.
+  std::error_code error;
+  if (!std::filesystem::exists(settings_.db, error)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(command, " needs --token-file FILE or the --db of an enrolled device"));
+  }
+  auto client = OpenClient();
+  if (!client.ok()) return client.status();
+  auto statement = (*client)->db().Prepare("SELECT value FROM meta WHERE key = 'token'");
+  if (!statement.ok()) return statement.status();
+  auto row = statement->Step();
+  if (!row.ok()) return row.status();
+  std::string token = *row ? statement->Text(0) : "";
+  if (token.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        command, ": not enrolled: run `fieldctl enroll --code CODE` first, or pass --token-file"));
+  }
+  return token;
+}
+
+int Cli::Export() {
+  constexpr char kUsage[] =
+      "usage: fieldctl [--token-file FILE | --db FILE] export [--from OFFSET] [--format "
+      "jsonl|csv]\n"
+      "           [--checkpoint FILE] [--output FILE] [--scope PREFIX]... [--max-events N]\n"
+      "           [--checkpoint-every N] [--follow] [--json]\n"
+      "  Writes the server's events after OFFSET (default 0) as JSON Lines (default) or CSV\n"
+      "  (docs/export.md), as an HQ analyst or admin. With --checkpoint a rerun resumes exactly\n"
+      "  where the last run stopped (--output FILE: no event lost or repeated). Without\n"
+      "  --checkpoint, --output FILE keeps its checkpoint in FILE.checkpoint; to stdout without\n"
+      "  --checkpoint the export is one-shot. Progress on a terminal (stderr); --json prints a\n"
+      "  summary (events_written, last_offset, resumed) on stdout, or on stderr when the events\n"
+      "  go to stdout.\n";
+  if (Help(kUsage)) return kExitOk;
+  if (words().size() > 1) return Usage(absl::StrCat("export takes no word ", Word(1)), kUsage);
+  clients::ExportOptions options;
+  if (auto from = args_.Get("from")) {
+    if (!absl::SimpleAtoi(*from, &options.from_offset)) {
+      return Usage(absl::StrCat("--from ", *from, ": want a log offset (0 = from the start)"),
+                   kUsage);
+    }
+  }
+  auto format = clients::ParseExportFormat(args_.GetOr("format", "jsonl"));
+  if (!format.ok()) return Usage(absl::StrCat("--format: want jsonl or csv"), kUsage);
+  options.format = *format;
+  for (const char* name : {"max-events", "checkpoint-every"}) {
+    auto text = args_.Get(name);
+    if (!text) continue;
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(*text, &n) || (n == 0 && std::string(name) == "checkpoint-every")) {
+      return Usage(absl::StrCat("--", name, " ", *text, ": want a positive number"), kUsage);
+    }
+    (std::string(name) == "max-events" ? options.max_events : options.checkpoint_every) = n;
+  }
+  options.follow = args_.Has("follow");
+  options.scope_prefixes = args_.All("scope");
+  const std::string output = args_.GetOr("output", "");
+  std::string checkpoint = args_.GetOr("checkpoint", "");
+  // One-shot to stdout: the library always keeps a checkpoint; this one is
+  // thrown away with its directory.
+  std::string scratch_dir;
+  if (checkpoint.empty() && !output.empty()) checkpoint = output + ".checkpoint";
+  if (checkpoint.empty()) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "fieldctl-export-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return Fail(absl::InternalError(absl::StrCat("cannot make a directory like ", pattern)));
+    }
+    scratch_dir = pattern;
+    checkpoint = scratch_dir + "/checkpoint";
+  }
+  options.checkpoint_path = checkpoint;
+  if (output.empty()) {
+    options.output = &std::cout;
+  } else {
+    options.output_path = output;
+  }
+  if (settings_.server.empty()) {
+    return Fail(absl::FailedPreconditionError("no server: pass --server HOST:PORT"));
+  }
+  auto token = UserToken("export");
+  if (!token.ok()) return Fail(token.status());
+  options.bearer_token = *token;
+  options.channel = AdminChannel();
+  const bool tty = !settings_.json && isatty(STDERR_FILENO) != 0;
+  if (tty) {
+    options.progress = [](const clients::ExportProgress& p) {
+      std::cerr << "\rexported " << p.events_written << " events, offset " << p.last_offset;
+      if (p.head_offset > 0) std::cerr << " of " << p.head_offset;
+      std::cerr << std::flush;
+    };
+  }
+  auto result = clients::ExportEvents(options);
+  if (tty) std::cerr << "\n";
+  if (!scratch_dir.empty()) {
+    std::error_code error;
+    std::filesystem::remove_all(scratch_dir, error);  // A leftover temp dir is harmless.
+  }
+  if (!result.ok()) {
+    return Fail(
+        absl::Status(result.status().code(), absl::StrCat("export: ", result.status().message())));
+  }
+  if (settings_.json) {
+    std::ostream& out = output.empty() ? std::cerr : std::cout;
+    out << JsonObject()
+               .Int("events_written", static_cast<long long>(result->events_written))
+               .Str("last_offset", std::to_string(result->last_offset))
+               .Bool("resumed", result->resumed)
+               .Str("format", options.format == clients::ExportFormat::kCsv ? "csv" : "jsonl")
+               .Str("output", output)
+               .Str("checkpoint", scratch_dir.empty() ? checkpoint : "")
+               .Build()
+        << "\n";
+  } else if (!output.empty()) {
+    std::cout << (result->resumed ? "resumed: " : "") << result->events_written
+              << " events written to " << output << ", up to offset " << result->last_offset
+              << " (checkpoint " << checkpoint << ")\n";
+  }
+  return kExitOk;
+}
+
+std::string DateText(const v1::Date& date) {
+  return absl::StrFormat("%04d-%02d-%02d", date.year(), date.month(), date.day());
+}
+
+std::string TimeText(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0 && ts.nanos() == 0) return "";
+  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(ts.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string YesNo(bool value) { return value ? "yes" : "no"; }
+
+std::string Ratio(uint32_t part, uint32_t whole) { return absl::StrCat(part, "/", whole); }
+
+// The measurements of an evidence flag, for a table cell.
+std::string FlagDetail(const v1::EvidenceFlag& flag) {
+  switch (flag.detail_case()) {
+    case v1::EvidenceFlag::kGpsFar:
+      return absl::StrFormat("%.0f m from the household (threshold %.0f m)",
+                             flag.gps_far().distance_m(), flag.gps_far().threshold_m());
+    case v1::EvidenceFlag::kTravel:
+      return absl::StrFormat("%.1f km in %.2f h = %.0f km/h (threshold %.0f)",
+                             flag.travel().distance_km(), flag.travel().hours(),
+                             flag.travel().speed_kmh(), flag.travel().threshold_kmh());
+    case v1::EvidenceFlag::kDuplicatePhoto:
+      return absl::StrCat("photo on ", flag.duplicate_photo().subjects_size(), " households");
+    case v1::EvidenceFlag::kTimeSkew:
+      return absl::StrCat("clock off ", flag.time_skew().skew_ms(), " ms (threshold ",
+                          flag.time_skew().threshold_ms(), ")",
+                          flag.time_skew().hlc_flagged() ? ", HLC not adopted" : "");
+    default:
+      return "";
+  }
+}
+
+int Cli::Report() {
+  constexpr char kUsage[] =
+      "usage: fieldctl [--token-file FILE | --db FILE] report assessment --scope PREFIX [--year Y] "
+      "[--csv]\n"
+      "       ... report evidence --scope PREFIX [--year Y] [--kind K]... [--cadre USER] [--csv]\n"
+      "       ... report feedback --scope PREFIX [--kind K] [--group-leader-units-only]\n"
+      "       ... report inspections --scope PREFIX [--household ID]\n"
+      "  ReportService (docs/assessment.md) as county staff, an HQ analyst or an admin, every\n"
+      "  page read. PREFIX: an area code of 2, 4, 6, 9 or 12 digits; Y: default this year.\n"
+      "  Tables for people; --json: the whole report as one JSON document (the pages merged);\n"
+      "  --csv: the cadre rows (assessment) or the flag rows (evidence) as CSV.\n"
+      "  evidence --kind: gps_far, impossible_travel, duplicate_photo, no_fix, device_time_skew\n"
+      "  feedback --kind: a FeedbackKind without its prefix, e.g. project_need\n";
+  if (Help(kUsage)) return kExitOk;
+  const std::string what = Word(1);
+  if (what != "assessment" && what != "evidence" && what != "feedback" && what != "inspections") {
+    return Usage(what.empty() ? "report needs assessment, evidence, feedback or inspections"
+                              : absl::StrCat("unknown report ", what),
+                 kUsage);
+  }
+  auto scope = args_.Get("scope");
+  if (!scope) return Usage(absl::StrCat("report ", what, " needs --scope PREFIX"), kUsage);
+  int32_t year = Today().year();
+  if (auto text = args_.Get("year")) {
+    if (!absl::SimpleAtoi(*text, &year)) {
+      return Usage(absl::StrCat("--year ", *text, ": want a year, e.g. 2024"), kUsage);
+    }
+  }
+  const bool csv = args_.Has("csv");
+  if (csv && (what == "feedback" || what == "inspections")) {
+    return Usage(absl::StrCat("report ", what, " has no --csv"), kUsage);
+  }
+  if (csv && settings_.json) return Usage("want one of --csv, --json", kUsage);
+  uint32_t page_size = 0;
+  if (auto text = args_.Get("page-size")) {
+    if (!absl::SimpleAtoi(*text, &page_size)) {
+      return Usage(absl::StrCat("--page-size ", *text, ": want a number"), kUsage);
+    }
+  }
+  if (settings_.server.empty()) {
+    return Fail(absl::FailedPreconditionError("no server: pass --server HOST:PORT"));
+  }
+  auto token = UserToken(absl::StrCat("report ", what));
+  if (!token.ok()) return Fail(token.status());
+  auto stub = v1::ReportService::NewStub(AdminChannel());
+  client::RetryPolicy policy;
+  policy.max_attempts = settings_.retries;
+  // Reports only read: every page retries UNAVAILABLE and RESOURCE_EXHAUSTED.
+  auto call = [&](auto rpc, const auto& request, auto* response) -> absl::Status {
+    grpc::Status status;
+    for (int attempt = 1;; ++attempt) {
+      auto context = client::MakeContext(*token);
+      status = (stub.get()->*rpc)(context.get(), request, response);
+      const bool again = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                         status.error_code() == grpc::StatusCode::UNAVAILABLE;
+      if (status.ok() || !again || attempt >= policy.max_attempts) break;
+      client::Wait(policy, client::Backoff(policy, attempt, client::RetryAfter(*context)));
+    }
+    if (status.ok()) return absl::OkStatus();
+    std::string hint;
+    if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      hint = " (reports are for county staff, HQ analysts and admins, within their scope)";
+    }
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("report ", what, ": ", status.error_message(), hint));
+  };
+
+  if (what == "assessment") {
+    v1::GetAssessmentRequest request;
+    request.set_scope_prefix(*scope);
+    request.set_year(year);
+    request.set_page_size(page_size);
+    v1::GetAssessmentResponse all;
+    do {
+      v1::GetAssessmentResponse page;
+      if (auto s = call(&v1::ReportService::Stub::GetAssessment, request, &page); !s.ok())
+        return Fail(s);
+      request.set_page_token(page.next_page_token());
+      page.clear_next_page_token();
+      all.MergeFrom(page);  // Lists append; summary and as_of take the last page's.
+    } while (!request.page_token().empty());
+    if (settings_.json) {
+      std::cout << ProtoJson(all) << "\n";
+      return kExitOk;
+    }
+    const std::vector<std::string> kCadreColumns = {"user_id",           "name",
+                                                    "unit_id",           "rank",
+                                                    "linked_households", "household_quota",
+                                                    "linked_villages",   "visits",
+                                                    "visits_required",   "days_on_site",
+                                                    "days_required",     "link_quota_met",
+                                                    "visits_met",        "days_met",
+                                                    "quota_met",         "flagged_visits"};
+    auto rank = [](const v1::CadreAssessment& c) {
+      return EnumWord(v1::CadreRank_descriptor(), c.rank(), "CADRE_RANK_");
+    };
+    if (csv) {
+      std::cout << CsvRow(kCadreColumns);
+      for (const v1::CadreAssessment& c : all.cadres()) {
+        auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+        std::cout << CsvRow(
+            {c.user_id(), c.name(), c.unit_id(), rank(c), std::to_string(c.linked_households()),
+             std::to_string(c.household_quota()), std::to_string(c.linked_villages()),
+             std::to_string(c.visits()), std::to_string(c.visits_required()),
+             std::to_string(c.days_on_site()), std::to_string(c.days_required()),
+             b(c.link_quota_met()), b(c.visits_met()), b(c.days_met()), b(c.quota_met()),
+             std::to_string(c.flagged_visits())});
+      }
+      return kExitOk;
+    }
+    const v1::AssessmentSummary& s = all.summary();
+    std::cout << "assessment of " << *scope << " for " << year << " (log offset "
+              << all.as_of_offset() << ")\n"
+              << "  cadres meeting all requirements  " << Ratio(s.cadres_meeting_all(), s.cadres())
+              << "\n"
+              << "  households covered               "
+              << Ratio(s.households_covered(), s.households_requiring_link()) << "\n"
+              << "  poor villages covered            "
+              << Ratio(s.villages_covered(), s.poor_villages()) << "\n"
+              << "  visits (flagged)                 " << s.visits() << " (" << s.flagged_visits()
+              << ")\n"
+              << "  plans present                    "
+              << Ratio(s.plans_present(), s.plans_required()) << "\n";
+    Table cadres(
+        {"CADRE", "NAME", "UNIT", "RANK", "HOUSEHOLDS", "VISITS", "DAYS", "FLAGGED", "QUOTA_MET"});
+    for (const v1::CadreAssessment& c : all.cadres()) {
+      cadres.Add({c.user_id(), c.name(), c.unit_id(), rank(c),
+                  Ratio(c.linked_households(), c.household_quota()),
+                  Ratio(c.visits(), c.visits_required()),
+                  Ratio(c.days_on_site(), c.days_required()), std::to_string(c.flagged_visits()),
+                  YesNo(c.quota_met())});
+    }
+    std::cout << "\n" << cadres.Render();
+    if (all.coverage_gaps_size() > 0) {
+      Table gaps({"GAP", "SUBJECT", "NAME", "AREA", "OPEN_SINCE", "DAYS", "GRACE"});
+      for (const v1::CoverageGap& g : all.coverage_gaps()) {
+        gaps.Add({EnumWord(v1::CoverageGapKind_descriptor(), g.kind(), "COVERAGE_GAP_KIND_"),
+                  g.subject().id(), g.display_name(), g.area_code(), DateText(g.open_since()),
+                  std::to_string(g.days_open()), YesNo(g.in_grace_period())});
+      }
+      std::cout << "\ncoverage gaps\n" << gaps.Render();
+    }
+    if (all.missing_plans_size() > 0) {
+      Table plans({"PLAN", "SUBJECT", "AREA", "UNIT", "RESPONSIBLE"});
+      for (const v1::MissingPlan& p : all.missing_plans()) {
+        plans.Add({EnumWord(v1::PlanKind_descriptor(), p.kind(), "PLAN_KIND_"), p.subject().id(),
+                   p.area_code(), p.unit_id(), absl::StrJoin(p.responsible_user_ids(), ",")});
+      }
+      std::cout << "\nmissing plans\n" << plans.Render();
+    }
+    return kExitOk;
+  }
+
+  if (what == "evidence") {
+    v1::GetEvidenceReportRequest request;
+    request.set_scope_prefix(*scope);
+    request.set_year(year);
+    request.set_cadre_id(args_.GetOr("cadre", ""));
+    request.set_page_size(page_size);
+    for (const std::string& kind : args_.All("kind")) {
+      auto parsed = ParseEnum<v1::EvidenceFlagKind>(v1::EvidenceFlagKind_descriptor(),
+                                                    "EVIDENCE_FLAG_KIND_", kind, "kind");
+      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+      request.add_kinds(*parsed);
+    }
+    v1::GetEvidenceReportResponse all;
+    do {
+      v1::GetEvidenceReportResponse page;
+      if (auto s = call(&v1::ReportService::Stub::GetEvidenceReport, request, &page); !s.ok())
+        return Fail(s);
+      request.set_page_token(page.next_page_token());
+      page.clear_next_page_token();
+      all.MergeFrom(page);
+    } while (!request.page_token().empty());
+    if (settings_.json) {
+      std::cout << ProtoJson(all) << "\n";
+      return kExitOk;
+    }
+    auto kind = [](const v1::EvidenceFlag& f) {
+      return EnumWord(v1::EvidenceFlagKind_descriptor(), f.kind(), "EVIDENCE_FLAG_KIND_");
+    };
+    auto offsets = [](const v1::EvidenceFlag& f) { return absl::StrJoin(f.offsets(), " "); };
+    if (csv) {
+      std::cout << CsvRow({"kind", "cadre_id", "subject_kind", "subject_id", "area_code",
+                           "visit_time", "event_ids", "offsets", "detail"});
+      for (const v1::EvidenceFlag& f : all.flags()) {
+        std::cout << CsvRow(
+            {kind(f), f.cadre_id(),
+             EnumWord(v1::SubjectKind_descriptor(), f.subject().kind(), "SUBJECT_KIND_"),
+             f.subject().id(), f.area_code(), TimeText(f.visit_time()),
+             absl::StrJoin(f.event_ids(), " "), offsets(f), FlagDetail(f)});
+      }
+      return kExitOk;
+    }
+    std::cout << "evidence flags in " << *scope << " for " << year << " (log offset "
+              << all.as_of_offset() << ")\n";
+    std::map<int32_t, uint32_t> counts;  // By kind number: a stable order.
+    for (const auto& entry : all.counts_by_kind()) counts[entry.first] = entry.second;
+    for (const auto& [number, count] : counts) {
+      std::cout << "  "
+                << EnumWord(v1::EvidenceFlagKind_descriptor(), number, "EVIDENCE_FLAG_KIND_") << " "
+                << count << "\n";
+    }
+    Table flags({"KIND", "CADRE", "SUBJECT", "AREA", "VISIT_TIME", "OFFSETS", "DETAIL"});
+    for (const v1::EvidenceFlag& f : all.flags()) {
+      flags.Add({kind(f), f.cadre_id(), f.subject().id(), f.area_code(), TimeText(f.visit_time()),
+                 offsets(f), FlagDetail(f)});
+    }
+    std::cout << "\n" << flags.Render();
+    return kExitOk;
+  }
+
+  if (what == "feedback") {
+    v1::ListFeedbackRequest request;
+    request.set_scope_prefix(*scope);
+    request.set_group_leader_units_only(args_.Has("group-leader-units-only"));
+    request.set_page_size(page_size);
+    if (auto kind = args_.Get("kind")) {
+      auto parsed = ParseEnum<v1::FeedbackKind>(v1::FeedbackKind_descriptor(), "FEEDBACK_KIND_",
+                                                *kind, "kind");
+      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
+      request.set_kind(*parsed);
+    }
+    v1::ListFeedbackResponse all;
+    do {
+      v1::ListFeedbackResponse page;
+      if (auto s = call(&v1::ReportService::Stub::ListFeedback, request, &page); !s.ok())
+        return Fail(s);
+      request.set_page_token(page.next_page_token());
+      page.clear_next_page_token();
+      all.MergeFrom(page);
+    } while (!request.page_token().empty());
+    if (settings_.json) {
+      std::cout << ProtoJson(all) << "\n";
+      return kExitOk;
+    }
+    Table table({"OFFSET", "COUNTY", "AREA", "UNIT", "GROUP_LEADER", "KIND", "TITLE", "FILED"});
+    for (const v1::FeedbackEntry& e : all.entries()) {
+      table.Add({std::to_string(e.offset()), e.county_code(), e.area_code(), e.from_unit_id(),
+                 YesNo(e.from_group_leader_unit()),
+                 EnumWord(v1::FeedbackKind_descriptor(), e.kind(), "FEEDBACK_KIND_"), e.title(),
+                 TimeText(e.filed_at())});
+    }
+    std::cout << table.Render();
+    return kExitOk;
+  }
+
+  // inspections
+  v1::ListInspectionsRequest request;
+  request.set_scope_prefix(*scope);
+  request.set_page_size(page_size);
+  if (auto household = args_.Get("household"))
+    *request.mutable_subject() = HouseholdRef(*household);
+  v1::ListInspectionsResponse all;
+  do {
+    v1::ListInspectionsResponse page;
+    if (auto s = call(&v1::ReportService::Stub::ListInspections, request, &page); !s.ok())
+      return Fail(s);
+    request.set_page_token(page.next_page_token());
+    page.clear_next_page_token();
+    all.MergeFrom(page);
+  } while (!request.page_token().empty());
+  if (settings_.json) {
+    std::cout << ProtoJson(all) << "\n";
+    return kExitOk;
+  }
+  Table table({"OFFSET", "SUBJECT", "AREA", "INSPECTOR", "RESULT", "FLAGS", "FINDINGS"});
+  for (const v1::InspectionEntry& e : all.entries()) {
+    std::vector<std::string> flag_words;
+    for (int flag : e.flags()) {
+      flag_words.push_back(EnumWord(v1::InspectionFlag_descriptor(), flag, "INSPECTION_FLAG_"));
+    }
+    table.Add({std::to_string(e.offset()), e.subject().id(), e.area_code(),
+               e.inspector_name().empty() ? e.inspector_user_id() : e.inspector_name(),
+               EnumWord(v1::InspectionResult_descriptor(), e.result(), "INSPECTION_RESULT_"),
+               absl::StrJoin(flag_words, ","), e.findings()});
+  }
+  std::cout << table.Render();
+  return kExitOk;
 }
 
 // ---------------------------------------------------------------------------

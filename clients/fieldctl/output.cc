@@ -131,4 +131,24 @@ std::string Table::Render() const {
   return out;
 }
 
+std::string CsvRow(const std::vector<std::string>& fields) {
+  std::string row;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) row.push_back(',');
+    const std::string& field = fields[i];
+    if (field.find_first_of(",\"\r\n") == std::string::npos) {
+      row += field;
+      continue;
+    }
+    row.push_back('"');
+    for (char c : field) {
+      if (c == '"') row.push_back('"');
+      row.push_back(c);
+    }
+    row.push_back('"');
+  }
+  row += "\r\n";
+  return row;
+}
+
 }  // namespace fieldsync::fieldctl

@@ -53,6 +53,11 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// One CSV row as RFC 4180 has it (the export's CSV, docs/export.md): fields
+// joined by commas, a field holding a comma, a double quote or a line break
+// quoted with its double quotes doubled, the row ended by CRLF.
+std::string CsvRow(const std::vector<std::string>& fields);
+
 // Display width of UTF-8 text in a terminal.
 size_t DisplayWidth(const std::string& text);
 

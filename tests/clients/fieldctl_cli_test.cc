@@ -48,8 +48,8 @@ TEST_F(FieldctlCliTest, UsageHelpAndFailuresAnswerTheirExitCodes) {
       {"fresh", {"enroll", "--code", "not-a-code"}, 1, "enroll"},
       {"phone1", {"enroll", "--code", "x"}, 1, "already enrolled"},
       {"phone1", {"household", "show", "nope"}, 1, "not in local state"},
-      {"phone1", {"report", "assessment"}, 1, "not yet"},
-      {"phone1", {"export", "--from", "0"}, 1, "not yet"},
+      {"phone1", {"report", "assessment"}, 2, "needs --scope PREFIX"},
+      {"phone1", {"export", "--from", "0"}, 1, "export: "},
       {"", {"admin", "user", "list"}, 1, "--token-file"},
       {"", {"admin", "nothing", "here"}, 2, "unknown admin command"},
   };
