@@ -313,7 +313,12 @@ std::string Format(ExportFormat format, const v1::StoredEvent& stored) {
 std::vector<const v1::StoredEvent*> EventsOf(const v1::SubscribeResponse& response) {
   std::vector<const v1::StoredEvent*> events;
   // Batches since the stream's issue-12 form; a lone event from an older server.
+  // `event` is deprecated in the proto for servers; reading it here is on
+  // purpose (older servers still send it), so the warning is silenced here only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   if (response.has_event()) events.push_back(&response.event());
+#pragma GCC diagnostic pop
   for (const v1::StoredEvent& event : response.batch().events()) events.push_back(&event);
   return events;
 }
