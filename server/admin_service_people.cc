@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "domain/domain_keys.h"
 #include "server/admin_service.h"
 #include "server/admin_service_internal.h"
 #include "base/area_code.h"
