@@ -493,6 +493,7 @@ absl::StatusOr<DemoSummary> LoadDemoCounty(const DemoCountyOptions& options) {
   RETURN_IF_ERROR(Call(*admin, &v1::AdminService::Stub::IssueEnrollmentCode, token, issue, &code,
                        "IssueEnrollmentCode"));
   summary.enrollment_code = code.code();
+  summary.code_expires_at = absl::FromUnixSeconds(code.expires_at().seconds());
   summary.took = absl::Now() - began;
   return summary;
 }
@@ -508,7 +509,9 @@ std::string DemoSummaryText(const DemoSummary& s, const std::string& server,
       << " far from the dwelling; " << s.cadres_short_of_quota << " cadres short of the quota), "
       << s.conflicts << " open conflicts\n"
       << "admin token in " << admin_token_file << "\n"
-      << "try, as cadre " << s.code_user << " (enrollment code valid 72 h):\n"
+      << "try, as cadre " << s.code_user << " (the code works once, until "
+      << absl::FormatTime("%Y-%m-%d %H:%M %z", s.code_expires_at, absl::FixedTimeZone(8 * 3600))
+      << "):\n"
       << "  " << fieldctl << " --server " << server << " --db ./var/demo-phone.db enroll --code "
       << s.enrollment_code << "\n"
       << "  " << fieldctl << " --db ./var/demo-phone.db sync\n"

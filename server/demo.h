@@ -57,6 +57,7 @@ struct DemoSummary {
   // that user is a different one).
   std::string enrollment_code;
   std::string code_user;
+  absl::Time code_expires_at;
   absl::Duration took;
 };
 

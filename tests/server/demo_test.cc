@@ -14,8 +14,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/query_service.grpc.pb.h"
+#include "fieldsync/v1/report_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server/server_process.h"
@@ -34,6 +37,7 @@ struct Seen {
   int devices = 0;
   int visits = 0;
   int visits_without_fix = 0;
+  std::set<int> visit_years;  // China Standard Time
 };
 
 class DemoTest : public ::testing::Test {
@@ -145,6 +149,9 @@ class DemoTest : public ::testing::Test {
           if (!e.event().has_visit_recorded()) continue;
           ++seen.visits;
           if (!e.event().has_location()) ++seen.visits_without_fix;
+          seen.visit_years.insert(static_cast<int>(absl::ToCivilYear(
+              absl::FromUnixSeconds(e.event().visit_recorded().start_time().seconds()),
+              absl::FixedTimeZone(8 * 3600)).year()));
         }
         after = response.next_after_offset();
         more = response.more();
@@ -237,6 +244,36 @@ TEST_F(DemoTest, FirstStartOfAnEmptyStoreLoadsTheDemoCountyThroughTheApi) {
   EXPECT_GE(seen.visits_without_fix, 1);
   EXPECT_LT(seen.visits_without_fix, seen.visits);
   EXPECT_GE(seen.open_conflicts.size(), 1u);
+
+  // The reports see the season as the demo meant it: flagged visits (no fix,
+  // a fix far from the dwelling) and cadres short of the visits they owe.
+  auto report = v1::ReportService::NewStub(channel);
+  std::set<v1::EvidenceFlagKind> kinds;
+  std::set<std::string> short_of_visits;
+  for (int year : seen.visit_years) {
+    v1::GetEvidenceReportRequest evidence;
+    evidence.set_scope_prefix(kCounty);
+    evidence.set_year(year);
+    evidence.set_page_size(1000);
+    v1::GetEvidenceReportResponse flags;
+    grpc::Status status = report->GetEvidenceReport(Context(token).get(), evidence, &flags);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    for (const v1::EvidenceFlag& flag : flags.flags()) kinds.insert(flag.kind());
+    v1::GetAssessmentRequest assessment;
+    assessment.set_scope_prefix(kCounty);
+    assessment.set_year(year);
+    assessment.set_page_size(1000);
+    v1::GetAssessmentResponse assessed;
+    status = report->GetAssessment(Context(token).get(), assessment, &assessed);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    for (const v1::CadreAssessment& cadre : assessed.cadres()) {
+      if (cadre.visits() < cadre.visits_required()) short_of_visits.insert(cadre.user_id());
+    }
+  }
+  EXPECT_EQ(kinds.count(v1::EVIDENCE_FLAG_KIND_NO_FIX), 1u);
+  EXPECT_EQ(kinds.count(v1::EVIDENCE_FLAG_KIND_GPS_FAR), 1u);
+  EXPECT_GE(short_of_visits.size(), 1u);
+  EXPECT_LT(short_of_visits.size(), seen.cadres.size()) << "most cadres meet the quota";
 
   EXPECT_EQ(server->StopWith(SIGTERM), 0);
 }
