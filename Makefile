@@ -43,11 +43,16 @@ build-dev: deps build/dev/build.ninja
 	cmake --build build/dev -j $(JOBS)
 
 build-release: deps build/release/build.ninja
-	cmake --build build/release -j $(JOBS) --target fieldsyncd
+	cmake --build build/release -j $(JOBS) --target fieldsyncd fieldctl
 
+# `make run`: on the first start of an empty DATA_DIR the server loads the demo
+# county (--demo=county, server/demo.h) and prints three fieldctl commands;
+# later starts serve what is there. `make run DEMO=` starts without it.
+DEMO ?= county
 run: build-release
 	mkdir -p $(DATA_DIR)
-	./build/release/server/fieldsyncd --listen=$(LISTEN) --data_dir=$(DATA_DIR)
+	./build/release/server/fieldsyncd --listen=$(LISTEN) --data_dir=$(DATA_DIR) \
+	  $(if $(DEMO),--demo=$(DEMO) --demo_fieldctl=./build/release/clients/fieldctl/fieldctl)
 
 test: build-dev
 	cd build/dev && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

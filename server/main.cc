@@ -13,6 +13,12 @@
 //   metrics listening on HOST:PORT      (unless metrics_listen is "off")
 //   fieldsyncd listening on HOST:PORT
 // (with port 0 the port is the one the kernel chose). Logs go to stderr.
+// With --demo=county on the first start of a store (an empty data directory)
+// it loads the demo county through its own API (server/demo.h) after the
+// token line and before the listening lines (so "listening" means the demo is
+// there), printing what it made, the admin token file and three fieldctl
+// commands; on a later start the flag does nothing. If loading fails it shuts
+// down and exits 1 (remove the data directory and start again).
 // SIGTERM or SIGINT shuts it down cleanly: health goes NOT_SERVING, new calls
 // are refused, in-flight calls finish (up to shutdown_grace_ms), the store is
 // closed, exit status 0.
@@ -29,6 +35,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
 #include "server/config.h"
+#include "server/demo.h"
 #include "server/logging.h"
 #include "server/server.h"
 
@@ -45,6 +52,14 @@ ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle that verifies client ce
 ABSL_FLAG(bool, tls_require_client_cert, false,
           "refuse clients without a certificate signed by --tls_client_ca");
 ABSL_FLAG(std::string, log_format, "", "log format: text or json (default text)");
+ABSL_FLAG(std::string, demo, "",
+          "\"county\": on the first start of an empty data directory, load the demo county "
+          "(off by default)");
+ABSL_FLAG(std::string, demo_areas_csv, "deploy/gansu-admin-areas.csv",
+          "the Gansu areas CSV the demo county is taken from");
+ABSL_FLAG(std::string, demo_fieldctl, "fieldctl",
+          "how the printed demo commands call fieldctl (a path, or a name on PATH)");
+ABSL_FLAG(std::string, demo_county, "620122", "6-digit code of the demo county (default 皋兰县)");
 
 namespace {
 
@@ -89,13 +104,26 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const std::string demo = absl::GetFlag(FLAGS_demo);
+  if (!demo.empty() && demo != "county") {
+    std::cerr << "fieldsyncd: --demo: want county (province is not built), got \"" << demo
+              << "\"\n";
+    return 2;
+  }
+
   auto config = fieldsync::server::LoadServerConfig(absl::GetFlag(FLAGS_config), overrides);
   if (!config.ok()) {
     std::cerr << "fieldsyncd: " << config.status().message() << "\n";
     return 2;
   }
   fieldsync::server::InitLogging(config->log());
+  if (!demo.empty() && !config->tls().cert_file().empty()) {
+    // The demo talks to the server over a plaintext loopback channel.
+    std::cerr << "fieldsyncd: --demo needs a plaintext listener (tls.cert_file is set)\n";
+    return 2;
+  }
 
+  const absl::Duration grace = absl::Milliseconds(config->shutdown_grace_ms());
   auto server = fieldsync::server::FieldsyncServer::Start(*config);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", std::string(server.status().message()));
@@ -106,6 +134,36 @@ int main(int argc, char** argv) {
               << "(also written to " << config->data_dir() << "/"
               << fieldsync::server::kAdminTokenFileName << ", mode 0600)" << std::endl;
   }
+  if (!demo.empty()) {
+    if (std::optional<std::string> token = (*server)->first_admin_token()) {
+      std::string host = HostOf(config->listen());
+      if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+      if (host == "[::]") host = "[::1]";
+      fieldsync::server::DemoCountyOptions demo_options;
+      demo_options.target = host + ":" + std::to_string((*server)->port());
+      demo_options.admin_token = *token;
+      demo_options.areas_csv_path = absl::GetFlag(FLAGS_demo_areas_csv);
+      demo_options.county_code = absl::GetFlag(FLAGS_demo_county);
+      absl::StatusOr<fieldsync::server::DemoSummary> summary =
+          fieldsync::server::LoadDemoCounty(demo_options);
+      if (summary.ok()) {
+        std::cout << fieldsync::server::DemoSummaryText(
+                         *summary, demo_options.target,
+                         config->data_dir() + "/" + fieldsync::server::kAdminTokenFileName,
+                         absl::GetFlag(FLAGS_demo_fieldctl))
+                  << std::flush;
+      } else {
+        spdlog::critical("{} (remove the data directory {} and start again)",
+                         std::string(summary.status().message()), config->data_dir());
+        (*server)->Shutdown(absl::Now() + grace);
+        (*server)->Wait();
+        server->reset();
+        return 1;
+      }
+    } else {
+      spdlog::info("--demo=county: the store is not new; nothing loaded");
+    }
+  }
   if ((*server)->metrics_port() != 0) {
     std::cout << "metrics listening on " << HostOf(config->metrics_listen()) << ":"
               << (*server)->metrics_port() << std::endl;
@@ -113,7 +171,6 @@ int main(int argc, char** argv) {
   std::cout << "fieldsyncd listening on " << HostOf(config->listen()) << ":" << (*server)->port()
             << std::endl;
 
-  const absl::Duration grace = absl::Milliseconds(config->shutdown_grace_ms());
   std::thread waiter([&] {
     int signal = 0;
     sigwait(&signals, &signal);

@@ -214,3 +214,13 @@ fieldsync_test(write_path_test
 fieldsync_test(node_key_test
   SOURCES node_key_test.cc
   DEPS fieldsync_service_harness)
+
+# Issue 10: the demo county (fieldsyncd --demo=county, server/demo.h) loads on
+# the first start of an empty data directory through the served API, and a
+# second start adds nothing.
+fieldsync_test(demo_test
+  SOURCES demo_test.cc
+  DEPS fieldsync_server_process fieldsync_proto)
+fieldsync_uses_fieldsyncd(demo_test)
+target_compile_definitions(demo_test PRIVATE
+  AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
