@@ -132,7 +132,12 @@ class KafkaExporterImpl final : public KafkaExporter {
                    exported, head);
       exported = head;
     }
-    exported_ = exported;
+    {
+      // No other thread runs yet; the lock keeps the analysis (and a later
+      // reader of exported_) honest.
+      absl::MutexLock lock(&mu_);
+      exported_ = exported;
+    }
     written_cursor_ = cursor.value_or(0);
     next_read_ = exported;
     shared_->exported = exported;
