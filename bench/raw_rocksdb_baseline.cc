@@ -9,13 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/big_endian.h"
-#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
-#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/event_store.h"
 #include "storage/key_format.h"
+#include "storage/rocksdb_options.h"
 
 namespace fieldsync::bench {
 namespace {
@@ -49,28 +48,15 @@ struct RawDb {
   }
 };
 
-absl::StatusOr<std::unique_ptr<RawDb>> OpenRawDb(const std::string& path) {
-  // Sized like the store's defaults (StoreOptions): a shared 256 MiB LRU block
-  // cache and 64 MiB memtables per column family. Everything else is RocksDB's
-  // default: this is the ceiling of plain RocksDB, not of a tuned one.
-  const storage::StoreOptions defaults;
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  rocksdb::ColumnFamilyOptions cf_options;
-  cf_options.write_buffer_size = defaults.write_buffer_bytes;
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(defaults.block_cache_bytes);
-  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, cf_options},
-      {keys::kLogFamily, cf_options},
-      {keys::kEventIdFamily, cf_options},
-      {keys::kSubjectFamily, cf_options},
-      {keys::kScopeFamily, cf_options},
-      {keys::kProjectionFamily, cf_options},
-  };
+absl::StatusOr<std::unique_ptr<RawDb>> OpenRawDb(const std::string& path,
+                                                 const storage::StoreOptions& store_options) {
+  // The store's own RocksDB options (compression, block cache, bloom filters,
+  // memtables, WAL and background settings, every column family), from the
+  // one function the store opens with: the ratio measures fieldsync's code,
+  // not a different configuration.
+  storage::RocksDbOpenOptions open = storage::StoreRocksDbOptions(store_options);
+  const rocksdb::DBOptions& db_options = open.db;
+  const std::vector<rocksdb::ColumnFamilyDescriptor>& families = open.families;
   auto raw = std::make_unique<RawDb>();
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &raw->handles, &db);
@@ -217,12 +203,13 @@ double Median(std::vector<double> values) {
 }
 
 absl::StatusOr<PhaseResult> RunRawRocksDbBaseline(const PhaseOptions& options,
-                                                  const std::string& parent_dir) {
+                                                  const std::string& parent_dir,
+                                                  const storage::StoreOptions& store_options) {
   absl::StatusOr<TempDir> dir = TempDir::Make(parent_dir, "raw");
   if (!dir.ok()) return dir.status();
-  absl::StatusOr<std::unique_ptr<RawDb>> raw = OpenRawDb(dir->path());
+  absl::StatusOr<std::unique_ptr<RawDb>> raw = OpenRawDb(dir->path(), store_options);
   if (!raw.ok()) return raw.status();
-  const std::vector<size_t> prefixes = storage::StoreOptions().scope_prefix_lengths;
+  const std::vector<size_t> prefixes = store_options.scope_prefix_lengths;
   std::atomic<uint64_t> next_offset{0};
   RawDb* db = raw->get();
   const uint64_t seed = options.seed;
@@ -263,6 +250,15 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitFlag(const std::string&
   const size_t eq = arg.find('=');
   if (eq == std::string::npos) return absl::InvalidArgumentError("flag " + arg + " needs =value");
   return std::make_pair(arg.substr(2, eq - 2), arg.substr(eq + 1));
+}
+
+std::string LoadAverage() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return "null";
+  double one = NAN;
+  const int n = std::fscanf(f, "%lf", &one);
+  std::fclose(f);
+  return n == 1 ? JsonNumber(one, 2) : "null";
 }
 
 std::string JsonNumber(double value, int decimals) {

@@ -20,6 +20,7 @@
 // the chain's last hash are re-read from disk, so nothing half-written or
 // unacknowledged leaves a gap or forks the chain.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -43,19 +44,17 @@
 #include "base/big_endian.h"
 #include "base/status_macros.h"
 #include "base/text.h"
-#include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
-#include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
-#include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/write_batch.h"
 #include "storage/event_store.h"
 #include "storage/key_format.h"
+#include "storage/rocksdb_options.h"
 #include "storage/sha256.h"
 
 namespace fieldsync::storage {
@@ -224,7 +223,7 @@ struct OpenedDb {
 };
 
 absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& options,
-                                rocksdb::Env* env,
+                                const RocksDbTuning& tune, rocksdb::Env* env,
                                 const std::shared_ptr<rocksdb::EventListener>& listener);
 
 // The CommitContext of one entry. Writes go to the group's WriteBatch (rolled
@@ -269,11 +268,12 @@ class EntryContext final : public CommitContext {
 
 class RocksDbEventStore final : public EventStore {
  public:
-  RocksDbEventStore(std::string path, StoreOptions options, std::unique_ptr<rocksdb::Env> env,
-                    std::shared_ptr<WriteGate> gate,
+  RocksDbEventStore(std::string path, StoreOptions options, RocksDbTuning tune,
+                    std::unique_ptr<rocksdb::Env> env, std::shared_ptr<WriteGate> gate,
                     std::shared_ptr<rocksdb::EventListener> listener, OpenedDb opened)
       : path_(std::move(path)),
         options_(std::move(options)),
+        tune_(std::move(tune)),
         env_(std::move(env)),
         gate_(std::move(gate)),
         listener_(std::move(listener)),
@@ -651,7 +651,7 @@ class RocksDbEventStore final : public EventStore {
       absl::MutexLock blob_lock(&blob_mu_);
       absl::WriterMutexLock db_lock(&db_mu_);
       CloseDb();
-      absl::StatusOr<OpenedDb> opened = OpenDb(path_, options_, env_.get(), listener_);
+      absl::StatusOr<OpenedDb> opened = OpenDb(path_, options_, tune_, env_.get(), listener_);
       if (!opened.ok()) return;  // Reads answer Unavailable until a reopen works.
       new_head = opened->head;
       next_offset_ = opened->head + 1;
@@ -770,6 +770,8 @@ class RocksDbEventStore final : public EventStore {
   // writer's hands at a time, and groups are written in order, so offsets
   // stay gapless on disk.
   void CommitterLoop() {
+    // Named for top -H, perf and push_bench's CPU by stage (/proc/<pid>/task).
+    pthread_setname_np(pthread_self(), "fs-committer");
     while (true) {
       std::vector<std::unique_ptr<PendingAppend>> taken;
       {
@@ -971,6 +973,7 @@ class RocksDbEventStore final : public EventStore {
   // callers. Answers (duplicates included) go out only after every earlier
   // group is durable, because groups pass through here one at a time, in order.
   void WriterLoop() {
+    pthread_setname_np(pthread_self(), "fs-writer");  // As the committer's.
     while (true) {
       PreparedGroup* group = nullptr;
       {
@@ -1029,6 +1032,7 @@ class RocksDbEventStore final : public EventStore {
 
   const std::string path_;
   const StoreOptions options_;
+  const RocksDbTuning tune_;  // Applied at every open (OpenEventStoreWithTuning).
   std::unique_ptr<rocksdb::Env> env_;  // Null: the default Env. Outlives db_.
   const std::shared_ptr<WriteGate> gate_;
   const std::shared_ptr<rocksdb::EventListener> listener_;
@@ -1414,70 +1418,17 @@ absl::Status RocksDbEventStore::OpenBlobUploads(std::string upload_dir) {
 
 // ---- Opening ----
 
-rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
-                                           const std::shared_ptr<rocksdb::Cache>& cache,
-                                           std::string_view name) {
-  rocksdb::ColumnFamilyOptions cf;
-  cf.write_buffer_size = options.write_buffer_bytes;
-  // LZ4 on the upper levels (cheap), ZSTD on the bottommost (most bytes, cold).
-  auto supported = rocksdb::GetSupportedCompressions();
-  auto has = [&](rocksdb::CompressionType t) {
-    return std::find(supported.begin(), supported.end(), t) != supported.end();
-  };
-  cf.compression = has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
-                                                  : rocksdb::kSnappyCompression;
-  if (has(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
-  cf.level_compaction_dynamic_level_bytes = true;
-
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  table.block_size = 16 * 1024;
-  table.format_version = 5;
-  table.cache_index_and_filter_blocks = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  // Point lookups dominate the event_id index (every append checks a new id,
-  // which almost always misses) and projections: a bloom filter answers most
-  // misses without reading a data block.
-  if (name == keys::kEventIdFamily || name == keys::kProjectionFamily) {
-    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  }
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-
-  if (name == keys::kBlobFamily) {
-    // Photos: kept out of the LSM tree in blob files, not compressed (JPEG is).
-    cf.enable_blob_files = true;
-    cf.min_blob_size = 4096;
-    cf.blob_compression_type = rocksdb::kNoCompression;
-    cf.enable_blob_garbage_collection = true;
-  }
-  return cf;
-}
-
 absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& options,
-                                rocksdb::Env* env,
+                                const RocksDbTuning& tune, rocksdb::Env* env,
                                 const std::shared_ptr<rocksdb::EventListener>& listener) {
-  rocksdb::DBOptions db_options;
+  // Every RocksDB option is in StoreRocksDbOptions (storage/rocksdb_options.h),
+  // which the benchmarks' raw baseline opens its database with too.
+  RocksDbOpenOptions open = StoreRocksDbOptions(options);
+  if (tune) tune(open);
+  rocksdb::DBOptions& db_options = open.db;
   if (env != nullptr) db_options.env = env;
   db_options.listeners.push_back(listener);
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.max_background_jobs = options.max_background_jobs;
-  db_options.max_open_files = options.max_open_files;
-  db_options.bytes_per_sync = 1 << 20;
-  db_options.max_total_wal_size = 512 << 20;
-  db_options.keep_log_file_num = 4;
-  db_options.paranoid_checks = true;
-  // Recover everything the WAL holds that was synced; a torn tail record from
-  // a crash mid-write (never acknowledged) is dropped.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-
-  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kLogFamily,
-                           keys::kEventIdFamily, keys::kSubjectFamily, keys::kScopeFamily,
-                           keys::kProjectionFamily, keys::kBlobFamily}) {
-    families.emplace_back(name, FamilyOptions(options, cache, name));
-  }
+  const std::vector<rocksdb::ColumnFamilyDescriptor>& families = open.families;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(db_options, path, families, &handles, &raw_db),
@@ -1541,6 +1492,12 @@ absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& opt
 
 absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& path,
                                                            StoreOptions options) {
+  return OpenEventStoreWithTuning(path, std::move(options), nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStoreWithTuning(const std::string& path,
+                                                                     StoreOptions options,
+                                                                     RocksDbTuning tune) {
   for (size_t length : options.scope_prefix_lengths) {
     if (length == 0 || length > base::kAreaCodeDigits) {
       return absl::InvalidArgumentError(
@@ -1564,8 +1521,9 @@ absl::StatusOr<std::unique_ptr<EventStore>> OpenEventStore(const std::string& pa
   if (options.file_system != nullptr) env = rocksdb::NewCompositeEnv(options.file_system);
   auto gate = std::make_shared<WriteGate>(options.on_write_state_changed);
   auto listener = std::make_shared<BackgroundErrorListener>(gate);
-  ASSIGN_OR_RETURN(OpenedDb opened, OpenDb(path, options, env.get(), listener));
-  auto store = std::make_unique<RocksDbEventStore>(path, std::move(options), std::move(env),
+  ASSIGN_OR_RETURN(OpenedDb opened, OpenDb(path, options, tune, env.get(), listener));
+  auto store = std::make_unique<RocksDbEventStore>(path, std::move(options), std::move(tune),
+                                                   std::move(env),
                                                    std::move(gate), std::move(listener),
                                                    std::move(opened));
   RETURN_IF_ERROR(

@@ -1,0 +1,81 @@
+#include "storage/rocksdb_options.h"
+
+#include <algorithm>
+#include <memory>
+#include <string_view>
+
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "storage/key_format.h"
+
+namespace fieldsync::storage {
+namespace {
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
+                                           const std::shared_ptr<rocksdb::Cache>& cache,
+                                           std::string_view name) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  // LZ4 on the upper levels (cheap), ZSTD on the bottommost (most bytes, cold).
+  auto supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t) != supported.end();
+  };
+  cf.compression = has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                  : rocksdb::kSnappyCompression;
+  if (has(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
+  cf.level_compaction_dynamic_level_bytes = true;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.block_size = 16 * 1024;
+  table.format_version = 5;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Point lookups dominate the event_id index (every append checks a new id,
+  // which almost always misses) and projections: a bloom filter answers most
+  // misses without reading a data block.
+  if (name == keys::kEventIdFamily || name == keys::kProjectionFamily) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  if (name == keys::kBlobFamily) {
+    // Photos: kept out of the LSM tree in blob files, not compressed (JPEG is).
+    cf.enable_blob_files = true;
+    cf.min_blob_size = 4096;
+    cf.blob_compression_type = rocksdb::kNoCompression;
+    cf.enable_blob_garbage_collection = true;
+  }
+  return cf;
+}
+
+}  // namespace
+
+RocksDbOpenOptions StoreRocksDbOptions(const StoreOptions& options) {
+  RocksDbOpenOptions out;
+  rocksdb::DBOptions& db = out.db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.max_background_jobs = options.max_background_jobs;
+  db.max_open_files = options.max_open_files;
+  db.bytes_per_sync = 1 << 20;
+  db.max_total_wal_size = 512 << 20;
+  db.keep_log_file_num = 4;
+  db.paranoid_checks = true;
+  // Recover everything the WAL holds that was synced; a torn tail record from
+  // a crash mid-write (never acknowledged) is dropped.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kLogFamily,
+                           keys::kEventIdFamily, keys::kSubjectFamily, keys::kScopeFamily,
+                           keys::kProjectionFamily, keys::kBlobFamily}) {
+    out.families.emplace_back(name, FamilyOptions(options, cache, name));
+  }
+  return out;
+}
+
+}  // namespace fieldsync::storage
