@@ -51,6 +51,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -71,6 +72,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -79,6 +81,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/text.h"
 #include "base/time.h"
@@ -86,6 +89,7 @@
 #include "fieldsync/v1/admin_service.grpc.pb.h"
 #include "fieldsync/v1/event.pb.h"
 #include "fieldsync/v1/sync_service.grpc.pb.h"
+#include "storage/event_store.h"
 #include "sync/event_codec.h"
 
 extern char** environ;
@@ -96,6 +100,12 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kGoalMinRatio = 0.5;
+// Issue 13's other goals: a first township pull of at most 400 gzip bytes per
+// household; with --preload, at least 0.8x the empty store's throughput with
+// the server's RSS under 512 MiB.
+constexpr double kGoalGzipBytesPerHousehold = 400;
+constexpr double kGoalPreloadVsEmpty = 0.8;
+constexpr double kGoalMaxRssMiB = 512;
 constexpr char kUnitId[] = "bench-unit";
 constexpr char kTownshipUserId[] = "bench-township";
 constexpr int kPlannedHouseholdsPerCadre = 20;
@@ -117,7 +127,9 @@ struct Flags {
   int pull_repeats = 5;
   int incremental_events = 100;
   size_t event_bytes = 300;
-  double outbox_events_per_s = 60000;
+  double outbox_events_per_s = 30000;
+  int pairs = 3;
+  uint64_t preload = 0;
   std::string dir;
   std::string fieldsyncd = FIELDSYNC_FIELDSYNCD_PATH;
   std::string areas_csv = FIELDSYNC_AREAS_CSV;
@@ -127,7 +139,8 @@ constexpr char kUsage[] =
     "usage: push_bench [--seconds=5] [--devices=8] [--batch=50] [--households=2000]\n"
     "                  [--villages=16] [--shared_households=5] [--township=621121101]\n"
     "                  [--pull_repeats=5] [--incremental_events=100] [--event_bytes=300]\n"
-    "                  [--outbox_events_per_s=60000] [--dir=PARENT_OF_TEMP_DIRS]\n"
+    "                  [--outbox_events_per_s=30000] [--pairs=3] [--preload=0]\n"
+    "                  [--dir=PARENT_OF_TEMP_DIRS]\n"
     "                  [--fieldsyncd=PATH] [--areas_csv=PATH]\n";
 
 absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
@@ -162,6 +175,10 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ok = ParseNumber(value, &flags.event_bytes) && flags.event_bytes >= 64;
     } else if (name == "outbox_events_per_s") {
       ok = ParseNumber(value, &flags.outbox_events_per_s) && flags.outbox_events_per_s > 0;
+    } else if (name == "pairs") {
+      ok = ParseNumber(value, &flags.pairs) && flags.pairs > 0 && flags.pairs <= 100;
+    } else if (name == "preload") {
+      ok = ParseNumber(value, &flags.preload);
     } else if (name == "dir") {
       flags.dir = value;
       ok = !value.empty();
@@ -198,9 +215,12 @@ void Progress(const std::string& message) {
 // logs, one line per call) in a file. Not thread-safe.
 class ServerProcess {
  public:
+  // `first_start`: the data dir is new, so the server prints the first admin
+  // token (a restart on the same data dir prints none).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary,
                                                               const std::vector<std::string>& args,
-                                                              const std::string& log_path) {
+                                                              const std::string& log_path,
+                                                              bool first_start = true) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
       return absl::InternalError("pipe: " + std::string(strerror(errno)));
@@ -208,7 +228,7 @@ class ServerProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
     std::vector<std::string> argv_strings = {binary};
     argv_strings.insert(argv_strings.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -223,7 +243,7 @@ class ServerProcess {
       return absl::InternalError(absl::StrCat("cannot start ", binary, ": ", strerror(rc)));
     }
     auto server = std::unique_ptr<ServerProcess>(new ServerProcess(pid, fds[0], log_path));
-    absl::Status status = server->ReadBanner(absl::Seconds(60));
+    absl::Status status = server->ReadBanner(absl::Seconds(600), first_start);
     if (!status.ok()) return status;
     server->drain_ = std::thread([fd = server->stdout_fd_] {
       char buf[4096];
@@ -294,7 +314,7 @@ class ServerProcess {
       : pid_(pid), stdout_fd_(stdout_fd), log_path_(std::move(log_path)) {}
 
   // Reads stdout until "fieldsyncd listening on HOST:PORT".
-  absl::Status ReadBanner(absl::Duration timeout) {
+  absl::Status ReadBanner(absl::Duration timeout, bool expect_token) {
     const absl::Time until = absl::Now() + timeout;
     std::string pending;
     constexpr std::string_view kToken = "first admin token: ";
@@ -307,7 +327,7 @@ class ServerProcess {
         if (line.rfind(kToken, 0) == 0) admin_token_ = line.substr(kToken.size());
         if (line.rfind(kListening, 0) == 0) {
           address_ = line.substr(kListening.size());
-          if (admin_token_.empty()) {
+          if (expect_token && admin_token_.empty()) {
             return absl::InternalError("fieldsyncd printed no first admin token");
           }
           return absl::OkStatus();
@@ -338,6 +358,142 @@ class ServerProcess {
   std::string admin_token_;
   std::thread drain_;
 };
+
+// ---------------------------------------------------------------- the server's CPU and memory
+
+// CPU time of the server process and of each of its threads, from /proc.
+// The process total is utime + stime of /proc/<pid>/stat (clock ticks; it
+// includes threads that have exited); the threads' times come from
+// /proc/<pid>/task/<tid>/schedstat (nanoseconds on the CPU), named by
+// /proc/<pid>/task/<tid>/comm.
+struct CpuSnapshot {
+  double process_s = 0;
+  std::map<long, std::pair<std::string, double>> threads;  // tid -> (comm, seconds)
+};
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream all;
+  all << in.rdbuf();
+  return all.str();
+}
+
+CpuSnapshot ReadCpu(pid_t pid) {
+  CpuSnapshot snap;
+  const std::string stat = ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
+  // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
+  const size_t close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream fields(stat.substr(close + 1));
+    std::vector<std::string> f;
+    std::string field;
+    while (fields >> field) f.push_back(field);
+    if (f.size() > 12) {
+      const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+      snap.process_s = (std::strtod(f[11].c_str(), nullptr) + std::strtod(f[12].c_str(), nullptr)) /
+                       ticks;
+    }
+  }
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    const std::string dir = task.path().string();
+    std::string comm = ReadSmallFile(dir + "/comm");
+    while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' ')) comm.pop_back();
+    const std::string schedstat = ReadSmallFile(dir + "/schedstat");
+    if (schedstat.empty()) continue;  // The thread exited meanwhile.
+    const long tid = std::strtol(task.path().filename().c_str(), nullptr, 10);
+    snap.threads[tid] = {comm, std::strtod(schedstat.c_str(), nullptr) / 1e9};
+  }
+  return snap;
+}
+
+// The stage a server thread's CPU is counted in, by the thread's name. The
+// store names its two commit threads (storage/rocksdb_event_store.cc);
+// RocksDB names its pools "rocksdb:low"/"rocksdb:high"; every other thread of
+// fieldsyncd is a gRPC thread (or an idle helper: stream hub, metrics).
+std::string StageOf(const std::string& comm) {
+  if (comm == "fs-committer") return "store_committer";
+  if (comm == "fs-writer") return "store_writer";
+  if (comm.rfind("rocksdb:", 0) == 0) return "rocksdb_background";
+  return "grpc_threads";
+}
+
+// A thread name without its trailing digits ("rocksdb:low3" -> "rocksdb:low"),
+// to add up a pool's threads.
+std::string PoolOf(std::string comm) {
+  while (!comm.empty() && comm.back() >= '0' && comm.back() <= '9') comm.pop_back();
+  return comm;
+}
+
+// Server CPU over one phase: seconds by stage and by thread pool.
+struct CpuUse {
+  double process_s = 0;
+  std::map<std::string, double> by_stage;
+  std::map<std::string, double> by_pool;
+};
+
+CpuUse CpuBetween(const CpuSnapshot& before, const CpuSnapshot& after) {
+  CpuUse use;
+  use.process_s = after.process_s - before.process_s;
+  for (const auto& [tid, thread] : after.threads) {
+    double from = 0;
+    if (auto it = before.threads.find(tid); it != before.threads.end()) from = it->second.second;
+    const double used = thread.second - from;
+    use.by_stage[StageOf(thread.first)] += used;
+    use.by_pool[PoolOf(thread.first)] += used;
+  }
+  return use;
+}
+
+// VmRSS and VmHWM (peak) of /proc/<pid>/status, in MiB; -1 if unreadable.
+std::pair<double, double> RssMiB(pid_t pid) {
+  std::istringstream status(ReadSmallFile(absl::StrCat("/proc/", pid, "/status")));
+  double rss = -1;
+  double hwm = -1;
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::strtod(line.c_str() + 6, nullptr) / 1024;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::strtod(line.c_str() + 6, nullptr) / 1024;
+  }
+  return {rss, hwm};
+}
+
+// Microseconds of one crypto_sign_verify_detached over `message` in this
+// process (median of 5 runs of 200): the share of the server's CPU per event
+// that Ed25519 verification alone explains, measured on the same machine at
+// the same time.
+double VerifyMicros(const std::string& message) {
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+  unsigned char sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_keypair(pk, sk);
+  unsigned char sig[crypto_sign_BYTES];
+  const auto* m = reinterpret_cast<const unsigned char*>(message.data());
+  crypto_sign_detached(sig, nullptr, m, message.size(), sk);
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) {
+    const Clock::time_point t0 = Clock::now();
+    int bad = 0;
+    for (int i = 0; i < 200; ++i) bad += crypto_sign_verify_detached(sig, m, message.size(), pk);
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (bad == 0) runs.push_back(us / 200);
+  }
+  return Median(runs);
+}
+
+// gzip (zlib level 6, as gRPC's gzip message compression) size of `bytes`.
+size_t GzipSize(const std::string& bytes) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+  std::string out(deflateBound(&z, bytes.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  const size_t size = z.total_out;
+  deflateEnd(&z);
+  return rc == Z_STREAM_END ? size : 0;
+}
 
 // ---------------------------------------------------------------- gRPC helpers
 
@@ -1216,9 +1372,11 @@ struct PushPhase {
   PushTally tally;
 };
 
-// Each device pushes its outbox, one call at a time, until the deadline.
-// Leaves each device's next_seq after its last pushed event.
-absl::StatusOr<PushPhase> RunPushPhase(World& world, std::vector<Outbox>& outboxes, double seconds,
+// Each device pushes its outbox from batch next_batch[d], one call at a time,
+// until the deadline. Leaves each device's next_seq after its last pushed
+// event and next_batch[d] at the first batch not pushed, for the next phase.
+absl::StatusOr<PushPhase> RunPushPhase(World& world, std::vector<Outbox>& outboxes,
+                                       std::vector<size_t>& next_batch, double seconds,
                                        size_t batch) {
   const size_t n = world.cadres.size();
   struct PerThread {
@@ -1247,7 +1405,7 @@ absl::StatusOr<PushPhase> RunPushPhase(World& world, std::vector<Outbox>& outbox
       ready.count_down();
       start_gate.wait();
       mine.last_end = start;
-      size_t b = 0;
+      size_t b = next_batch[t];
       for (; b < outbox.batches.size(); ++b) {
         if (failed.load(std::memory_order_relaxed) || Clock::now() >= deadline) break;
         if (!request.ParseFromString(outbox.batches[b])) {
@@ -1289,8 +1447,10 @@ absl::StatusOr<PushPhase> RunPushPhase(World& world, std::vector<Outbox>& outbox
     phase.outbox_exhausted = phase.outbox_exhausted || pt.exhausted;
     end = std::max(end, pt.last_end);
     latencies.insert(latencies.end(), pt.latencies_ms.begin(), pt.latencies_ms.end());
-    world.cadres[t]->set_next_seq(outboxes[t].first_seq + pt.pushed * batch);
-    for (size_t b = 0; b < pt.pushed; ++b) {
+    const size_t from = next_batch[t];
+    next_batch[t] += pt.pushed;
+    world.cadres[t]->set_next_seq(outboxes[t].first_seq + next_batch[t] * batch);
+    for (size_t b = from; b < next_batch[t]; ++b) {
       for (size_t k = 0; k < 3; ++k) phase.mix[k] += outboxes[t].mix[b][k];
     }
   }
@@ -1307,6 +1467,7 @@ absl::StatusOr<PushPhase> RunPushPhase(World& world, std::vector<Outbox>& outbox
 struct PullRun {
   double ms = 0;
   uint64_t bytes = 0;  // Serialized PullResponse bytes (the gRPC message bodies).
+  uint64_t gzip_bytes = 0;  // The same, each page gzipped (as gRPC's gzip would).
   int pages = 0;
   int households = 0;
   int events = 0;
@@ -1319,6 +1480,7 @@ absl::StatusOr<PullRun> PullAll(Device& device, const v1::Checkpoint* cursor) {
   PullRun run;
   v1::PullRequest request;
   if (cursor != nullptr) *request.mutable_cursor() = *cursor;
+  std::vector<v1::PullResponse> pages;  // Compressed after the timed exchange.
   const Clock::time_point t0 = Clock::now();
   while (true) {
     v1::PullResponse response;
@@ -1327,21 +1489,25 @@ absl::StatusOr<PullRun> PullAll(Device& device, const v1::Checkpoint* cursor) {
     if (!status.ok()) return FromGrpc(status, "Pull");
     ++run.pages;
     run.bytes += response.ByteSizeLong();
-    run.households += response.snapshot().households_size();
-    run.events += response.events_size();
-    run.checkpoint = response.checkpoint();
-    if (!response.more()) break;
+    v1::PullResponse& page = pages.emplace_back(std::move(response));
+    run.households += page.snapshot().households_size();
+    run.events += page.events_size();
+    run.checkpoint = page.checkpoint();
+    if (!page.more()) break;
     if (run.pages > 100000) return absl::InternalError("Pull never reports more=false");
-    *request.mutable_cursor() = response.checkpoint();
+    *request.mutable_cursor() = page.checkpoint();
   }
   run.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  for (const v1::PullResponse& page : pages) run.gzip_bytes += GzipSize(page.SerializeAsString());
   return run;
 }
 
 struct PullFigures {
   int first_pull_households = 0;
-  double first_pull_ms = 0;
+  double first_pull_cold_ms = 0;  // The first repetition, on a just-restarted server.
+  double first_pull_ms = 0;       // Median of the other repetitions (warm).
   uint64_t first_pull_bytes = 0;
+  uint64_t first_pull_gzip_bytes = 0;
   int first_pull_pages = 0;
   int incremental_events = 0;
   double incremental_ms = 0;
@@ -1358,13 +1524,21 @@ absl::StatusOr<PullFigures> RunPulls(const Flags& flags, World& world) {
     first_ms.push_back(run->ms);
     figures.first_pull_households = run->households;
     figures.first_pull_bytes = run->bytes;
+    figures.first_pull_gzip_bytes = run->gzip_bytes;
     figures.first_pull_pages = run->pages;
     checkpoint = run->checkpoint;
   }
-  figures.first_pull_ms = Median(first_ms);
+  // The caller restarted the server just before: the first repetition runs
+  // with a cold block cache (the OS page cache may still hold the files).
+  figures.first_pull_cold_ms = first_ms.front();
+  figures.first_pull_ms =
+      first_ms.size() > 1 ? Median(std::vector<double>(first_ms.begin() + 1, first_ms.end()))
+                          : first_ms.front();
   Progress(absl::StrCat("first pull: ", figures.first_pull_households, " households in ",
                         figures.first_pull_pages, " pages, ", figures.first_pull_bytes,
-                        " bytes, median ", JsonNumber(figures.first_pull_ms, 1), " ms"));
+                        " bytes (gzip ", figures.first_pull_gzip_bytes, "), cold ",
+                        JsonNumber(figures.first_pull_cold_ms, 1), " ms, warm median ",
+                        JsonNumber(figures.first_pull_ms, 1), " ms"));
   if (figures.first_pull_households != flags.households) {
     Progress(absl::StrCat("WARNING: the first pull held ", figures.first_pull_households,
                           " households, expected ", flags.households));
@@ -1416,6 +1590,131 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
+
+// ---------------------------------------------------------------- preload
+
+// One preloaded event as the server stores it: a VisitRecorded by one of 1,000
+// synthetic devices in a village of Lanzhou's 城关区 (620102: never the
+// benchmark's township, so the township's pulls return the same households at
+// both sizes while the store, its indexes and the event_id filter are N events
+// larger). The signature is random bytes: the store does not check it, and
+// nothing reads these records back but a scan.
+storage::AppendEntry PreloadEntry(uint64_t i, Rng& rng) {
+  v1::StoredEvent stored;
+  v1::Event& event = *stored.mutable_event();
+  char id[40];
+  const uint64_t r = rng.Next();
+  std::snprintf(id, sizeof id, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64
+                "-%012" PRIx64, r >> 32, (r >> 16) & 0xffff, (r >> 4) & 0xfff, r & 0xfff, i);
+  event.set_event_id(id);
+  const uint64_t device = i % 1000;
+  event.set_device_id(absl::StrFormat("preload-%04d", device));
+  event.set_device_seq(i / 1000 + 1);
+  const int64_t at_ms = 1700000000000LL + static_cast<int64_t>(i) * 7;
+  event.set_hlc(static_cast<uint64_t>(at_ms) << 16);
+  *event.mutable_device_time() = base::ToTimestamp(absl::FromUnixMillis(at_ms));
+  const std::string village =
+      absl::StrFormat("620102%03d%03d", 1 + device % 30, 1 + (device / 30) % 30);
+  event.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
+  event.mutable_subject()->set_id(absl::StrFormat("%s-%04d", village, 1 + rng.Below(400)));
+  event.set_area_code(village);
+  v1::VisitRecorded* visit = event.mutable_visit_recorded();
+  *visit->mutable_start_time() = base::ToTimestamp(absl::FromUnixMillis(at_ms - 3600000));
+  *visit->mutable_end_time() = base::ToTimestamp(absl::FromUnixMillis(at_ms - 600000));
+  visit->set_purpose(static_cast<v1::VisitPurpose>(1 + rng.Below(7)));
+  visit->set_notes(kVisitNotes[rng.Below(std::size(kVisitNotes))]);
+  std::string signature(64, '\0');
+  for (size_t w = 0; w < signature.size(); w += 8) {
+    const uint64_t word = rng.Next();
+    std::memcpy(signature.data() + w, &word, 8);
+  }
+  event.set_signature(signature);
+  *stored.mutable_received_at() = base::ToTimestamp(absl::FromUnixMillis(at_ms + 1000));
+  stored.set_actor(absl::StrFormat("preload-user-%04d", device));
+  stored.set_adopted_hlc(event.hlc());
+  return sync::ToAppendEntry(stored);
+}
+
+// Appends `n` preload events to the store at `data_dir` (before fieldsyncd
+// opens it): the store's own Append, default StoreOptions (fieldsyncd's
+// defaults), 10,000 events a call from 2 threads, so groups are large and no
+// gRPC, signature or merge runs.
+absl::Status Preload(const std::string& data_dir, uint64_t n) {
+  absl::StatusOr<std::unique_ptr<storage::EventStore>> store =
+      storage::OpenEventStore(data_dir, storage::StoreOptions());
+  if (!store.ok()) return store.status();
+  constexpr uint64_t kChunk = 10000;
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  absl::Status failure;
+  absl::Mutex failure_mu;
+  const Clock::time_point t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      Rng rng(0x9e1f00d + static_cast<uint64_t>(t));
+      while (!failed.load()) {
+        const uint64_t from = next.fetch_add(kChunk);
+        if (from >= n) break;
+        const uint64_t to = std::min(n, from + kChunk);
+        std::vector<storage::AppendEntry> entries;
+        entries.reserve(to - from);
+        for (uint64_t i = from; i < to; ++i) entries.push_back(PreloadEntry(i, rng));
+        absl::StatusOr<std::vector<storage::AppendResult>> r = (*store)->Append(std::move(entries));
+        if (!r.ok()) {
+          absl::MutexLock lock(&failure_mu);
+          failure = r.status();
+          failed.store(true);
+          break;
+        }
+        if (from / kChunk % 100 == 0 && from > 0) {
+          const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+          Progress(absl::StrCat("  preloaded ", from, " events in ", JsonNumber(s, 0), " s"));
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  if (!failure.ok()) return failure;
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  Progress(absl::StrCat("preload: ", n, " events in ", JsonNumber(s, 1), " s (",
+                        JsonNumber(static_cast<double>(n) / std::max(s, 1e-9), 0),
+                        " events/s), head ", (*store)->Head()));
+  store->reset();
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- one world
+
+// What one world (a fresh server, optionally preloaded) measured.
+struct WorldFigures {
+  uint64_t preload = 0;
+  double preload_seconds = 0;
+  // Per pair (raw ceiling, then push).
+  std::vector<PhaseResult> raw;
+  std::vector<PushPhase> push;
+  std::vector<double> ratios;
+  std::vector<CpuUse> cpu;
+  std::vector<double> load_averages;
+  // Medians over the pairs.
+  double push_events_per_s = 0;
+  double raw_events_per_s = 0;
+  double ratio = 0;
+  double cpu_us_per_event = 0;
+  std::map<std::string, double> stage_us_per_event;
+  std::map<std::string, double> pool_us_per_event;
+  double rss_mib = 0;
+  double rss_peak_mib = 0;
+  double rss_after_restart_mib = 0;
+  PullFigures pulls;
+  PushTally tally;
+  uint64_t mix[3] = {0, 0, 0};
+  uint64_t events = 0;
+  uint64_t calls = 0;
+  bool outbox_exhausted = false;
+  double verify_us = 0;
+};
+
 // The server's config: defaults, but the per-device rate limit is raised so
 // that it never throttles a device pushing as fast as it can (the limiter
 // still runs on every call), and the Enroll rate limit so that every bench
@@ -1430,6 +1729,229 @@ constexpr char kServerConfig[] =
     "  enroll_per_peer_per_minute: 1000000\n"
     "  enroll_per_minute: 1000000\n"
     "}\n";
+
+absl::StatusOr<WorldFigures> RunWorld(const Flags& flags, uint64_t preload) {
+  WorldFigures fig;
+  fig.preload = preload;
+  absl::StatusOr<TempDir> dir = TempDir::Make(flags.dir, "push");
+  if (!dir.ok()) return dir.status();
+  const std::string config_path = dir->path() + "/fieldsyncd.textproto";
+  const std::string data_dir = dir->path() + "/data";
+  const std::string log_path = dir->path() + "/fieldsyncd.log";
+  if (absl::Status s = WriteFile(config_path, kServerConfig); !s.ok()) return s;
+  if (preload > 0) {
+    Progress(absl::StrCat("preloading ", preload, " events into ", data_dir, "..."));
+    const Clock::time_point t0 = Clock::now();
+    if (absl::Status s = Preload(data_dir, preload); !s.ok()) return s;
+    fig.preload_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  const std::vector<std::string> args = {"--config=" + config_path, "--data_dir=" + data_dir,
+                                         "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"};
+  Progress(absl::StrCat("starting ", flags.fieldsyncd, " in ", dir->path()));
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(flags.fieldsyncd, args, log_path);
+  if (!server.ok()) return server.status();
+  Progress(absl::StrCat("fieldsyncd pid ", (*server)->pid(), " listening on ", (*server)->address(),
+                        ", log ", (*server)->log_path()));
+  // From here on a failure also shows the end of the server's log.
+  auto with_log = [&](const absl::Status& status) {
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), "\npush_bench: the end of fieldsyncd's log:\n",
+                                     (*server)->LogTail()));
+  };
+  Setup setup(flags, **server);
+  absl::StatusOr<World> built = setup.Run();
+  if (!built.ok()) return with_log(built.status());
+  World& world = *built;
+
+  // Outboxes, sized for up to --outbox_events_per_s over --seconds for each
+  // of the --pairs push phases: each device signs its own in parallel.
+  const double total_events = flags.outbox_events_per_s * flags.seconds * flags.pairs;
+  const size_t batches_per_device = std::max<size_t>(
+      4, static_cast<size_t>(std::ceil(total_events / static_cast<double>(flags.devices) /
+                                       static_cast<double>(flags.batch))));
+  Progress(absl::StrCat("signing outboxes: ", flags.devices, " devices x ", batches_per_device,
+                        " batches of ", flags.batch, " events"));
+  std::vector<Outbox> outboxes(world.cadres.size());
+  {
+    std::vector<std::thread> makers;
+    for (size_t d = 0; d < world.cadres.size(); ++d) {
+      makers.emplace_back([&, d] {
+        outboxes[d] = MakeOutbox(*world.cadres[d], world.work[d], world.households,
+                                 batches_per_device, flags.batch);
+      });
+    }
+    for (std::thread& t : makers) t.join();
+  }
+  {
+    // Ed25519 verification of one outbox event, as the server does it.
+    v1::PushRequest first;
+    if (first.ParseFromString(outboxes[0].batches[0]) && first.events_size() > 0) {
+      fig.verify_us = VerifyMicros(sync::CanonicalEventBytes(first.events(0)));
+    }
+  }
+
+  // Pairs: the raw ceiling, then the push phase, --pairs times, alternating,
+  // so that what else the machine does weighs on both alike.
+  std::vector<size_t> next_batch(world.cadres.size(), 0);
+  PhaseOptions raw_options;
+  raw_options.seconds = flags.seconds;
+  raw_options.threads = flags.devices;
+  raw_options.batch = flags.batch;
+  raw_options.event_bytes = flags.event_bytes;
+  for (int pair = 0; pair < flags.pairs; ++pair) {
+    raw_options.seed = 1 + static_cast<uint64_t>(pair);
+    Progress(absl::StrCat("pair ", pair + 1, "/", flags.pairs, ": raw rocksdb ceiling, ",
+                          flags.devices, " threads, batches of ", flags.batch, ", ",
+                          JsonNumber(flags.seconds, 1), " s (load average ", LoadAverage(), ")..."));
+    absl::StatusOr<PhaseResult> raw = RunRawRocksDbBaseline(raw_options, flags.dir);
+    if (!raw.ok()) return raw.status();
+    Progress(absl::StrCat("  raw ", JsonNumber(raw->events_per_s, 0), " events/s (p50 ",
+                          JsonNumber(raw->p50_ms, 2), " ms, p99 ", JsonNumber(raw->p99_ms, 2),
+                          " ms); push..."));
+    const CpuSnapshot before = ReadCpu((*server)->pid());
+    absl::StatusOr<PushPhase> push =
+        RunPushPhase(world, outboxes, next_batch, flags.seconds, flags.batch);
+    const CpuSnapshot after = ReadCpu((*server)->pid());
+    if (!push.ok()) return with_log(push.status());
+    fig.load_averages.push_back(std::strtod(LoadAverage().c_str(), nullptr));
+    const double ratio = raw->events_per_s > 0 ? push->events_per_s / raw->events_per_s : NAN;
+    const CpuUse cpu = CpuBetween(before, after);
+    const double us_per_event =
+        push->events > 0 ? cpu.process_s * 1e6 / static_cast<double>(push->events) : NAN;
+    Progress(absl::StrCat("  fieldsync ", JsonNumber(push->events_per_s, 0), " events/s (p50 ",
+                          JsonNumber(push->p50_ms, 2), " ms, p99 ", JsonNumber(push->p99_ms, 2),
+                          " ms); ", push->tally.accepted, " accepted, ", push->tally.conflicts,
+                          " conflicts, ", push->tally.rejected, " rejected, ",
+                          push->tally.duplicates, " duplicates; ratio ", JsonNumber(ratio, 3),
+                          "; server CPU ", JsonNumber(us_per_event, 1), " us/event"));
+    for (const std::string& sample : push->tally.rejection_samples) {
+      Progress("REJECTED (the bench built a bad event): " + sample);
+    }
+    if (push->outbox_exhausted) {
+      Progress(absl::StrCat("note: a device emptied its outbox after ",
+                            JsonNumber(push->seconds, 2),
+                            " s, before --seconds; the figures cover that window (raise "
+                            "--outbox_events_per_s for a longer one)"));
+    }
+    fig.raw.push_back(*raw);
+    fig.ratios.push_back(ratio);
+    fig.cpu.push_back(cpu);
+    fig.tally.Add(push->tally);
+    for (size_t k = 0; k < 3; ++k) fig.mix[k] += push->mix[k];
+    fig.events += push->events;
+    fig.calls += push->calls;
+    fig.outbox_exhausted = fig.outbox_exhausted || push->outbox_exhausted;
+    fig.push.push_back(std::move(*push));
+  }
+  outboxes.clear();
+  std::tie(fig.rss_mib, fig.rss_peak_mib) = RssMiB((*server)->pid());
+
+  auto median_of = [](const auto& values, auto get) {
+    std::vector<double> v;
+    for (const auto& x : values) v.push_back(get(x));
+    return Median(std::move(v));
+  };
+  fig.push_events_per_s = median_of(fig.push, [](const PushPhase& p) { return p.events_per_s; });
+  fig.raw_events_per_s = median_of(fig.raw, [](const PhaseResult& p) { return p.events_per_s; });
+  fig.ratio = Median(fig.ratios);
+  std::vector<double> per_event;
+  std::map<std::string, std::vector<double>> stages;
+  std::map<std::string, std::vector<double>> pools;
+  for (size_t i = 0; i < fig.cpu.size(); ++i) {
+    const double events = static_cast<double>(fig.push[i].events);
+    if (events <= 0) continue;
+    per_event.push_back(fig.cpu[i].process_s * 1e6 / events);
+    for (const auto& [stage, sec] : fig.cpu[i].by_stage) stages[stage].push_back(sec * 1e6 / events);
+    for (const auto& [pool, sec] : fig.cpu[i].by_pool) pools[pool].push_back(sec * 1e6 / events);
+  }
+  fig.cpu_us_per_event = Median(per_event);
+  for (auto& [stage, v] : stages) fig.stage_us_per_event[stage] = Median(v);
+  for (auto& [pool, v] : pools) fig.pool_us_per_event[pool] = Median(v);
+
+  // Pulls with a cold block cache: restart the server on the same data dir.
+  Progress("restarting fieldsyncd for the pulls (cold block cache)...");
+  if (absl::Status s = (*server)->Stop(absl::Seconds(60)); !s.ok()) {
+    Progress("WARNING: " + s.ToString());
+  }
+  server->reset();
+  server = ServerProcess::Start(flags.fieldsyncd, args, log_path, /*first_start=*/false);
+  if (!server.ok()) return server.status();
+  world.township_device->Connect((*server)->address());
+  for (auto& cadre : world.cadres) cadre->Connect((*server)->address());
+  fig.rss_after_restart_mib = RssMiB((*server)->pid()).first;
+  absl::StatusOr<PullFigures> pulls = RunPulls(flags, world);
+  if (!pulls.ok()) return with_log(pulls.status());
+  fig.pulls = *pulls;
+  if (absl::Status s = (*server)->Stop(absl::Seconds(60)); !s.ok()) {
+    Progress("WARNING: " + s.ToString());
+  }
+  return fig;
+}
+
+std::string MapJson(const std::map<std::string, double>& m, int decimals) {
+  std::string out = "{";
+  for (const auto& [k, v] : m) {
+    absl::StrAppend(&out, out.size() > 1 ? "," : "", "\"", k, "\":", JsonNumber(v, decimals));
+  }
+  return out + "}";
+}
+
+template <typename Get>
+double median_of_push(const WorldFigures& f, Get get) {
+  std::vector<double> v;
+  for (const PushPhase& p : f.push) v.push_back(get(p));
+  return Median(std::move(v));
+}
+
+// The figures of one world as JSON members (no braces).
+std::string WorldJson(const Flags& flags, const WorldFigures& f) {
+  const double households = std::max(1, f.pulls.first_pull_households);
+  std::string pairs = "[";
+  for (size_t i = 0; i < f.push.size(); ++i) {
+    const double events = static_cast<double>(f.push[i].events);
+    absl::StrAppend(&pairs, i ? "," : "", "{\"raw_rocksdb_events_per_s\":",
+                    JsonNumber(f.raw[i].events_per_s, 1),
+                    ",\"fieldsync_events_per_s\":", JsonNumber(f.push[i].events_per_s, 1),
+                    ",\"ratio\":", JsonNumber(f.ratios[i], 3), ",\"cpu_us_per_event\":",
+                    JsonNumber(events > 0 ? f.cpu[i].process_s * 1e6 / events : NAN, 1),
+                    ",\"load_average\":", JsonNumber(f.load_averages[i], 2), "}");
+  }
+  pairs += "]";
+  double p50 = median_of_push(f, [](const PushPhase& p) { return p.p50_ms; });
+  double p99 = median_of_push(f, [](const PushPhase& p) { return p.p99_ms; });
+  return absl::StrCat(
+      "\"preload\":", f.preload, ",\"preload_seconds\":", JsonNumber(f.preload_seconds, 1),
+      ",\"fieldsync_events_per_s\":", JsonNumber(f.push_events_per_s, 1),
+      ",\"raw_rocksdb_events_per_s\":", JsonNumber(f.raw_events_per_s, 1),
+      ",\"ratio\":", JsonNumber(f.ratio, 3), ",\"p50_batch_ms\":", JsonNumber(p50, 3),
+      ",\"p99_batch_ms\":", JsonNumber(p99, 3), ",\"pairs\":", pairs,
+      ",\"cpu_us_per_event\":", JsonNumber(f.cpu_us_per_event, 1),
+      ",\"cpu_us_per_event_by_stage\":", MapJson(f.stage_us_per_event, 1),
+      ",\"cpu_us_per_event_by_thread\":", MapJson(f.pool_us_per_event, 1),
+      ",\"ed25519_verify_us_in_bench\":", JsonNumber(f.verify_us, 1),
+      ",\"server_rss_mib\":", JsonNumber(f.rss_mib, 1),
+      ",\"server_rss_peak_mib\":", JsonNumber(f.rss_peak_mib, 1),
+      ",\"server_rss_after_restart_mib\":", JsonNumber(f.rss_after_restart_mib, 1),
+      ",\"events_pushed\":", f.events, ",\"push_calls\":", f.calls,
+      ",\"accepted\":", f.tally.accepted, ",\"rejections\":", f.tally.rejected,
+      ",\"conflicts\":", f.tally.conflicts, ",\"duplicates\":", f.tally.duplicates,
+      ",\"mix\":{\"visits\":", f.mix[0], ",\"field_patches\":", f.mix[1], ",\"other\":", f.mix[2],
+      "}", ",\"outbox_exhausted\":", f.outbox_exhausted ? "true" : "false",
+      ",\"first_pull_township_households\":", f.pulls.first_pull_households,
+      ",\"first_pull_cold_ms\":", JsonNumber(f.pulls.first_pull_cold_ms, 2),
+      ",\"first_pull_ms\":", JsonNumber(f.pulls.first_pull_ms, 2),
+      ",\"first_pull_bytes\":", f.pulls.first_pull_bytes,
+      ",\"first_pull_gzip_bytes\":", f.pulls.first_pull_gzip_bytes,
+      ",\"first_pull_bytes_per_household\":",
+      JsonNumber(static_cast<double>(f.pulls.first_pull_bytes) / households, 1),
+      ",\"first_pull_gzip_bytes_per_household\":",
+      JsonNumber(static_cast<double>(f.pulls.first_pull_gzip_bytes) / households, 1),
+      ",\"first_pull_pages\":", f.pulls.first_pull_pages,
+      ",\"incremental_pull_events\":", f.pulls.incremental_events,
+      ",\"incremental_pull_ms\":", JsonNumber(f.pulls.incremental_ms, 3),
+      ",\"pull_repeats\":", flags.pull_repeats);
+}
 
 int Main(int argc, char** argv) {
   absl::StatusOr<Flags> parsed = ParseFlags(argc, argv);
@@ -1450,118 +1972,42 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "push_bench: %s\n", status.ToString().c_str());
     return 1;
   };
-
-  absl::StatusOr<TempDir> dir = TempDir::Make(flags.dir, "push");
-  if (!dir.ok()) return fail(dir.status());
-  const std::string config_path = dir->path() + "/fieldsyncd.textproto";
-  if (absl::Status s = WriteFile(config_path, kServerConfig); !s.ok()) return fail(s);
-  Progress(absl::StrCat("starting ", flags.fieldsyncd, " in ", dir->path()));
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start(flags.fieldsyncd,
-                           {"--config=" + config_path, "--data_dir=" + dir->path() + "/data",
-                            "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"},
-                           dir->path() + "/fieldsyncd.log");
-  if (!server.ok()) return fail(server.status());
-  Progress(absl::StrCat("fieldsyncd pid ", (*server)->pid(), " listening on ", (*server)->address(),
-                        ", log ", (*server)->log_path()));
-
-  // From here on a failure also shows the end of the server's log.
-  auto fail_with_log = [&](const absl::Status& status) {
-    std::fprintf(stderr, "push_bench: %s\npush_bench: the end of fieldsyncd's log:\n%s\n",
-                 status.ToString().c_str(), (*server)->LogTail().c_str());
-    return 1;
-  };
-  Setup setup(flags, **server);
-  absl::StatusOr<World> built = setup.Run();
-  if (!built.ok()) return fail_with_log(built.status());
-  World& world = *built;
-
-  // Outboxes, sized for up to --outbox_events_per_s over --seconds: each
-  // device signs its own in parallel.
-  const double total_events = flags.outbox_events_per_s * flags.seconds;
-  const size_t batches_per_device = std::max<size_t>(
-      4, static_cast<size_t>(std::ceil(total_events / static_cast<double>(flags.devices) /
-                                       static_cast<double>(flags.batch))));
-  Progress(absl::StrCat("signing outboxes: ", flags.devices, " devices x ", batches_per_device,
-                        " batches of ", flags.batch, " events"));
-  std::vector<Outbox> outboxes(world.cadres.size());
-  {
-    std::vector<std::thread> makers;
-    for (size_t d = 0; d < world.cadres.size(); ++d) {
-      makers.emplace_back([&, d] {
-        outboxes[d] = MakeOutbox(*world.cadres[d], world.work[d], world.households,
-                                 batches_per_device, flags.batch);
-      });
-    }
-    for (std::thread& t : makers) t.join();
+  absl::StatusOr<WorldFigures> empty = RunWorld(flags, 0);
+  if (!empty.ok()) return fail(empty.status());
+  std::optional<WorldFigures> loaded;
+  if (flags.preload > 0) {
+    absl::StatusOr<WorldFigures> run = RunWorld(flags, flags.preload);
+    if (!run.ok()) return fail(run.status());
+    loaded = std::move(*run);
   }
 
-  PhaseOptions raw_options;
-  raw_options.seconds = flags.seconds;
-  raw_options.threads = flags.devices;
-  raw_options.batch = flags.batch;
-  raw_options.event_bytes = flags.event_bytes;
-  raw_options.seed = 1;
-  Progress(absl::StrCat("raw rocksdb ceiling: ", flags.devices, " threads, batches of ",
-                        flags.batch, ", ", JsonNumber(flags.seconds, 1), " s..."));
-  absl::StatusOr<PhaseResult> raw = RunRawRocksDbBaseline(raw_options, flags.dir);
-  if (!raw.ok()) return fail(raw.status());
-  Progress(absl::StrCat("  raw ", JsonNumber(raw->events_per_s, 0), " events/s (p50 ",
-                        JsonNumber(raw->p50_ms, 2), " ms, p99 ", JsonNumber(raw->p99_ms, 2),
-                        " ms)"));
-
-  Progress(absl::StrCat("push: ", flags.devices, " devices, batches of ", flags.batch, ", ",
-                        JsonNumber(flags.seconds, 1), " s..."));
-  absl::StatusOr<PushPhase> push = RunPushPhase(world, outboxes, flags.seconds, flags.batch);
-  if (!push.ok()) return fail_with_log(push.status());
-  const uint64_t* mix = push->mix;
-  outboxes.clear();
-  const double ratio = raw->events_per_s > 0 ? push->events_per_s / raw->events_per_s : NAN;
-  Progress(absl::StrCat("  fieldsync ", JsonNumber(push->events_per_s, 0), " events/s (p50 ",
-                        JsonNumber(push->p50_ms, 2), " ms, p99 ", JsonNumber(push->p99_ms, 2),
-                        " ms); ", push->tally.accepted, " accepted, ", push->tally.conflicts,
-                        " conflicts, ", push->tally.rejected, " rejected, ", push->tally.duplicates,
-                        " duplicates; ratio ", JsonNumber(ratio, 3)));
-  if (push->outbox_exhausted) {
-    Progress(absl::StrCat("note: a device emptied its outbox after ", JsonNumber(push->seconds, 2),
-                          " s, before --seconds; the figures cover that window (raise "
-                          "--outbox_events_per_s for a longer one)"));
+  const bool met = std::isfinite(empty->ratio) && empty->ratio >= kGoalMinRatio;
+  const double households = std::max(1, empty->pulls.first_pull_households);
+  const double gzip_per_household =
+      static_cast<double>(empty->pulls.first_pull_gzip_bytes) / households;
+  std::string goals = absl::StrCat(
+      "{\"min_ratio\":", JsonNumber(kGoalMinRatio, 1), ",\"met\":", met ? "true" : "false",
+      ",\"max_gzip_bytes_per_household\":", JsonNumber(kGoalGzipBytesPerHousehold, 0),
+      ",\"gzip_bytes_per_household_met\":",
+      gzip_per_household <= kGoalGzipBytesPerHousehold ? "true" : "false");
+  std::string preload_json;
+  if (loaded) {
+    const double vs_empty = empty->push_events_per_s > 0
+                                ? loaded->push_events_per_s / empty->push_events_per_s
+                                : NAN;
+    absl::StrAppend(&goals, ",\"preload_min_vs_empty\":", JsonNumber(kGoalPreloadVsEmpty, 1),
+                    ",\"preload_vs_empty\":", JsonNumber(vs_empty, 3),
+                    ",\"preload_met\":", vs_empty >= kGoalPreloadVsEmpty ? "true" : "false",
+                    ",\"max_rss_mib\":", JsonNumber(kGoalMaxRssMiB, 0),
+                    ",\"rss_met\":", loaded->rss_peak_mib < kGoalMaxRssMiB ? "true" : "false");
+    preload_json = absl::StrCat(",\"preloaded\":{", WorldJson(flags, *loaded),
+                                ",\"throughput_vs_empty\":", JsonNumber(vs_empty, 3), "}");
   }
-  for (const std::string& sample : push->tally.rejection_samples) {
-    Progress("REJECTED (the bench built a bad event): " + sample);
-  }
-
-  absl::StatusOr<PullFigures> pulls = RunPulls(flags, world);
-  if (!pulls.ok()) return fail_with_log(pulls.status());
-
-  if (absl::Status s = (*server)->Stop(absl::Seconds(30)); !s.ok()) {
-    Progress("WARNING: " + s.ToString());
-  }
-
-  const bool met = std::isfinite(ratio) && ratio >= kGoalMinRatio;
+  absl::StrAppend(&goals, "}");
   std::string json = absl::StrCat(
       "{\"benchmark\":\"push_e2e\",\"devices\":", flags.devices, ",\"batch\":", flags.batch,
-      ",\"seconds\":", JsonNumber(push->seconds, 2),
-      ",\"fieldsync_events_per_s\":", JsonNumber(push->events_per_s, 1),
-      ",\"p50_batch_ms\":", JsonNumber(push->p50_ms, 3),
-      ",\"p99_batch_ms\":", JsonNumber(push->p99_ms, 3),
-      ",\"raw_rocksdb_events_per_s\":", JsonNumber(raw->events_per_s, 1),
-      ",\"raw_rocksdb_p50_ms\":", JsonNumber(raw->p50_ms, 3),
-      ",\"raw_rocksdb_p99_ms\":", JsonNumber(raw->p99_ms, 3), ",\"ratio\":", JsonNumber(ratio, 3),
-      ",\"goal\":{\"min_ratio\":", JsonNumber(kGoalMinRatio, 1),
-      ",\"met\":", met ? "true" : "false", "}", ",\"events_pushed\":", push->events,
-      ",\"push_calls\":", push->calls, ",\"accepted\":", push->tally.accepted,
-      ",\"rejections\":", push->tally.rejected, ",\"conflicts\":", push->tally.conflicts,
-      ",\"duplicates\":", push->tally.duplicates, ",\"mix\":{\"visits\":", mix[0],
-      ",\"field_patches\":", mix[1], ",\"other\":", mix[2], "}",
-      ",\"outbox_exhausted\":", push->outbox_exhausted ? "true" : "false",
-      ",\"first_pull_township_households\":", pulls->first_pull_households,
-      ",\"first_pull_ms\":", JsonNumber(pulls->first_pull_ms, 2),
-      ",\"first_pull_bytes\":", pulls->first_pull_bytes,
-      ",\"first_pull_pages\":", pulls->first_pull_pages,
-      ",\"incremental_pull_events\":", pulls->incremental_events,
-      ",\"incremental_pull_ms\":", JsonNumber(pulls->incremental_ms, 3),
-      ",\"pull_repeats\":", flags.pull_repeats, "}");
+      ",\"seconds\":", JsonNumber(flags.seconds, 2), ",\"load_average\":", LoadAverage(), ",",
+      WorldJson(flags, *empty), ",\"goal\":", goals, preload_json, "}");
   std::printf("%s\n", json.c_str());
   std::fflush(stdout);
   return 0;
