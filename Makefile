@@ -57,10 +57,15 @@ run: build-release
 test: build-dev
 	cd build/dev && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# `make bench`: the benchmarks only (not the tests), release build. Each run
+# prints one JSON document with its ratio against a baseline measured in the
+# same run (bench/README.md); BENCH_ARGS_PUSH=--preload=N adds the grown-store run.
+BENCH_ARGS_STORAGE ?=
+BENCH_ARGS_PUSH ?=
 bench: deps build/release/build.ninja
-	cmake --build build/release -j $(JOBS)
-	./build/release/bench/storage_bench
-	./build/release/bench/push_bench
+	cmake --build build/release -j $(JOBS) --target storage_bench push_bench stream_bench fieldsyncd
+	./build/release/bench/storage_bench $(BENCH_ARGS_STORAGE)
+	./build/release/bench/push_bench $(BENCH_ARGS_PUSH)
 	./build/release/bench/stream_bench
 
 asan: deps build/asan/build.ninja
