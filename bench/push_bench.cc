@@ -1602,7 +1602,7 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 storage::AppendEntry PreloadEntry(uint64_t i, Rng& rng) {
   v1::StoredEvent stored;
   v1::Event& event = *stored.mutable_event();
-  char id[40];
+  char id[48];
   const uint64_t r = rng.Next();
   std::snprintf(id, sizeof id, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64
                 "-%012" PRIx64, r >> 32, (r >> 16) & 0xffff, (r >> 4) & 0xfff, r & 0xfff, i);
