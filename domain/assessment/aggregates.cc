@@ -199,7 +199,8 @@ void AddVisitTerm(const in::AsCadre& cadre, const in::AsVisit& visit, const in::
                   const AssessmentOptions& options, Computed& out) {
   const Day start = DayOf(absl::FromUnixMillis(visit.start_ms()), options.time_zone);
   const int year = YearOf(start);
-  const Spans counted = {{start, LastDay(year)}};
+  // Year counters (aggregates.h): no end delta on the next 1 January.
+  const Spans counted = {{start, kForever}};
   out.AddSpans(visit.area_code(), kVisits, counted);
   const std::vector<v1::EvidenceFlag> flags = FlagVisit(visit, earlier, groups, options);
   if (flags.empty()) return;
@@ -401,7 +402,9 @@ std::vector<int> Predecessors(const in::AsCadre& cadre, int n) {
 
 // One visit of a cadre changed (recorded, corrected or withdrawn: index
 // `changed` of after.visits(), before.visits() lacking it when it is new),
-// touching no photo group: the cadre's own part is recomputed, and the terms
+// turning no photo group duplicate or back (so every photo's IsDuplicate, all
+// a flag reads of a group, is the same before and after, and the groups as
+// they are now serve both sides): the cadre's own part is recomputed, and the terms
 // of the visits whose record or predecessor changed (the changed visit and
 // its successors in the old and new order); every other term is the same on
 // both sides, so the difference is exact without recomputing it.
@@ -416,15 +419,20 @@ absl::Status ApplyVisitChange(sync::ProjectionView& view, const in::AsCadre& bef
     const int b = pred_before[static_cast<size_t>(i)], a = pred_after[static_cast<size_t>(i)];
     if (i == changed || a != b || a == changed || b == changed) affected.push_back(i);
   }
-  // The affected visits' photo groups (which this event leaves as they are).
+  // The groups of the affected visits' photos, before and after.
   std::map<std::string, in::AsPhotoGroup> groups;
-  for (int i : affected) {
-    for (const std::string& photo : after.visits(i).photos()) {
+  auto load = [&](const google::protobuf::RepeatedPtrField<std::string>& photos) -> absl::Status {
+    for (const std::string& photo : photos) {
       if (groups.count(photo)) continue;
       ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
                        Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
       groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
     }
+    return absl::OkStatus();
+  };
+  for (int i : affected) {
+    RETURN_IF_ERROR(load(after.visits(i).photos()));
+    if (i < before.visits_size()) RETURN_IF_ERROR(load(before.visits(i).photos()));
   }
   Computed old_part, new_part;
   AddCadreOwn(before, options, old_part);
@@ -723,10 +731,19 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
     }
   }
   Save(view, keys::Cadre(cadre_id), cadre);
-  if (groups_before.empty()) return ApplyVisitChange(view, before, cadre, changed, options);
-  // A photo group changed: the flags of every cadre using one of its photos
-  // may change, so each of them is recomputed whole, before (with the groups
-  // as they were) and after.
+  // A visit's DUPLICATE_PHOTO flags depend on its photos' groups only through
+  // IsDuplicate (two subjects or more): while no group the event changed
+  // turns duplicate or back, no other visit's flags change.
+  bool duplicate_changed = false;
+  for (const auto& [photo, group] : groups_before) {
+    ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> now,
+                     Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+    if ((group && IsDuplicate(*group)) != (now && IsDuplicate(*now))) duplicate_changed = true;
+  }
+  if (!duplicate_changed) return ApplyVisitChange(view, before, cadre, changed, options);
+  // A photo group turned duplicate or back: the flags of every cadre using
+  // one of its photos may change, so each of them is recomputed whole, before
+  // (with the groups as they were) and after.
   for (const std::string& id : cadres) {
     std::optional<in::AsCadre> other;
     if (id != cadre_id) {

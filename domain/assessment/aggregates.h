@@ -48,7 +48,13 @@
 
 namespace fieldsync::domain::assessment {
 
-// Counters of the summary (AssessmentSummary fields).
+// Counters of the summary (AssessmentSummary fields). Most are running
+// sums: the value on day D is the sum of the deltas on days <= D. kVisits and
+// kFlaggedVisits are year counters: their value on D is the sum of the deltas
+// on days of D's year up to D, so a visit writes one delta (its start day) and
+// never a -1 on the next 1 January: half the bucket writes of a visit. Ids 6
+// and 7 were running-sum visit counters of an earlier build (a -1 on the next
+// 1 January); reports ignore them.
 enum Counter : int {
   kCadres = 0,
   kCadresMeetingAll = 1,
@@ -56,12 +62,14 @@ enum Counter : int {
   kHouseholdsCovered = 3,
   kPoorVillages = 4,
   kVillagesCovered = 5,
-  kVisits = 6,
-  kFlaggedVisits = 7,
   kPlansRequired = 8,
   kPlansPresent = 9,
-  kCounterCount = 10,
+  kVisits = 10,
+  kFlaggedVisits = 11,
+  kCounterCount = 12,
 };
+// True for the year counters (kVisits, kFlaggedVisits).
+inline bool IsYearCounter(int counter) { return counter == kVisits || counter == kFlaggedVisits; }
 
 // Days per counter bucket: a commit rewrites one bucket per level and
 // counter day, so small buckets keep its writes small (a province bucket

@@ -24,6 +24,9 @@ TEST(AssessmentPropertyTest, AggregatesAtCommitEqualARecomputationOverTheLog) {
     for (int month : {1, 3, 6, 9, 12}) {
       CheckAgainstLog(w, options, DayOfDate(2024, month, month == 12 ? 31 : 15));
     }
+    // The next year: the year counters (visits) start again from zero.
+    CheckAgainstLog(w, options, DayOfDate(2025, 1, 1));
+    CheckAgainstLog(w, options, DayOfDate(2025, 2, 10));
     // The worlds are not empty: the figures compared are real ones.
     absl::StatusOr<v1::AssessmentSummary> year = Summary(w.store, "62", LastDay(2024));
     ASSERT_TRUE(year.ok());
