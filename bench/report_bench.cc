@@ -126,12 +126,14 @@ class Loader {
           View(storage::CommitContext& ctx, Loader* loader) : ctx_(ctx), loader_(loader) {}
           absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
             ++loader_->gets_;
+            ++loader_->gets_by_kind_[std::string(Kind(key))];
             auto value = ctx_.Get(key);
             if (value.ok() && value->has_value()) loader_->get_bytes_ += (*value)->size();
             return value;
           }
           void Put(std::string_view key, std::string_view value) override {
             ++loader_->puts_;
+            ++loader_->puts_by_kind_[std::string(Kind(key))];
             loader_->put_bytes_ += key.size() + value.size();
             ctx_.Put(key, value);
           }
@@ -169,7 +171,18 @@ class Loader {
   size_t committed() const { return committed_; }
   // Projection reads and writes of the Merges so far (bytes read, written).
   size_t gets_ = 0, get_bytes_ = 0, puts_ = 0, put_bytes_ = 0;
-  void ResetCounts() { gets_ = get_bytes_ = puts_ = put_bytes_ = 0; }
+  // The same by record kind: the key up to its third '/' ("dom/as/n").
+  std::map<std::string, size_t> gets_by_kind_, puts_by_kind_;
+  static std::string_view Kind(std::string_view key) {
+    size_t at = 0;
+    for (int i = 0; i < 3 && at != std::string_view::npos; ++i) at = key.find('/', at + 1);
+    return key.substr(0, at);
+  }
+  void ResetCounts() {
+    gets_ = get_bytes_ = puts_ = put_bytes_ = 0;
+    gets_by_kind_.clear();
+    puts_by_kind_.clear();
+  }
   size_t rejected() const { return rejected_; }
 
  private:
@@ -480,6 +493,14 @@ int Run(const Flags& flags) {
                      static_cast<double>(pusher.get_bytes_) / flags.push_batch,
                      static_cast<double>(pusher.puts_) / flags.push_batch,
                      static_cast<double>(pusher.put_bytes_) / flags.push_batch);
+        for (const auto& [kind, count] : pusher.gets_by_kind_) {
+          std::fprintf(stderr, "  gets %s: %.2f\n", kind.c_str(),
+                       static_cast<double>(count) / flags.push_batch);
+        }
+        for (const auto& [kind, count] : pusher.puts_by_kind_) {
+          std::fprintf(stderr, "  puts %s: %.2f\n", kind.c_str(),
+                       static_cast<double>(count) / flags.push_batch);
+        }
       }
     }
     pair_ratios.push_back(wall[0] / wall[1]);
