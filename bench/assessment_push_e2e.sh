@@ -12,6 +12,8 @@
 #
 #   bench/assessment_push_e2e.sh BUILD_DIR [PAIRS=3] [push_bench flags...]
 # e.g. bench/assessment_push_e2e.sh build/release 3 --seconds=5
+# (Written in session 4 and not yet run: the machine could not build fieldsyncd
+# and push_bench in time; check its first output by hand.)
 set -euo pipefail
 build=${1:?usage: assessment_push_e2e.sh BUILD_DIR [PAIRS] [push_bench flags...]}
 pairs=${2:-3}
