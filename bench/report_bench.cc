@@ -19,14 +19,17 @@
 //              for 2024 (a past year: as of 31 December): cold (the store
 //              just reopened: empty block cache; the OS page cache is not
 //              dropped) and warm (median of --repeats).
-//   push       --push_events more visits, in batches of --push_batch,
-//              alternating batches committed with the aggregates on and off
-//              (assessment.enabled = false), on the loaded store: µs per
-//              event each, and their ratio.
+//   push       --push_events more visits (at least 3 pairs), in pairs of
+//              batches of --push_batch, one committed with the aggregates on
+//              and one off (assessment.enabled = false), the order alternating
+//              from pair to pair, on the loaded store: µs per event each
+//              (wall and process CPU).
 //
-// One JSON document on stdout (progress on stderr). `ratio` is the push with
-// aggregates over the push without (the commit path only: a real Push adds
-// signature checks and gRPC, so the end-to-end ratio is smaller).
+// Loading commits --load_batch events per Append call (one commit group).
+// One JSON document on stdout (progress on stderr). `ratio` is the median of
+// the pairs' ratios, push with aggregates over push without (the commit path
+// only: a real Push adds signature checks and gRPC, so the end-to-end ratio
+// is smaller; bench/assessment_push_e2e.sh measures that one).
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -62,6 +65,8 @@ struct Flags {
   size_t villages_per_township = 12;
   size_t push_events = 20000;
   size_t push_batch = 100;
+  // Events per Append call (one commit group) while loading.
+  size_t load_batch = 5000;
   size_t page_size = 100;
   int repeats = 5;
   std::string areas = FIELDSYNC_REPORT_AREAS_CSV;
@@ -97,15 +102,15 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
 
 class Loader {
  public:
-  Loader(storage::EventStore* store, const domain::ShuanglianPolicy* policy)
-      : store_(store), policy_(policy) {}
+  Loader(storage::EventStore* store, const domain::ShuanglianPolicy* policy, size_t batch)
+      : store_(store), policy_(policy), batch_(batch) {}
 
   void Add(v1::Event event, std::string actor, v1::Role role, absl::Time when) {
     *event.mutable_device_time() = Ts(when);
     event.set_device_id("bench-device");
     if (event.event_id().empty()) event.set_event_id(absl::StrCat("e", ++ids_));
     pending_.push_back({std::move(event), std::move(actor), role, when});
-    if (pending_.size() >= 1000) Flush();
+    if (pending_.size() >= batch_) Flush();
   }
 
   void Flush() {
@@ -121,12 +126,14 @@ class Loader {
           View(storage::CommitContext& ctx, Loader* loader) : ctx_(ctx), loader_(loader) {}
           absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
             ++loader_->gets_;
+            ++loader_->gets_by_kind_[std::string(Kind(key))];
             auto value = ctx_.Get(key);
             if (value.ok() && value->has_value()) loader_->get_bytes_ += (*value)->size();
             return value;
           }
           void Put(std::string_view key, std::string_view value) override {
             ++loader_->puts_;
+            ++loader_->puts_by_kind_[std::string(Kind(key))];
             loader_->put_bytes_ += key.size() + value.size();
             ctx_.Put(key, value);
           }
@@ -164,7 +171,18 @@ class Loader {
   size_t committed() const { return committed_; }
   // Projection reads and writes of the Merges so far (bytes read, written).
   size_t gets_ = 0, get_bytes_ = 0, puts_ = 0, put_bytes_ = 0;
-  void ResetCounts() { gets_ = get_bytes_ = puts_ = put_bytes_ = 0; }
+  // The same by record kind: the key up to its third '/' ("dom/as/n").
+  std::map<std::string, size_t> gets_by_kind_, puts_by_kind_;
+  static std::string_view Kind(std::string_view key) {
+    size_t at = 0;
+    for (int i = 0; i < 3 && at != std::string_view::npos; ++i) at = key.find('/', at + 1);
+    return key.substr(0, at);
+  }
+  void ResetCounts() {
+    gets_ = get_bytes_ = puts_ = put_bytes_ = 0;
+    gets_by_kind_.clear();
+    puts_by_kind_.clear();
+  }
   size_t rejected() const { return rejected_; }
 
  private:
@@ -177,6 +195,7 @@ class Loader {
   storage::EventStore* store_;
   const domain::ShuanglianPolicy* policy_;
   std::vector<Pending> pending_;
+  size_t batch_;
   size_t ids_ = 0, committed_ = 0, rejected_ = 0;
 };
 
@@ -241,7 +260,7 @@ int Run(const Flags& flags) {
     return 1;
   }
   std::unique_ptr<storage::EventStore> store = *std::move(opened);
-  Loader loader(store.get(), &on);
+  Loader loader(store.get(), &on, flags.load_batch);
   const absl::Time jan1 = absl::FromCivil(absl::CivilDay(2024, 1, 1), kTz);
   const auto load_start = std::chrono::steady_clock::now();
 
@@ -392,7 +411,10 @@ int Run(const Flags& flags) {
   for (size_t n = 0; n < flags.visits; ++n) {
     auto [e, actor, when] = make_visit(n);
     loader.Add(std::move(e), actor, v1::ROLE_CADRE, when);
-    if (n % 200000 == 0 && n > 0) std::fprintf(stderr, "%zu visits\n", n);
+    if (n % 200000 == 0 && n > 0) {
+      std::fprintf(stderr, "%zu visits, %.0f s\n", n,
+                   Ms(std::chrono::steady_clock::now() - load_start) / 1000);
+    }
   }
   loader.Flush();
   const double load_ms = Ms(std::chrono::steady_clock::now() - load_start);
@@ -439,33 +461,57 @@ int Run(const Flags& flags) {
   const double province_warm = warm("62");
   const double county_warm = warm(county_max);
 
-  // Push: alternating batches with the aggregates on and off.
-  Loader pusher(store.get(), &on);
+  // Push: pairs of batches, one with the aggregates on and one off, the
+  // order alternating from pair to pair; the ratio is the median of the
+  // pairs' ratios (each pair ran on the same store at nearly the same time).
+  Loader pusher(store.get(), &on, flags.push_batch);
   double on_ms = 0, off_ms = 0, on_cpu = 0, off_cpu = 0;
   size_t on_n = 0, off_n = 0, n = flags.visits;
-  for (size_t batch = 0; (on_n + off_n) < flags.push_events; ++batch) {
-    const bool with = batch % 2 == 0;
-    pusher.set_policy(with ? &on : &off);
-    pusher.ResetCounts();
-    std::vector<std::tuple<v1::Event, std::string, absl::Time>> events;
-    for (size_t i = 0; i < flags.push_batch; ++i) events.push_back(make_visit(++n));
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = CpuMs();
-    for (auto& [e, actor, when] : events) pusher.Add(std::move(e), actor, v1::ROLE_CADRE, when);
-    pusher.Flush();
-    const double ms = Ms(std::chrono::steady_clock::now() - t0);
-    (with ? on_cpu : off_cpu) += CpuMs() - c0;
-    (with ? on_ms : off_ms) += ms;
-    (with ? on_n : off_n) += flags.push_batch;
-    if (batch < 2) {
-      std::fprintf(stderr, "%s: per event %.1f gets (%.0f B), %.1f puts (%.0f B)\n",
-                   with ? "with aggregates" : "without",
-                   static_cast<double>(pusher.gets_) / flags.push_batch,
-                   static_cast<double>(pusher.get_bytes_) / flags.push_batch,
-                   static_cast<double>(pusher.puts_) / flags.push_batch,
-                   static_cast<double>(pusher.put_bytes_) / flags.push_batch);
+  std::vector<double> pair_ratios, pair_cpu_ratios;
+  for (size_t pair = 0; (on_n + off_n) < flags.push_events || pair_ratios.size() < 3; ++pair) {
+    double wall[2] = {0, 0}, cpu[2] = {0, 0};
+    for (int half = 0; half < 2; ++half) {
+      const bool with = (pair + static_cast<size_t>(half)) % 2 == 0;
+      pusher.set_policy(with ? &on : &off);
+      pusher.ResetCounts();
+      std::vector<std::tuple<v1::Event, std::string, absl::Time>> events;
+      for (size_t i = 0; i < flags.push_batch; ++i) events.push_back(make_visit(++n));
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = CpuMs();
+      for (auto& [e, actor, when] : events) pusher.Add(std::move(e), actor, v1::ROLE_CADRE, when);
+      pusher.Flush();
+      const double ms = Ms(std::chrono::steady_clock::now() - t0);
+      wall[with ? 0 : 1] = ms;
+      cpu[with ? 0 : 1] = CpuMs() - c0;
+      (with ? on_cpu : off_cpu) += CpuMs() - c0;
+      (with ? on_ms : off_ms) += ms;
+      (with ? on_n : off_n) += flags.push_batch;
+      if (pair == 0) {
+        std::fprintf(stderr, "%s: per event %.1f gets (%.0f B), %.1f puts (%.0f B)\n",
+                     with ? "with aggregates" : "without",
+                     static_cast<double>(pusher.gets_) / flags.push_batch,
+                     static_cast<double>(pusher.get_bytes_) / flags.push_batch,
+                     static_cast<double>(pusher.puts_) / flags.push_batch,
+                     static_cast<double>(pusher.put_bytes_) / flags.push_batch);
+        for (const auto& [kind, count] : pusher.gets_by_kind_) {
+          std::fprintf(stderr, "  gets %s: %.2f\n", kind.c_str(),
+                       static_cast<double>(count) / flags.push_batch);
+        }
+        for (const auto& [kind, count] : pusher.puts_by_kind_) {
+          std::fprintf(stderr, "  puts %s: %.2f\n", kind.c_str(),
+                       static_cast<double>(count) / flags.push_batch);
+        }
+      }
     }
+    pair_ratios.push_back(wall[0] / wall[1]);
+    pair_cpu_ratios.push_back(cpu[0] / cpu[1]);
   }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  const double ratio = median(pair_ratios);
+  const double cpu_ratio = median(pair_cpu_ratios);
   const double us_on = on_ms * 1000 / static_cast<double>(on_n);
   const double us_off = off_ms * 1000 / static_cast<double>(off_n);
   const double cpu_on = on_cpu * 1000 / static_cast<double>(on_n);
@@ -483,7 +529,7 @@ int Run(const Flags& flags) {
       " \"push\": {\"events_each\": %zu, \"batch\": %zu, \"us_per_event_with_aggregates\": %.2f, "
       "\"us_per_event_without\": %.2f, \"added_us_per_event\": %.2f, "
       "\"cpu_us_per_event_with_aggregates\": %.2f, \"cpu_us_per_event_without\": %.2f, "
-      "\"added_cpu_us_per_event\": %.2f},\n"
+      "\"added_cpu_us_per_event\": %.2f, \"pairs\": %zu, \"cpu_ratio\": %.3f},\n"
       " \"goals\": {\"province_ms\": 1000, \"county_ms\": 50, \"push_ratio\": 1.10},\n"
       " \"ratio\": %.3f}\n",
       flags.households, flags.cadres, flags.visits, villages.size(), setup_events,
@@ -497,7 +543,7 @@ int Run(const Flags& flags) {
       county_max.c_str(), county_cold, county_warm, county.summary().cadres(),
       county.summary().households_requiring_link(), county.summary().visits(), on_n,
       flags.push_batch, us_on, us_off, us_on - us_off, cpu_on, cpu_off, cpu_on - cpu_off,
-      us_on / us_off);
+      pair_ratios.size(), cpu_ratio, ratio);
   store.reset();
   std::filesystem::remove_all(dir);
   return 0;
@@ -530,6 +576,7 @@ int main(int argc, char** argv) {
         number("visits", &flags.visits) ||
         number("villages_per_township", &flags.villages_per_township) ||
         number("push_events", &flags.push_events) || number("push_batch", &flags.push_batch) ||
+        number("load_batch", &flags.load_batch) ||
         number("page_size", &flags.page_size)) {
       continue;
     }

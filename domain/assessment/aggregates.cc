@@ -41,9 +41,6 @@ std::string PhotoGroup(const std::string& sha256) {
 std::string SubjectContribution(const std::string& subject_key) {
   return absl::StrCat("dom/as/sc/", subject_key);
 }
-std::string CadreContribution(const std::string& user_id) {
-  return absl::StrCat("dom/as/cc/", user_id);
-}
 std::string LevelRoot(const std::string& kind, const std::string& level_prefix) {
   return absl::StrFormat("dom/as/%s/%02d/%s/", kind, level_prefix.size(), level_prefix);
 }
@@ -172,15 +169,19 @@ Computed ComputeSubject(const in::AsSubject& s, const AssessmentOptions&) {
   return out;
 }
 
-Computed ComputeCadre(const in::AsCadre& cadre,
-                      const std::map<std::string, in::AsPhotoGroup>& groups,
-                      const AssessmentOptions& options) {
-  Computed out;
+// A cadre's contribution is the sum of two independent parts: the cadre's
+// own (kCadres, kCadresMeetingAll and its "ci" entries: functions of its
+// links, rank and counted visit days) and one term per live visit (kVisits,
+// kFlaggedVisits and its "f" entries: functions of the visit, the live visit
+// just before it and the photo groups of its photos). The commit step uses
+// the split to recompute only the terms an event can change.
+void AddCadreOwn(const in::AsCadre& cadre, const AssessmentOptions& options, Computed& out) {
   std::set<std::string> prefixes;
   for (const in::AsLink& link : cadre.links()) {
     if (!link.cadre()) continue;
     for (const std::string& prefix : LevelPrefixes(link.area_code())) prefixes.insert(prefix);
   }
+  if (prefixes.empty()) return;
   const Spans meets = MeetsAllSpans(cadre, options);
   const std::string nul(1, '\0');
   for (const std::string& prefix : prefixes) {
@@ -191,39 +192,49 @@ Computed ComputeCadre(const in::AsCadre& cadre,
     out.index[absl::StrCat(keys::LevelRoot("ci", prefix), cadre.unit_id(), nul, cadre.name(), nul,
                            cadre.user_id())] = "";
   }
-  const absl::TimeZone tz = options.time_zone;
-  std::map<const in::AsVisit*, const VisitFlags*> flagged;
-  const std::vector<VisitFlags> flags = FlagVisits(cadre, groups, options);
-  for (const VisitFlags& entry : flags) flagged[entry.visit] = &entry;
-  for (const in::AsVisit* visit : LiveVisits(cadre)) {
-    const Day start = DayOf(absl::FromUnixMillis(visit->start_ms()), tz);
-    const int year = YearOf(start);
-    const Spans counted = {{start, LastDay(year)}};
-    out.AddSpans(visit->area_code(), kVisits, counted);
-    auto it = flagged.find(visit);
-    if (it == flagged.end()) continue;
-    out.AddSpans(visit->area_code(), kFlaggedVisits, counted);
-    for (const v1::EvidenceFlag& base : it->second->flags) {
-      v1::EvidenceFlag flag = base;
-      flag.add_event_ids(visit->event_id());
-      flag.add_offsets(visit->offset());
-      flag.set_cadre_id(cadre.user_id());
-      flag.mutable_subject()->set_kind(static_cast<v1::SubjectKind>(visit->subject_kind()));
-      flag.mutable_subject()->set_id(visit->subject_id());
-      flag.set_area_code(visit->area_code());
-      *flag.mutable_visit_time() = TimeUtil::MillisecondsToTimestamp(visit->start_ms());
-      const std::string photo =
-          flag.has_duplicate_photo()
-              ? absl::BytesToHexString(flag.duplicate_photo().photo_sha256())
-              : "";
-      const std::string value = sync::DeterministicBytes(flag);
-      for (const std::string& prefix : LevelPrefixes(visit->area_code())) {
-        out.index[absl::StrCat(keys::LevelRoot("f", prefix), year, "/",
-                               keys::Hex16(static_cast<uint64_t>(visit->start_ms())), "/",
-                               keys::Hex16(visit->offset()), "/", static_cast<int>(flag.kind()),
-                               "/", photo)] = value;
-      }
+}
+
+void AddVisitTerm(const in::AsCadre& cadre, const in::AsVisit& visit, const in::AsVisit* earlier,
+                  const std::map<std::string, in::AsPhotoGroup>& groups,
+                  const AssessmentOptions& options, Computed& out) {
+  const Day start = DayOf(absl::FromUnixMillis(visit.start_ms()), options.time_zone);
+  const int year = YearOf(start);
+  // Year counters (aggregates.h): no end delta on the next 1 January.
+  const Spans counted = {{start, kForever}};
+  out.AddSpans(visit.area_code(), kVisits, counted);
+  const std::vector<v1::EvidenceFlag> flags = FlagVisit(visit, earlier, groups, options);
+  if (flags.empty()) return;
+  out.AddSpans(visit.area_code(), kFlaggedVisits, counted);
+  for (const v1::EvidenceFlag& base : flags) {
+    v1::EvidenceFlag flag = base;
+    flag.add_event_ids(visit.event_id());
+    flag.add_offsets(visit.offset());
+    flag.set_cadre_id(cadre.user_id());
+    flag.mutable_subject()->set_kind(static_cast<v1::SubjectKind>(visit.subject_kind()));
+    flag.mutable_subject()->set_id(visit.subject_id());
+    flag.set_area_code(visit.area_code());
+    *flag.mutable_visit_time() = TimeUtil::MillisecondsToTimestamp(visit.start_ms());
+    const std::string photo =
+        flag.has_duplicate_photo() ? absl::BytesToHexString(flag.duplicate_photo().photo_sha256())
+                                   : "";
+    const std::string value = sync::DeterministicBytes(flag);
+    for (const std::string& prefix : LevelPrefixes(visit.area_code())) {
+      out.index[absl::StrCat(keys::LevelRoot("f", prefix), year, "/",
+                             keys::Hex16(static_cast<uint64_t>(visit.start_ms())), "/",
+                             keys::Hex16(visit.offset()), "/", static_cast<int>(flag.kind()), "/",
+                             photo)] = value;
     }
+  }
+}
+
+Computed ComputeCadre(const in::AsCadre& cadre,
+                      const std::map<std::string, in::AsPhotoGroup>& groups,
+                      const AssessmentOptions& options) {
+  Computed out;
+  AddCadreOwn(cadre, options, out);
+  const std::vector<const in::AsVisit*> live = LiveVisits(cadre);
+  for (size_t i = 0; i < live.size(); ++i) {
+    AddVisitTerm(cadre, *live[i], i > 0 ? live[i - 1] : nullptr, groups, options, out);
   }
   return out;
 }
@@ -244,15 +255,9 @@ void Save(sync::ProjectionView& view, std::string_view key,
   view.Put(key, sync::DeterministicBytes(message));
 }
 
-// Writes the difference between the stored contribution under
-// `contribution_key` and `now`.
-absl::Status WriteDifference(sync::ProjectionView& view, const std::string& contribution_key,
-                             const Computed& now) {
-  ASSIGN_OR_RETURN(std::optional<in::AsContribution> old,
-                   Load<in::AsContribution>(view, contribution_key));
-  if (!old) old.emplace();
-  std::map<std::tuple<std::string, int, Day>, int64_t> diff = now.deltas;
-  for (const in::AsDelta& d : old->deltas()) diff[{d.scope(), d.counter(), d.day()}] -= d.delta();
+// Adds `diff` (deltas by scope, counter and day) to the counter buckets.
+absl::Status AddToCounters(sync::ProjectionView& view,
+                           const std::map<std::tuple<std::string, int, Day>, int64_t>& diff) {
   // Counter buckets: (level prefix, bucket) -> deltas to add.
   std::map<std::pair<std::string, uint32_t>, std::map<std::pair<int, Day>, int64_t>> buckets;
   for (const auto& [key, delta] : diff) {
@@ -291,6 +296,19 @@ absl::Status WriteDifference(sync::ProjectionView& view, const std::string& cont
       Save(view, key, out);
     }
   }
+  return absl::OkStatus();
+}
+
+// Writes the difference between the stored contribution under
+// `contribution_key` and `now`.
+absl::Status WriteDifference(sync::ProjectionView& view, const std::string& contribution_key,
+                             const Computed& now) {
+  ASSIGN_OR_RETURN(std::optional<in::AsContribution> old,
+                   Load<in::AsContribution>(view, contribution_key));
+  if (!old) old.emplace();
+  std::map<std::tuple<std::string, int, Day>, int64_t> diff = now.deltas;
+  for (const in::AsDelta& d : old->deltas()) diff[{d.scope(), d.counter(), d.day()}] -= d.delta();
+  RETURN_IF_ERROR(AddToCounters(view, diff));
   // Index entries: delete the ones gone, write the new and the changed.
   std::map<std::string, uint64_t> old_index;
   for (int i = 0; i < old->index_keys_size(); ++i) {
@@ -308,6 +326,24 @@ absl::Status WriteDifference(sync::ProjectionView& view, const std::string& cont
     if (old->deltas_size() > 0 || old->index_keys_size() > 0) view.Delete(contribution_key);
   } else {
     Save(view, contribution_key, record);
+  }
+  return absl::OkStatus();
+}
+
+// Writes the difference between two contributions computed in memory: the
+// cadre's before and after an event. No contribution record is read or kept
+// for cadres: the one before is derived from the cadre's records as they were.
+absl::Status ApplyDifference(sync::ProjectionView& view, const Computed& before,
+                             const Computed& now) {
+  std::map<std::tuple<std::string, int, Day>, int64_t> diff = now.deltas;
+  for (const auto& [key, delta] : before.deltas) diff[key] -= delta;
+  RETURN_IF_ERROR(AddToCounters(view, diff));
+  for (const auto& [key, value] : before.index) {
+    if (!now.index.count(key)) view.Delete(key);
+  }
+  for (const auto& [key, value] : now.index) {
+    auto it = before.index.find(key);
+    if (it == before.index.end() || it->second != value) view.Put(key, value);
   }
   return absl::OkStatus();
 }
@@ -335,16 +371,94 @@ absl::Status LoadGroups(sync::ProjectionView& view, const in::AsCadre& cadre,
   return absl::OkStatus();
 }
 
-absl::Status RecomputeCadre(sync::ProjectionView& view, const std::string& user_id,
-                            const AssessmentOptions& options) {
-  ASSIGN_OR_RETURN(std::optional<in::AsCadre> cadre, Load<in::AsCadre>(view, keys::Cadre(user_id)));
-  Computed now;
-  if (cadre) {
-    std::map<std::string, in::AsPhotoGroup> groups;
-    RETURN_IF_ERROR(LoadGroups(view, *cadre, groups));
-    now = ComputeCadre(*cadre, groups, options);
+// The cadre's live visits as indices into visits(), in LiveVisits' order.
+std::vector<int> LiveOrder(const in::AsCadre& cadre) {
+  std::vector<int> out;
+  for (int i = 0; i < cadre.visits_size(); ++i) {
+    if (!cadre.visits(i).withdrawn()) out.push_back(i);
   }
-  return WriteDifference(view, keys::CadreContribution(user_id), now);
+  std::stable_sort(out.begin(), out.end(), [&](int a, int b) {
+    const in::AsVisit& x = cadre.visits(a);
+    const in::AsVisit& y = cadre.visits(b);
+    if (x.start_ms() != y.start_ms()) return x.start_ms() < y.start_ms();
+    return x.offset() < y.offset();
+  });
+  return out;
+}
+
+constexpr int kNotLive = -2;
+constexpr int kFirst = -1;
+
+// For each index < n: the index of the live visit before it, kFirst, or
+// kNotLive.
+std::vector<int> Predecessors(const in::AsCadre& cadre, int n) {
+  std::vector<int> out(static_cast<size_t>(n), kNotLive);
+  const std::vector<int> order = LiveOrder(cadre);
+  for (size_t k = 0; k < order.size(); ++k) {
+    out[static_cast<size_t>(order[k])] = k == 0 ? kFirst : order[k - 1];
+  }
+  return out;
+}
+
+// One visit of a cadre changed (recorded, corrected or withdrawn: index
+// `changed` of after.visits(), before.visits() lacking it when it is new),
+// turning no photo group duplicate or back (so every photo's IsDuplicate, all
+// a flag reads of a group, is the same before and after, and the groups as
+// they are now serve both sides): the cadre's own part is recomputed, and the terms
+// of the visits whose record or predecessor changed (the changed visit and
+// its successors in the old and new order); every other term is the same on
+// both sides, so the difference is exact without recomputing it.
+absl::Status ApplyVisitChange(sync::ProjectionView& view, const in::AsCadre& before,
+                              const in::AsCadre& after, int changed,
+                              const AssessmentOptions& options) {
+  const int n = after.visits_size();
+  const std::vector<int> pred_before = Predecessors(before, n);
+  const std::vector<int> pred_after = Predecessors(after, n);
+  std::vector<int> affected;
+  for (int i = 0; i < n; ++i) {
+    const int b = pred_before[static_cast<size_t>(i)], a = pred_after[static_cast<size_t>(i)];
+    if (i == changed || a != b || a == changed || b == changed) affected.push_back(i);
+  }
+  // The groups of the affected visits' photos, before and after.
+  std::map<std::string, in::AsPhotoGroup> groups;
+  auto load = [&](const google::protobuf::RepeatedPtrField<std::string>& photos) -> absl::Status {
+    for (const std::string& photo : photos) {
+      if (groups.count(photo)) continue;
+      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
+                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+      groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
+    }
+    return absl::OkStatus();
+  };
+  for (int i : affected) {
+    RETURN_IF_ERROR(load(after.visits(i).photos()));
+    if (i < before.visits_size()) RETURN_IF_ERROR(load(before.visits(i).photos()));
+  }
+  Computed old_part, new_part;
+  AddCadreOwn(before, options, old_part);
+  AddCadreOwn(after, options, new_part);
+  for (int i : affected) {
+    const int b = pred_before[static_cast<size_t>(i)], a = pred_after[static_cast<size_t>(i)];
+    if (b != kNotLive) {
+      AddVisitTerm(before, before.visits(i), b == kFirst ? nullptr : &before.visits(b), groups,
+                   options, old_part);
+    }
+    if (a != kNotLive) {
+      AddVisitTerm(after, after.visits(i), a == kFirst ? nullptr : &after.visits(a), groups,
+                   options, new_part);
+    }
+  }
+  return ApplyDifference(view, old_part, new_part);
+}
+
+// A change of the cadre's links, name, unit or rank: only its own part
+// depends on them.
+absl::Status ApplyCadreOwnChange(sync::ProjectionView& view, const in::AsCadre& before,
+                                 const in::AsCadre& after, const AssessmentOptions& options) {
+  Computed old_part, new_part;
+  AddCadreOwn(before, options, old_part);
+  AddCadreOwn(after, options, new_part);
+  return ApplyDifference(view, old_part, new_part);
 }
 
 // The day an event without times of its own takes effect: its device_time's
@@ -474,9 +588,10 @@ absl::Status ApplyLink(const v1::Event& event, sync::ProjectionView& view,
   }
   if (link->has_cadre_id()) {
     ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, link->cadre_id()));
+    const in::AsCadre before = cadre;
     UpsertLink(*cadre.mutable_links(), as);
     Save(view, keys::Cadre(cadre.user_id()), cadre);
-    RETURN_IF_ERROR(RecomputeCadre(view, cadre.user_id(), options));
+    RETURN_IF_ERROR(ApplyCadreOwnChange(view, before, cadre, options));
   }
   return absl::OkStatus();
 }
@@ -539,11 +654,26 @@ void SetFix(in::AsVisit& visit, const v1::Event& event) {
   visit.set_accuracy_m(event.location().accuracy_m());
 }
 
+// The stored groups of `photos` (absent: nullopt), unless already taken.
+absl::Status SnapshotGroups(sync::ProjectionView& view,
+                            const google::protobuf::RepeatedPtrField<std::string>& photos,
+                            std::map<std::string, std::optional<in::AsPhotoGroup>>& out) {
+  for (const std::string& photo : photos) {
+    if (out.count(photo)) continue;
+    ASSIGN_OR_RETURN(out[photo], Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
                         sync::ProjectionView& view, const AssessmentOptions& options) {
   const std::string& cadre_id = meta.author.actor;
   ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, cadre_id));
+  const in::AsCadre before = cadre;
   std::set<std::string> cadres = {cadre_id};
+  // The photo groups the event changes, as they were before it.
+  std::map<std::string, std::optional<in::AsPhotoGroup>> groups_before;
+  int changed = -1;
   if (event.has_visit_recorded()) {
     in::AsVisit visit;
     visit.set_event_id(event.event_id());
@@ -569,22 +699,28 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
         visit.set_target_lng(household->location().lng());
       }
     }
+    RETURN_IF_ERROR(SnapshotGroups(view, visit.photos(), groups_before));
     RETURN_IF_ERROR(UpdatePhotoUses(view, cadre_id, visit, true, cadres));
     *cadre.add_visits() = std::move(visit);
+    changed = cadre.visits_size() - 1;
   } else {
     const v1::VisitCorrected& body = event.visit_corrected();
     // The original: the first visit in log order with that id, of the same
     // subject, by the same user (the engine's reference rule).
     in::AsVisit* original = nullptr;
-    for (in::AsVisit& visit : *cadre.mutable_visits()) {
+    for (int i = 0; i < cadre.visits_size(); ++i) {
+      in::AsVisit& visit = *cadre.mutable_visits(i);
       if (visit.event_id() == body.original_event_id() &&
           visit.subject_kind() == event.subject().kind() &&
           visit.subject_id() == event.subject().id() &&
           (original == nullptr || visit.offset() < original->offset())) {
         original = &visit;
+        changed = i;
       }
     }
     if (original == nullptr || original->withdrawn()) return absl::OkStatus();
+    RETURN_IF_ERROR(SnapshotGroups(view, original->photos(), groups_before));
+    RETURN_IF_ERROR(SnapshotGroups(view, body.corrected().photo_sha256(), groups_before));
     RETURN_IF_ERROR(UpdatePhotoUses(view, cadre_id, *original, false, cadres));
     if (body.withdrawn()) {
       original->set_withdrawn(true);
@@ -595,7 +731,36 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
     }
   }
   Save(view, keys::Cadre(cadre_id), cadre);
-  for (const std::string& id : cadres) RETURN_IF_ERROR(RecomputeCadre(view, id, options));
+  // A visit's DUPLICATE_PHOTO flags depend on its photos' groups only through
+  // IsDuplicate (two subjects or more): while no group the event changed
+  // turns duplicate or back, no other visit's flags change.
+  bool duplicate_changed = false;
+  for (const auto& [photo, group] : groups_before) {
+    ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> now,
+                     Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+    if ((group && IsDuplicate(*group)) != (now && IsDuplicate(*now))) duplicate_changed = true;
+  }
+  if (!duplicate_changed) return ApplyVisitChange(view, before, cadre, changed, options);
+  // A photo group turned duplicate or back: the flags of every cadre using
+  // one of its photos may change, so each of them is recomputed whole, before
+  // (with the groups as they were) and after.
+  for (const std::string& id : cadres) {
+    std::optional<in::AsCadre> other;
+    if (id != cadre_id) {
+      ASSIGN_OR_RETURN(other, Load<in::AsCadre>(view, keys::Cadre(id)));
+      if (!other) continue;
+    }
+    const in::AsCadre& old_record = other ? *other : before;
+    const in::AsCadre& new_record = other ? *other : cadre;
+    std::map<std::string, in::AsPhotoGroup> old_groups, new_groups;
+    RETURN_IF_ERROR(LoadGroups(view, new_record, new_groups));
+    RETURN_IF_ERROR(LoadGroups(view, old_record, old_groups));
+    for (const auto& [photo, group] : groups_before) {
+      if (old_groups.count(photo)) old_groups[photo] = group ? *group : in::AsPhotoGroup();
+    }
+    RETURN_IF_ERROR(ApplyDifference(view, ComputeCadre(old_record, old_groups, options),
+                                    ComputeCadre(new_record, new_groups, options)));
+  }
   return absl::OkStatus();
 }
 
@@ -699,11 +864,12 @@ absl::Status ApplyUser(const v1::Event& event, sync::ProjectionView& view,
       cadre->rank() == user.rank()) {
     return absl::OkStatus();
   }
+  const in::AsCadre before = *cadre;
   cadre->set_name(user.name());
   cadre->set_unit_id(user.unit_id());
   cadre->set_rank(user.rank());
   Save(view, keys::Cadre(user.id()), *cadre);
-  return RecomputeCadre(view, user.id(), options);
+  return ApplyCadreOwnChange(view, before, *cadre, options);
 }
 
 absl::Status ApplyFeedback(const v1::Event& event, const sync::EventMeta& meta,

@@ -7,7 +7,6 @@
 //   dom/as/c/<user_id>                 AsCadre: a cadre's links and visits
 //   dom/as/ph/<photo sha256 hex>       AsPhotoGroup: the live visits using a photo
 //   dom/as/sc/<subject_key>            AsContribution the subject wrote
-//   dom/as/cc/<user_id>                AsContribution the cadre wrote
 //   dom/as/n/<L2>/<P>/<bucket hex8>    AsCounterBucket: counter deltas by day (bucket = day/8)
 //   dom/as/ci/<L2>/<P>/<unit>\0<name>\0<user_id>           ""  cadres linked under P
 //   dom/as/g/<L2>/<P>/<from hex8>/<subject_key>            AsGap  coverage gap runs
@@ -19,10 +18,21 @@
 //   dom/as/glu/<county>                AsSubject: the county's GROUP_LEADER_UNIT links
 // A counter's value on day D is the sum of its deltas on days <= D: every
 // quantity of the summary is a function of the as-of day, so a report of any
-// day reads the same records. Each subject and cadre stores what it
-// contributed; a change recomputes that one contribution and writes the
-// difference, so the counters always equal the sum of the current
-// contributions (tests/domain/assessment_property_test.cc).
+// day reads the same records. The counters and indexes always equal the sum
+// (union) of the current contributions of every subject and cadre
+// (tests/domain/assessment_property_test.cc); a change writes the difference
+// between one contribution before and after it:
+//   - a subject stores what it contributed (dom/as/sc/), re-read at its next
+//     change (subjects change rarely: links, statuses, plans);
+//   - a cadre stores none: its contribution before an event is derived from
+//     its record as it was (loaded anyway), and is split into the cadre's own
+//     part (links, rank, counted days: kCadres, kCadresMeetingAll, "ci") and
+//     one term per live visit (kVisits, kFlaggedVisits, "f": a function of
+//     the visit, the live visit before it and its photos' groups). A visit
+//     that touches no photo recomputes the own part and the terms of the
+//     visits whose record or predecessor changed, not the cadre's whole year
+//     (docs/assessment.md "Cost at commit"). Stores written before this rule
+//     may hold dom/as/cc/<user_id> records: nothing reads them.
 #pragma once
 
 #include <map>
@@ -38,7 +48,13 @@
 
 namespace fieldsync::domain::assessment {
 
-// Counters of the summary (AssessmentSummary fields).
+// Counters of the summary (AssessmentSummary fields). Most are running
+// sums: the value on day D is the sum of the deltas on days <= D. kVisits and
+// kFlaggedVisits are year counters: their value on D is the sum of the deltas
+// on days of D's year up to D, so a visit writes one delta (its start day) and
+// never a -1 on the next 1 January: half the bucket writes of a visit. Ids 6
+// and 7 were running-sum visit counters of an earlier build (a -1 on the next
+// 1 January); reports ignore them.
 enum Counter : int {
   kCadres = 0,
   kCadresMeetingAll = 1,
@@ -46,12 +62,14 @@ enum Counter : int {
   kHouseholdsCovered = 3,
   kPoorVillages = 4,
   kVillagesCovered = 5,
-  kVisits = 6,
-  kFlaggedVisits = 7,
   kPlansRequired = 8,
   kPlansPresent = 9,
-  kCounterCount = 10,
+  kVisits = 10,
+  kFlaggedVisits = 11,
+  kCounterCount = 12,
 };
+// True for the year counters (kVisits, kFlaggedVisits).
+inline bool IsYearCounter(int counter) { return counter == kVisits || counter == kFlaggedVisits; }
 
 // Days per counter bucket: a commit rewrites one bucket per level and
 // counter day, so small buckets keep its writes small (a province bucket
@@ -69,7 +87,6 @@ std::string Subject(const std::string& subject_key);
 std::string Cadre(const std::string& user_id);
 std::string PhotoGroup(const std::string& sha256);
 std::string SubjectContribution(const std::string& subject_key);
-std::string CadreContribution(const std::string& user_id);
 // "dom/as/<kind>/<L2>/<prefix>/" for a level prefix.
 std::string LevelRoot(const std::string& kind, const std::string& level_prefix);
 // The scan prefix of index `kind` for any prefix: the level at or above it.

@@ -133,6 +133,7 @@ absl::StatusOr<v1::AssessmentSummary> Summary(const sync::ProjectionReader& read
                                               const std::string& prefix, Day as_of) {
   int64_t totals[kCounterCount] = {};
   const uint32_t last_bucket = static_cast<uint32_t>(as_of) / kBucketDays;
+  const Day year_start = FirstDay(YearOf(as_of));
   RETURN_IF_ERROR(ScanAll(
       reader, keys::LevelRoot("n", prefix), "",
       [&](const std::string& key, const std::string& value) -> absl::StatusOr<bool> {
@@ -146,9 +147,10 @@ absl::StatusOr<v1::AssessmentSummary> Summary(const sync::ProjectionReader& read
           return absl::DataLossError(absl::StrCat("counter ", key, " does not parse"));
         }
         for (const in::AsDelta& d : record.deltas()) {
-          if (d.day() <= as_of && d.counter() >= 0 && d.counter() < kCounterCount) {
-            totals[d.counter()] += d.delta();
-          }
+          if (d.day() > as_of || d.counter() < 0 || d.counter() >= kCounterCount) continue;
+          // Year counters count the deltas of the as-of day's year only.
+          if (IsYearCounter(d.counter()) && d.day() < year_start) continue;
+          totals[d.counter()] += d.delta();
         }
         return true;
       }));

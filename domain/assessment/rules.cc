@@ -428,66 +428,72 @@ bool IsDuplicate(const in::AsPhotoGroup& group) {
   return false;
 }
 
+std::vector<v1::EvidenceFlag> FlagVisit(const in::AsVisit& visit, const in::AsVisit* earlier,
+                                        const std::map<std::string, in::AsPhotoGroup>& photo_groups,
+                                        const AssessmentOptions& options) {
+  std::vector<v1::EvidenceFlag> out;
+  const int64_t skew_ms = absl::ToInt64Milliseconds(options.device_time_skew);
+  if (!visit.has_fix()) {
+    v1::EvidenceFlag& flag = out.emplace_back();
+    flag.set_kind(v1::EVIDENCE_FLAG_KIND_NO_FIX);
+  } else if (visit.has_target_location()) {
+    const double distance =
+        DistanceMetres(visit.lat(), visit.lng(), visit.target_lat(), visit.target_lng());
+    if (distance > options.gps_far_m) {
+      v1::EvidenceFlag& flag = out.emplace_back();
+      flag.set_kind(v1::EVIDENCE_FLAG_KIND_GPS_FAR);
+      flag.mutable_gps_far()->set_distance_m(distance);
+      flag.mutable_gps_far()->set_threshold_m(options.gps_far_m);
+      flag.mutable_gps_far()->set_accuracy_m(visit.accuracy_m());
+    }
+  }
+  if (earlier != nullptr && visit.has_fix() && earlier->has_fix()) {
+    const double km =
+        DistanceMetres(earlier->lat(), earlier->lng(), visit.lat(), visit.lng()) / 1000.0;
+    const double hours = static_cast<double>(visit.start_ms() - earlier->end_ms()) / 3.6e6;
+    // Overlapping visits at two places: no time at all to travel.
+    const double speed = hours > 0 ? km / hours : (km > 0 ? HUGE_VAL : 0);
+    if (speed > options.max_travel_kmh) {
+      v1::EvidenceFlag& flag = out.emplace_back();
+      flag.set_kind(v1::EVIDENCE_FLAG_KIND_IMPOSSIBLE_TRAVEL);
+      flag.add_event_ids(earlier->event_id());
+      flag.add_offsets(earlier->offset());
+      v1::TravelDetail* travel = flag.mutable_travel();
+      travel->set_distance_km(km);
+      travel->set_hours(std::max(hours, 0.0));
+      travel->set_speed_kmh(speed);
+      travel->set_threshold_kmh(options.max_travel_kmh);
+    }
+  }
+  std::set<std::string> seen;
+  for (const std::string& photo : visit.photos()) {
+    if (!seen.insert(photo).second) continue;
+    auto it = photo_groups.find(photo);
+    if (it == photo_groups.end() || !IsDuplicate(it->second)) continue;
+    v1::EvidenceFlag& flag = out.emplace_back();
+    flag.set_kind(v1::EVIDENCE_FLAG_KIND_DUPLICATE_PHOTO);
+    flag.mutable_duplicate_photo()->set_photo_sha256(photo);
+  }
+  const bool skewed = visit.skew_measured() && std::abs(visit.skew_ms()) > skew_ms;
+  if (skewed || visit.hlc_flagged()) {
+    v1::EvidenceFlag& flag = out.emplace_back();
+    flag.set_kind(v1::EVIDENCE_FLAG_KIND_DEVICE_TIME_SKEW);
+    flag.mutable_time_skew()->set_skew_ms(visit.skew_ms());
+    flag.mutable_time_skew()->set_threshold_ms(skew_ms);
+    flag.mutable_time_skew()->set_hlc_flagged(visit.hlc_flagged());
+  }
+  return out;
+}
+
 std::vector<VisitFlags> FlagVisits(const in::AsCadre& cadre,
                                    const std::map<std::string, in::AsPhotoGroup>& photo_groups,
                                    const AssessmentOptions& options) {
   std::vector<VisitFlags> out;
   const std::vector<const in::AsVisit*> live = LiveVisits(cadre);
-  const int64_t skew_ms = absl::ToInt64Milliseconds(options.device_time_skew);
   for (size_t i = 0; i < live.size(); ++i) {
-    const in::AsVisit& visit = *live[i];
     VisitFlags entry;
-    entry.visit = &visit;
-    if (!visit.has_fix()) {
-      v1::EvidenceFlag& flag = entry.flags.emplace_back();
-      flag.set_kind(v1::EVIDENCE_FLAG_KIND_NO_FIX);
-    } else if (visit.has_target_location()) {
-      const double distance =
-          DistanceMetres(visit.lat(), visit.lng(), visit.target_lat(), visit.target_lng());
-      if (distance > options.gps_far_m) {
-        v1::EvidenceFlag& flag = entry.flags.emplace_back();
-        flag.set_kind(v1::EVIDENCE_FLAG_KIND_GPS_FAR);
-        flag.mutable_gps_far()->set_distance_m(distance);
-        flag.mutable_gps_far()->set_threshold_m(options.gps_far_m);
-        flag.mutable_gps_far()->set_accuracy_m(visit.accuracy_m());
-      }
-    }
-    if (i > 0 && visit.has_fix() && live[i - 1]->has_fix()) {
-      const in::AsVisit& earlier = *live[i - 1];
-      const double km =
-          DistanceMetres(earlier.lat(), earlier.lng(), visit.lat(), visit.lng()) / 1000.0;
-      const double hours = static_cast<double>(visit.start_ms() - earlier.end_ms()) / 3.6e6;
-      // Overlapping visits at two places: no time at all to travel.
-      const double speed = hours > 0 ? km / hours : (km > 0 ? HUGE_VAL : 0);
-      if (speed > options.max_travel_kmh) {
-        v1::EvidenceFlag& flag = entry.flags.emplace_back();
-        flag.set_kind(v1::EVIDENCE_FLAG_KIND_IMPOSSIBLE_TRAVEL);
-        flag.add_event_ids(earlier.event_id());
-        flag.add_offsets(earlier.offset());
-        v1::TravelDetail* travel = flag.mutable_travel();
-        travel->set_distance_km(km);
-        travel->set_hours(std::max(hours, 0.0));
-        travel->set_speed_kmh(speed);
-        travel->set_threshold_kmh(options.max_travel_kmh);
-      }
-    }
-    std::set<std::string> seen;
-    for (const std::string& photo : visit.photos()) {
-      if (!seen.insert(photo).second) continue;
-      auto it = photo_groups.find(photo);
-      if (it == photo_groups.end() || !IsDuplicate(it->second)) continue;
-      v1::EvidenceFlag& flag = entry.flags.emplace_back();
-      flag.set_kind(v1::EVIDENCE_FLAG_KIND_DUPLICATE_PHOTO);
-      flag.mutable_duplicate_photo()->set_photo_sha256(photo);
-    }
-    const bool skewed = visit.skew_measured() && std::abs(visit.skew_ms()) > skew_ms;
-    if (skewed || visit.hlc_flagged()) {
-      v1::EvidenceFlag& flag = entry.flags.emplace_back();
-      flag.set_kind(v1::EVIDENCE_FLAG_KIND_DEVICE_TIME_SKEW);
-      flag.mutable_time_skew()->set_skew_ms(visit.skew_ms());
-      flag.mutable_time_skew()->set_threshold_ms(skew_ms);
-      flag.mutable_time_skew()->set_hlc_flagged(visit.hlc_flagged());
-    }
+    entry.visit = live[i];
+    entry.flags = FlagVisit(*live[i], i > 0 ? live[i - 1] : nullptr, photo_groups, options);
     if (!entry.flags.empty()) out.push_back(std::move(entry));
   }
   return out;

@@ -146,6 +146,13 @@ struct VisitFlags {
   const in::AsVisit* visit = nullptr;
   std::vector<v1::EvidenceFlag> flags;  // Without cadre/subject/area/visit_time.
 };
+// The flags of one live visit; `earlier` is the cadre's live visit just
+// before it in (start, offset) order, or null. A visit's flags depend on
+// nothing else of the cadre: the commit step recomputes only the visits
+// whose own record or predecessor changed (aggregates.cc).
+std::vector<v1::EvidenceFlag> FlagVisit(const in::AsVisit& visit, const in::AsVisit* earlier,
+                                        const std::map<std::string, in::AsPhotoGroup>& photo_groups,
+                                        const AssessmentOptions& options);
 std::vector<VisitFlags> FlagVisits(const in::AsCadre& cadre,
                                    const std::map<std::string, in::AsPhotoGroup>& photo_groups,
                                    const AssessmentOptions& options);
