@@ -235,3 +235,6 @@ fieldsync_test(pull_replay_test
 fieldsync_test(unknown_cursor_test
   SOURCES unknown_cursor_test.cc
   DEPS fieldsync_sync_world)
+fieldsync_test(area_exists_test
+  SOURCES area_exists_test.cc
+  DEPS fieldsync_sync_world)
