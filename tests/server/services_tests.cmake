@@ -232,9 +232,21 @@ target_compile_definitions(demo_test PRIVATE
 fieldsync_test(pull_replay_test
   SOURCES pull_replay_test.cc
   DEPS fieldsync_sync_world)
-fieldsync_test(unknown_cursor_test
-  SOURCES unknown_cursor_test.cc
-  DEPS fieldsync_sync_world)
 fieldsync_test(area_exists_test
   SOURCES area_exists_test.cc
   DEPS fieldsync_sync_world)
+fieldsync_test(existence_oracle_test
+  SOURCES existence_oracle_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(schema_test
+  SOURCES schema_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(error_detail_test
+  SOURCES error_detail_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(unknown_cursor_test
+  SOURCES unknown_cursor_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(malformed_request_test
+  SOURCES malformed_request_test.cc
+  DEPS fieldsync_service_harness)
