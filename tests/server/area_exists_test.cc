@@ -14,8 +14,11 @@
 namespace fieldsync::testing {
 namespace {
 
-constexpr char kUnimportedVillage[] = "620102001099";  // In town1's township; never imported.
-constexpr char kUnimportedCounty[] = "620109";
+// Event area codes are 12 digits (SyncWorld imports county A as 620102000000).
+constexpr char kCounty[] = "620102000000";
+constexpr char kTownship[] = "620102001000";
+constexpr char kUnimportedVillage[] = "620102001099";   // In town1's township; never imported.
+constexpr char kUnimportedTownship[] = "620102003000";  // In county A; never imported.
 
 v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
   v1::SubjectRef ref;
@@ -71,7 +74,8 @@ TEST_F(AreaExistsTest, AHouseholdInAVillageNobodyImportedIsAnUnknownReferenceNam
 }
 
 TEST_F(AreaExistsTest, AHouseholdRegisteredAtATownshipCodeIsAnUnknownReference) {
-  ExpectUnknownArea(PushOne(tablet(), tablet().Register(RandomUuid(), kTownA1, "N-92")), kTownA1);
+  ExpectUnknownArea(PushOne(tablet(), tablet().Register(RandomUuid(), kTownship, "N-92")),
+                    kTownship);
 }
 
 TEST_F(AreaExistsTest, AVisitToAVillageNobodyImportedIsAnUnknownReferenceNotAnUnknownSubject) {
@@ -82,8 +86,8 @@ TEST_F(AreaExistsTest, AVisitToAVillageNobodyImportedIsAnUnknownReferenceNotAnUn
 }
 
 TEST_F(AreaExistsTest, AVillageSubjectThatIsATownshipIsAnUnknownReference) {
-  ExpectUnknownArea(PushOne(tablet(), Visit(tablet(), Ref(v1::SUBJECT_KIND_VILLAGE, kTownA1), kTownA1)),
-                    kTownA1);
+  ExpectUnknownArea(PushOne(tablet(), Visit(tablet(), Ref(v1::SUBJECT_KIND_VILLAGE, kTownship), kTownship)),
+                    kTownship);
 }
 
 TEST_F(AreaExistsTest, AVisitToAnImportedVillageIsAccepted) {
@@ -92,13 +96,13 @@ TEST_F(AreaExistsTest, AVisitToAnImportedVillageIsAccepted) {
 }
 
 TEST_F(AreaExistsTest, ACountyLinkToACountyIsAccepted) {
-  const v1::PushResult result = PushOne(county(), CountyLink(kCountyA));
+  const v1::PushResult result = PushOne(county(), CountyLink(kCounty));
   EXPECT_TRUE(result.has_accepted()) << result.ShortDebugString();
 }
 
 TEST_F(AreaExistsTest, ACountyLinkToATownshipIsAnUnknownReferenceNamingTheLevel) {
-  const v1::PushResult result = PushOne(county(), CountyLink(kTownA1));
-  ExpectUnknownArea(result, kTownA1);
+  const v1::PushResult result = PushOne(county(), CountyLink(kTownship));
+  ExpectUnknownArea(result, kTownship);
   EXPECT_TRUE(absl::StrContains(result.rejected().message(), "county"))
       << result.rejected().message();
 }
@@ -107,8 +111,8 @@ TEST_F(AreaExistsTest, AnAreaSubjectThatIsAVillageIsAnUnknownReference) {
   ExpectUnknownArea(PushOne(county(), CountyLink(kV1)), kV1);
 }
 
-TEST_F(AreaExistsTest, ACountyLinkToACountyNobodyImportedIsAnUnknownReference) {
-  ExpectUnknownArea(PushOne(county(), CountyLink(kUnimportedCounty)), kUnimportedCounty);
+TEST_F(AreaExistsTest, AnAreaSubjectNobodyImportedIsAnUnknownReference) {
+  ExpectUnknownArea(PushOne(county(), CountyLink(kUnimportedTownship)), kUnimportedTownship);
 }
 
 TEST_F(AreaExistsTest, AnUnknownAreaRejectsOnlyItsEventAndTheBatchGoesOn) {
