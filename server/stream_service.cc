@@ -422,11 +422,27 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // Cuts the stream (at the next Drive) if a message has waited for the
   // consumer for `idle` or longer: a write completes only as the consumer
   // reads (HTTP/2 flow control), so a write in flight that long means the
-  // consumer stopped reading. True if it was cut now.
+  // consumer stopped reading. A stream already ending after its write in
+  // flight (a too-slow consumer, QueueLocked) whose write has waited that
+  // long finishes now instead of waiting for a write that may never
+  // complete (and is cancelled as long again later, CancelIfFinishStuck).
+  // True if it was cut now.
+  //
+  // Nothing else shows a stopped consumer: with no write in flight (the
+  // reader still making the next batch, a live stream with nothing to send)
+  // every message so far was taken, and a client library that holds
+  // megabytes in its HTTP/2 windows (grown by its BDP estimate) takes them
+  // without its application reading. Such a stream is cut once a write
+  // waits for it (docs/stream.md).
   bool CutIfStalled(absl::Time now, absl::Duration idle) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    if (finished_ || finish_requested_ || !write_in_flight_ || now - write_started_ < idle) {
-      return false;
+    if (finished_ || !write_in_flight_ || now - write_started_ < idle) return false;
+    if (finish_requested_) {
+      if (!finish_after_write_) return false;  // Finish is issued at the next Drive.
+      // The status follows the write in flight, so the offset it names
+      // (everything through that write) stays right if it ever arrives.
+      finish_after_write_ = false;
+      return true;
     }
     // Finished at once, the write still in flight: the consumer may never
     // take it. It may still arrive, so the consumer resumes from the larger

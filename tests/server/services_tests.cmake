@@ -224,3 +224,9 @@ fieldsync_test(demo_test
 fieldsync_uses_fieldsyncd(demo_test)
 target_compile_definitions(demo_test PRIVATE
   AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
+
+# Issue 12: Subscribe consumers that stop reading are cut and let go, in
+# every state their stream can be in.
+fieldsync_test(stream_stall_test
+  SOURCES stream_stall_test.cc
+  DEPS fieldsync_sync_world)
