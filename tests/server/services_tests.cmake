@@ -225,6 +225,13 @@ fieldsync_uses_fieldsyncd(demo_test)
 target_compile_definitions(demo_test PRIVATE
   AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
 
+# Issue 8 leftovers in AdminService: List* pages bounded by index entries
+# examined (limits.max_examined_records), one year range for link dates,
+# Device.last_device_seq filled from the engine.
+fieldsync_test(admin_bounds_test
+  SOURCES admin_bounds_test.cc
+  DEPS fieldsync_sync_world)
+
 # Issue 12: Subscribe consumers that stop reading are cut and let go, in
 # every state their stream can be in.
 fieldsync_test(stream_stall_test
