@@ -73,8 +73,10 @@ std::optional<sync::Rejection> CheckFieldValue(const FieldSchema& schema,
 bool IsResidentIdNumber(std::string_view s);
 // The check character (0-9 or X) of the first 17 digits of an ID number.
 char ResidentIdCheckChar(std::string_view first17);
-// The years a date in a pushed event may have (birth dates, plan dates):
-// the programme's records, not the calendar's range.
+// The years every date field may have, pushed in an event (birth dates,
+// plan dates, link_started.valid_from...) or entered through AdminService
+// (StartLink / EndLink valid_from, valid_to): the programme's records, not
+// the calendar's range. One rule for one field, wherever it comes from.
 inline constexpr int kMinDateYear = 1900;
 inline constexpr int kMaxDateYear = 2100;
 // A real calendar date between kMinDateYear and kMaxDateYear.

@@ -2,29 +2,11 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/admin_service.h"
 #include "server/admin_service_internal.h"
 #include "storage/sha256.h"
-#include "base/area_code.h"
-#include "base/status_macros.h"
-#include "base/text.h"
-#include "base/time.h"
 
 namespace fieldsync::server {
-
-using admin::AdminChange;
-using admin::IdField;
-using admin::Invalid;
-using admin::kMaxAreaPartBytes;
-using admin::kMaxImportErrors;
-using admin::kMaxNameBytes;
-using admin::kMaxReasonBytes;
-using admin::LevelName;
-using admin::RunAdminChange;
-using admin::TextField;
 
 namespace {
 

@@ -1,26 +1,9 @@
 // AdminService: enrollment codes and devices (Identity does the appends).
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
-#include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "base/area_code.h"
-#include "base/status_macros.h"
-#include "base/text.h"
-#include "base/time.h"
 
 namespace fieldsync::server {
-
-using admin::AdminChange;
-using admin::IdField;
-using admin::Invalid;
-using admin::kMaxAreaPartBytes;
-using admin::kMaxImportErrors;
-using admin::kMaxNameBytes;
-using admin::kMaxReasonBytes;
-using admin::LevelName;
-using admin::RunAdminChange;
-using admin::TextField;
 
 // --- Enrollment and devices -----------------------------------------------------------------
 
@@ -74,7 +57,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
     ASSIGN_OR_RETURN(
         IndexPage page,
         ScanIndexPage(
-            *ctx_->store, prefix, request->page_token(), ctx_->PageSize(request->page_size()),
+            *ctx_->store, prefix, request->page_token(), ctx_->PageSize(request->page_size()), ctx_->settings.max_examined_records,
             [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
               ASSIGN_OR_RETURN(
                   std::optional<v1::Device> device,
@@ -85,7 +68,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
               return true;
             }));
     devices.resize(page.entries.size());
-    for (v1::Device& device : devices) *response->add_devices() = std::move(device);
+    for (v1::Device& device : devices) {
+      // Not kept in the device record: the sync engine's high-water mark is
+      // the one count of what a device sent (a point read per listed device).
+      ASSIGN_OR_RETURN(uint64_t next, ctx_->engine->NextExpectedSeq(device.id()));
+      device.set_last_device_seq(next - 1);
+      *response->add_devices() = std::move(device);
+    }
     response->set_next_page_token(page.next_page_token);
     return absl::OkStatus();
   };

@@ -1,6 +1,7 @@
 // What the AdminService handler files (admin_service_*.cc) share: limits,
-// the field checks, and RunAdminChange, the one shape of every change.
-// Internal to server/.
+// the field checks, RunAdminChange (the one shape of every change), and
+// their common preamble (the includes and the names they use unqualified),
+// so that each file names only what is its own. Internal to server/.
 #pragma once
 
 #include <functional>
@@ -10,6 +11,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/area_code.h"
+#include "base/status_macros.h"
+#include "base/text.h"
+#include "base/time.h"
 #include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/identity.h"
@@ -58,3 +65,19 @@ grpc::ServerUnaryReactor* RunAdminChange(
     const std::function<absl::StatusOr<AdminChange>(GuardedUnary& call)>& validate);
 
 }  // namespace fieldsync::server::admin
+
+namespace fieldsync::server {
+
+// The handler files name these unqualified.
+using admin::AdminChange;
+using admin::IdField;
+using admin::Invalid;
+using admin::kMaxAreaPartBytes;
+using admin::kMaxImportErrors;
+using admin::kMaxNameBytes;
+using admin::kMaxReasonBytes;
+using admin::LevelName;
+using admin::RunAdminChange;
+using admin::TextField;
+
+}  // namespace fieldsync::server

@@ -1,30 +1,13 @@
 // AdminService: links (StartLink, EndLink, ListLinks). The link itself is
 // domain state (domain/links.h): the handlers check, append, and read the
 // domain's indexes.
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "domain/domain_keys.h"
+#include "domain/field_schema.h"
 #include "domain/links.h"
-#include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "base/area_code.h"
-#include "base/status_macros.h"
-#include "base/text.h"
-#include "base/time.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::server {
-
-using admin::AdminChange;
-using admin::IdField;
-using admin::Invalid;
-using admin::kMaxAreaPartBytes;
-using admin::kMaxImportErrors;
-using admin::kMaxNameBytes;
-using admin::kMaxReasonBytes;
-using admin::LevelName;
-using admin::RunAdminChange;
-using admin::TextField;
 
 namespace {
 
@@ -112,9 +95,11 @@ absl::StatusOr<std::pair<v1::LinkTargetKind, std::string>> LocateTarget(
 absl::StatusOr<v1::Date> DateOrToday(const Directory& directory, std::string_view field, bool has,
                                      const v1::Date& date) {
   if (!has) return directory.Today();
-  if (!IsValidDate(date)) {
+  // The same rule as a pushed LinkStarted / LinkEnded date (the domain's).
+  if (!domain::IsValidDate(date)) {
     return Invalid(absl::StrCat(std::string(field), " ", date.year(), "-", date.month(), "-",
-                                date.day(), " is not a valid date"));
+                                date.day(), " is not a valid date (a real date of the years ",
+                                domain::kMinDateYear, "-", domain::kMaxDateYear, ")"));
   }
   return date;
 }
@@ -438,7 +423,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLinks(grpc::CallbackServerContex
     ASSIGN_OR_RETURN(
         IndexPage page,
         ScanIndexPage(
-            *ctx_->store, prefix, request->page_token(), ctx_->PageSize(request->page_size()),
+            *ctx_->store, prefix, request->page_token(), ctx_->PageSize(request->page_size()), ctx_->settings.max_examined_records,
             [&](std::string_view key, std::string_view target) -> absl::StatusOr<bool> {
               ASSIGN_OR_RETURN(v1::Link link,
                                domain::LinkOfIndexEntry(directory.projections(), key, target));

@@ -2,28 +2,10 @@
 #include <algorithm>
 #include <set>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "domain/domain_keys.h"
-#include "server/admin_service.h"
 #include "server/admin_service_internal.h"
-#include "base/area_code.h"
-#include "base/status_macros.h"
-#include "base/text.h"
-#include "base/time.h"
 
 namespace fieldsync::server {
-
-using admin::AdminChange;
-using admin::IdField;
-using admin::Invalid;
-using admin::kMaxAreaPartBytes;
-using admin::kMaxImportErrors;
-using admin::kMaxNameBytes;
-using admin::kMaxReasonBytes;
-using admin::LevelName;
-using admin::RunAdminChange;
-using admin::TextField;
 
 // --- Units ------------------------------------------------------------------------------
 
@@ -113,7 +95,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListUnits(grpc::CallbackServerContex
   std::vector<v1::Unit> units;
   absl::StatusOr<IndexPage> page =
       ScanIndexPage(*ctx_->store, domain::keys::kUnitNamePrefix, request->page_token(),
-                    ctx_->PageSize(request->page_size()),
+                    ctx_->PageSize(request->page_size()), ctx_->settings.max_examined_records,
                     [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
                       std::string id(key.substr(key.rfind('\0') + 1));
                       ASSIGN_OR_RETURN(std::optional<v1::Unit> unit, ctx_->directory->GetUnit(id));
@@ -274,7 +256,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContex
   std::vector<v1::User> users;
   absl::StatusOr<IndexPage> page = ScanIndexPage(
       *ctx_->store, domain::keys::kUserNamePrefix, request->page_token(),
-      ctx_->PageSize(request->page_size()),
+      ctx_->PageSize(request->page_size()), ctx_->settings.max_examined_records,
       [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
         std::string id(key.substr(key.rfind('\0') + 1));
         ASSIGN_OR_RETURN(std::optional<v1::User> user, ctx_->directory->GetUser(id));

@@ -120,11 +120,6 @@ std::string AreaPrefix(const v1::Area& area) {
   return area.code().substr(0, std::min<size_t>(digits, area.code().size()));
 }
 
-bool IsValidDate(const v1::Date& date) {
-  return base::IsValidCalendarDate(date.year(), date.month(), date.day(), kMinAdminDateYear,
-                                   kMaxAdminDateYear);
-}
-
 int DateNumber(const v1::Date& date) {
   return date.year() * 10000 + date.month() * 100 + date.day();
 }
@@ -251,7 +246,7 @@ absl::StatusOr<std::optional<std::string>> Directory::AreaOfEventSubject(
 
 absl::StatusOr<IndexPage> ScanIndexPage(
     const storage::EventStore& store, std::string_view prefix, std::string_view page_token,
-    size_t page_size,
+    size_t page_size, size_t max_examined,
     const std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>& keep) {
   std::string after;
   if (!page_token.empty()) {
@@ -261,11 +256,21 @@ absl::StatusOr<IndexPage> ScanIndexPage(
     }
     after = absl::StrCat(std::string(prefix), suffix);
   }
+  max_examined = std::max<size_t>(max_examined, 1);
   IndexPage page;
   constexpr size_t kBatch = 512;
+  size_t examined = 0;
   while (true) {
     ASSIGN_OR_RETURN(auto entries, store.ScanProjections(prefix, after, kBatch));
     for (auto& [key, value] : entries) {
+      if (examined == max_examined) {
+        // The budget is spent and an entry is left: go on after the last
+        // one looked at (which is `after`, kept or not).
+        page.next_page_token = absl::WebSafeBase64Escape(after.substr(prefix.size()));
+        return page;
+      }
+      ++examined;
+      after = key;
       ASSIGN_OR_RETURN(bool kept, keep(key, value));
       if (!kept) continue;
       if (page.entries.size() == page_size) {
@@ -277,7 +282,6 @@ absl::StatusOr<IndexPage> ScanIndexPage(
       page.entries.emplace_back(std::move(key), std::move(value));
     }
     if (entries.size() < kBatch) break;
-    after = entries.back().first;
   }
   return page;
 }

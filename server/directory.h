@@ -105,12 +105,9 @@ int SignificantDigits(v1::AreaLevel level);
 // The scope prefix of an area: its code cut to its level's significant digits
 // (the whole code for groups).
 std::string AreaPrefix(const v1::Area& area);
-// The years an admin-entered date (a link's valid_to...) may have.
-inline constexpr int kMinAdminDateYear = 1900;
-inline constexpr int kMaxAdminDateYear = 9999;
-// Dates: validity (a real date, kMinAdminDateYear..kMaxAdminDateYear), the
-// yyyymmdd number, today in China Standard Time.
-bool IsValidDate(const v1::Date& date);
+// Dates: the yyyymmdd number, today in China Standard Time. (Validity is
+// the domain's one rule for every date field, pushed or entered through
+// AdminService: domain::IsValidDate, domain/field_schema.h.)
 int DateNumber(const v1::Date& date);
 v1::Date DateOf(absl::Time time);
 v1::Date AddDays(const v1::Date& date, int days);
@@ -182,11 +179,15 @@ struct IndexPage {
 
 // Scans projection keys under `prefix` in key order, starting after the
 // position `page_token` names, keeping the entries `keep` accepts, until
-// `page_size` are kept. The token is opaque (web-safe base64 of the last key
-// suffix). InvalidArgument for a token that is not one of this prefix's.
+// `page_size` are kept or `max_examined` entries (at least 1) were looked at,
+// kept or not (limits.max_examined_records: a filter that matches nothing
+// never walks the whole index in one call). Either way, if an entry is left,
+// the page carries a token to go on from (the page may then be short or
+// empty). The token is opaque (web-safe base64 of the last key suffix
+// looked at). InvalidArgument for a token that is not one of this prefix's.
 absl::StatusOr<IndexPage> ScanIndexPage(
     const storage::EventStore& store, std::string_view prefix, std::string_view page_token,
-    size_t page_size,
+    size_t page_size, size_t max_examined,
     const std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>& keep);
 
 // --- Writes (committer thread, inside AppendEntry::prepare) --------------------

@@ -5,6 +5,7 @@
 #include "base/text.h"
 #include "domain/assessment/report.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/offload.h"
 
 namespace fieldsync::server {
 namespace {
@@ -33,6 +34,21 @@ as::Day Today(const ServiceContext& ctx, const as::AssessmentOptions& options) {
   return as::DayOf(ctx.clock(), options.time_zone);
 }
 
+// Runs a report's `body` on the read executor (server/offload.h), never on
+// the gRPC callback thread: a report reads up to a page of aggregates and
+// their keys from RocksDB. A full read queue answers RESOURCE_EXHAUSTED
+// naming limits.read_queue_depth. The response is cleared on an error.
+template <typename Response>
+void FinishReport(const ServiceContext& ctx, GuardedUnary* call,
+                  grpc::CallbackServerContext* context, Response* response,
+                  std::function<absl::Status()> body) {
+  FinishOffloaded(ctx, call, context, [response, body = std::move(body)]() -> absl::Status {
+    absl::Status status = body();
+    if (!status.ok()) response->Clear();
+    return status;
+  });
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* ReportServiceImpl::GetAssessment(grpc::CallbackServerContext* context,
@@ -41,23 +57,22 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetAssessment(grpc::CallbackServerC
   const std::string& path = FIELDSYNC_METHOD_PATH(ReportService, GetAssessment);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto run = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishReport(*ctx_, call, context, response,
+               [ctx, call, request, response, options = options_]() -> absl::Status {
     RETURN_IF_ERROR(CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(),
-                                       request->year(), options_));
+                                       request->year(), options));
     // Read the head first: every aggregate read after it reflects at least it.
-    const uint64_t head = ctx_->store->Head();
-    const absl::Time now = ctx_->clock();
+    const uint64_t head = ctx->store->Head();
+    const absl::Time now = ctx->clock();
     ASSIGN_OR_RETURN(*response,
-                     as::Assessment(ctx_->engine->reader(), *request, Today(*ctx_, options_),
-                                    ctx_->PageSize(request->page_size()), options_));
+                     as::Assessment(ctx->engine->reader(), *request, Today(*ctx, options),
+                                    ctx->PageSize(request->page_size()), options));
     response->set_as_of_offset(head);
     *response->mutable_computed_at() =
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
     return absl::OkStatus();
-  };
-  absl::Status status = run();
-  if (!status.ok()) response->Clear();
-  call->Finish(status);
+  });
   return call;
 }
 
@@ -67,7 +82,9 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
   const std::string& path = FIELDSYNC_METHOD_PATH(ReportService, GetEvidenceReport);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
-  auto run = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishReport(*ctx_, call, context, response,
+               [ctx, call, request, response, options = options_]() -> absl::Status {
     for (int kind : request->kinds()) {
       if (!v1::EvidenceFlagKind_IsValid(kind) || kind == v1::EVIDENCE_FLAG_KIND_UNSPECIFIED) {
         return absl::InvalidArgumentError(
@@ -78,17 +95,14 @@ grpc::ServerUnaryReactor* ReportServiceImpl::GetEvidenceReport(
       return absl::InvalidArgumentError("cadre_id must match [A-Za-z0-9._:-]{1,64}");
     }
     RETURN_IF_ERROR(CheckReportRequest(call->principal(), call->scope(), request->scope_prefix(),
-                                       request->year(), options_));
-    const uint64_t head = ctx_->store->Head();
+                                       request->year(), options));
+    const uint64_t head = ctx->store->Head();
     ASSIGN_OR_RETURN(*response,
-                     as::Evidence(ctx_->engine->reader(), *request, Today(*ctx_, options_),
-                                  ctx_->PageSize(request->page_size()), options_));
+                     as::Evidence(ctx->engine->reader(), *request, Today(*ctx, options),
+                                  ctx->PageSize(request->page_size()), options));
     response->set_as_of_offset(head);
     return absl::OkStatus();
-  };
-  absl::Status status = run();
-  if (!status.ok()) response->Clear();
-  call->Finish(status);
+  });
   return call;
 }
 
@@ -112,15 +126,13 @@ grpc::ServerUnaryReactor* ReportServiceImpl::ListFeedback(grpc::CallbackServerCo
   auto* call =
       new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListFeedback));
   if (!call->admitted()) return call;
-  auto run = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishReport(*ctx_, call, context, response, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(CheckListRequest(call->principal(), call->scope(), request->scope_prefix()));
-    ASSIGN_OR_RETURN(*response, as::Feedback(ctx_->engine->reader(), *request,
-                                             ctx_->PageSize(request->page_size())));
+    ASSIGN_OR_RETURN(*response, as::Feedback(ctx->engine->reader(), *request,
+                                             ctx->PageSize(request->page_size())));
     return absl::OkStatus();
-  };
-  absl::Status status = run();
-  if (!status.ok()) response->Clear();
-  call->Finish(status);
+  });
   return call;
 }
 
@@ -130,15 +142,13 @@ grpc::ServerUnaryReactor* ReportServiceImpl::ListInspections(
   auto* call =
       new GuardedUnary(ctx_->guard, context, FIELDSYNC_METHOD_PATH(ReportService, ListInspections));
   if (!call->admitted()) return call;
-  auto run = [&]() -> absl::Status {
+  const ServiceContext* ctx = ctx_;
+  FinishReport(*ctx_, call, context, response, [ctx, call, request, response]() -> absl::Status {
     RETURN_IF_ERROR(CheckListRequest(call->principal(), call->scope(), request->scope_prefix()));
-    ASSIGN_OR_RETURN(*response, as::Inspections(ctx_->engine->reader(), *request,
-                                                ctx_->PageSize(request->page_size())));
+    ASSIGN_OR_RETURN(*response, as::Inspections(ctx->engine->reader(), *request,
+                                                ctx->PageSize(request->page_size())));
     return absl::OkStatus();
-  };
-  absl::Status status = run();
-  if (!status.ok()) response->Clear();
-  call->Finish(status);
+  });
   return call;
 }
 

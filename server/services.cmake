@@ -20,7 +20,11 @@ set(FIELDSYNC_SERVICE_SOURCES
   secrets.cc
   service_context.cc
   services.cc
+  stream_catch_up.cc
+  stream_hub.cc
+  stream_reactor.cc
   stream_readers.cc
+  stream_records.cc
   stream_service.cc
   stream_wire.cc
   sync_service.cc
@@ -42,7 +46,12 @@ set(FIELDSYNC_SERVICE_HEADERS
   secrets.h
   service_context.h
   services.h
+  stream_batch_cache.h
+  stream_hub.h
+  stream_internal.h
+  stream_reactor.h
   stream_readers.h
+  stream_records.h
   stream_service.h
   stream_wire.h
   sync_service.h

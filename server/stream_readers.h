@@ -4,7 +4,7 @@
 //
 // A fixed number of threads run submitted tasks in submission order. The
 // queue is bounded by its users, not here: each Subscribe stream has at most
-// one read task queued or running (server/stream_service.cc), so the queue
+// one read task queued or running (server/stream_reactor.cc), so the queue
 // holds at most limits.max_concurrent_streams tasks. A task must not block
 // on anything but the store's reads, and bounds its own work (one step of
 // at most a few thousand records examined) so that streams take turns.

@@ -63,6 +63,11 @@
 // OUT_OF_RANGE (from_offset past the log head: a consumer of another or a
 // restored server must resubscribe from at most the head).
 //
+// The pieces, one concept per file: stream_hub.h (registry, live dispatch,
+// tick), stream_reactor.h (one call's state machine; its catch-up step in
+// stream_catch_up.cc), stream_records.h (filter, live record, bounded log
+// read), stream_batch_cache.h, stream_internal.h (the bounds above).
+//
 // Thread-safety: safe for concurrent calls.
 #pragma once
 

@@ -60,8 +60,8 @@ absl::StatusOr<std::unique_ptr<ServiceHarness>> ServiceHarness::Start(const std:
     return absl::UnavailableError("cannot listen on 127.0.0.1:0");
   }
   harness->server_->GetHealthCheckService()->SetServingStatus(true);
-  harness->channel_ =
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  harness->address_ = absl::StrCat("127.0.0.1:", port);
+  harness->channel_ = grpc::CreateChannel(harness->address_, grpc::InsecureChannelCredentials());
   return harness;
 }
 

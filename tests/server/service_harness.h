@@ -63,6 +63,9 @@ class ServiceHarness {
   ~ServiceHarness();
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  // "127.0.0.1:<port>", for a test that needs a channel of its own (other
+  // channel arguments).
+  const std::string& address() const { return address_; }
   // The first admin's token when this start created it; empty otherwise.
   const std::string& admin_token() const { return admin_token_; }
   storage::EventStore& store() { return *store_; }
@@ -95,6 +98,7 @@ class ServiceHarness {
   std::unique_ptr<server::ServiceSet> services_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::string address_;
   std::string admin_token_;
 };
 

@@ -250,3 +250,16 @@ fieldsync_test(unknown_cursor_test
 fieldsync_test(malformed_request_test
   SOURCES malformed_request_test.cc
   DEPS fieldsync_service_harness)
+
+# Issue 8 leftovers in AdminService: List* pages bounded by index entries
+# examined (limits.max_examined_records), one year range for link dates,
+# Device.last_device_seq filled from the engine.
+fieldsync_test(admin_bounds_test
+  SOURCES admin_bounds_test.cc
+  DEPS fieldsync_sync_world)
+
+# Issue 12: Subscribe consumers that stop reading are cut and let go, in
+# every state their stream can be in.
+fieldsync_test(stream_stall_test
+  SOURCES stream_stall_test.cc
+  DEPS fieldsync_sync_world)
