@@ -1,4 +1,5 @@
 #include "server/demo.h"
+#include "server/demo_internal.h"
 
 #include <grpcpp/grpcpp.h>
 #include <openssl/evp.h>
@@ -27,45 +28,11 @@
 #include "sync/hlc.h"
 
 namespace fieldsync::server {
-namespace {
+namespace demo_internal {
 
 // Where 皋兰县 is, roughly; the households' dwellings are spread around it.
 constexpr double kBaseLat = 36.33;
 constexpr double kBaseLng = 103.95;
-
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("demo: ", what, ": ", status.error_message()));
-}
-
-// Calls `rpc` with `token`, waiting out RESOURCE_EXHAUSTED as the server
-// asks (retry-after-ms): the demo is many calls in a few seconds, under the
-// same rate limits as any client.
-template <typename Stub, typename Request, typename Response>
-absl::Status Call(Stub& stub,
-                  grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
-                  const std::string& token, const Request& request, Response* response,
-                  absl::string_view what) {
-  for (int attempt = 0;; ++attempt) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
-    grpc::Status status = (stub.*rpc)(&context, request, response);
-    if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED || attempt >= 100) {
-      return FromGrpc(status, what);
-    }
-    int64_t wait_ms = 200;
-    auto trailers = context.GetServerTrailingMetadata();
-    if (auto it = trailers.find("retry-after-ms"); it != trailers.end()) {
-      int64_t parsed = 0;
-      if (absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &parsed)) {
-        wait_ms = std::clamp<int64_t>(parsed, 10, 60'000);
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
-  }
-}
 
 std::string Uuid() {
   unsigned char bytes[16];
@@ -217,7 +184,34 @@ v1::Location At(double lat, double lng, float accuracy_m, absl::Time when) {
   return location;
 }
 
-}  // namespace
+// What server/demo_internal.h offers of the demo devices to the province
+// loader; the devices and their signing stay in DemoDevice above.
+void DemoDeviceDeleter::operator()(DemoDevice* device) const { delete device; }
+
+DemoDevicePtr NewDemoDevice() { return DemoDevicePtr(new DemoDevice()); }
+
+absl::Status EnrollDemoDevice(DemoDevice& device, v1::AdminService::Stub& admin,
+                              v1::SyncService::Stub& sync, const std::string& admin_token,
+                              const std::string& user_id) {
+  return device.Enroll(admin, sync, admin_token, user_id);
+}
+
+const std::string& DemoDeviceToken(const DemoDevice& device) { return device.token(); }
+
+absl::Status PushDemoEvents(v1::SyncService::Stub& sync, DemoDevice& device,
+                            const std::vector<DemoEventSpec>& specs, bool want_conflict,
+                            absl::string_view what) {
+  std::vector<decltype(device.Make(std::string(), std::string(), absl::Time(), nullptr))> events;
+  events.reserve(specs.size());
+  for (const DemoEventSpec& spec : specs) {
+    events.push_back(device.Make(spec.household_id, spec.village, spec.at, spec.body));
+  }
+  return PushAll(sync, device, events, want_conflict, what);
+}
+
+}  // namespace demo_internal
+
+using namespace demo_internal;  // NOLINT: the loader below is this file's user of them
 
 absl::StatusOr<DemoSummary> LoadDemoCounty(const DemoCountyOptions& options) {
   const absl::Time began = absl::Now();

@@ -19,6 +19,9 @@
 // there), printing what it made, the admin token file and three fieldctl
 // commands; on a later start the flag does nothing. If loading fails it shuts
 // down and exits 1 (remove the data directory and start again).
+// --demo=province does the same with the seed's scale (server/demo_province.h),
+// printing progress lines ("demo province: ...") and how long it took;
+// --demo_province_size=COUNTIES/VILLAGES/HOUSEHOLDS makes it smaller (tests).
 // SIGTERM or SIGINT shuts it down cleanly: health goes NOT_SERVING, new calls
 // are refused, in-flight calls finish (up to shutdown_grace_ms), the store is
 // closed, exit status 0.
@@ -36,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "server/config.h"
 #include "server/demo.h"
+#include "server/demo_province.h"
 #include "server/logging.h"
 #include "server/server.h"
 
@@ -53,8 +57,10 @@ ABSL_FLAG(bool, tls_require_client_cert, false,
           "refuse clients without a certificate signed by --tls_client_ca");
 ABSL_FLAG(std::string, log_format, "", "log format: text or json (default text)");
 ABSL_FLAG(std::string, demo, "",
-          "\"county\": on the first start of an empty data directory, load the demo county "
-          "(off by default)");
+          "\"county\" or \"province\": on the first start of an empty data directory, load "
+          "the demo county or the demo province (off by default)");
+ABSL_FLAG(std::string, demo_province_size, "75/6220/400000",
+          "COUNTIES/VILLAGES/HOUSEHOLDS of --demo=province (the seed's scale; smaller for tests)");
 ABSL_FLAG(std::string, demo_areas_csv, "deploy/gansu-admin-areas.csv",
           "the Gansu areas CSV the demo county is taken from");
 ABSL_FLAG(std::string, demo_fieldctl, "fieldctl",
@@ -105,10 +111,18 @@ int main(int argc, char** argv) {
   }
 
   const std::string demo = absl::GetFlag(FLAGS_demo);
-  if (!demo.empty() && demo != "county") {
-    std::cerr << "fieldsyncd: --demo: want county (province is not built), got \"" << demo
-              << "\"\n";
+  if (!demo.empty() && demo != "county" && demo != "province") {
+    std::cerr << "fieldsyncd: --demo: want county or province, got \"" << demo << "\"\n";
     return 2;
+  }
+  fieldsync::server::DemoProvinceOptions province_options;
+  if (demo == "province") {
+    if (absl::Status size = fieldsync::server::ParseDemoProvinceSize(
+            absl::GetFlag(FLAGS_demo_province_size), &province_options);
+        !size.ok()) {
+      std::cerr << "fieldsyncd: " << size.message() << "\n";
+      return 2;
+    }
   }
 
   auto config = fieldsync::server::LoadServerConfig(absl::GetFlag(FLAGS_config), overrides);
@@ -139,29 +153,49 @@ int main(int argc, char** argv) {
       std::string host = HostOf(config->listen());
       if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
       if (host == "[::]") host = "[::1]";
-      fieldsync::server::DemoCountyOptions demo_options;
-      demo_options.target = host + ":" + std::to_string((*server)->port());
-      demo_options.admin_token = *token;
-      demo_options.areas_csv_path = absl::GetFlag(FLAGS_demo_areas_csv);
-      demo_options.county_code = absl::GetFlag(FLAGS_demo_county);
-      absl::StatusOr<fieldsync::server::DemoSummary> summary =
-          fieldsync::server::LoadDemoCounty(demo_options);
-      if (summary.ok()) {
-        std::cout << fieldsync::server::DemoSummaryText(
-                         *summary, demo_options.target,
-                         config->data_dir() + "/" + fieldsync::server::kAdminTokenFileName,
-                         absl::GetFlag(FLAGS_demo_fieldctl))
-                  << std::flush;
+      const std::string target = host + ":" + std::to_string((*server)->port());
+      const std::string token_file =
+          config->data_dir() + "/" + fieldsync::server::kAdminTokenFileName;
+      absl::Status loaded;
+      if (demo == "province") {
+        province_options.target = target;
+        province_options.admin_token = *token;
+        province_options.areas_csv_path = absl::GetFlag(FLAGS_demo_areas_csv);
+        province_options.progress = [](const std::string& line) {
+          std::cout << line << std::endl;
+        };
+        absl::StatusOr<fieldsync::server::DemoProvinceSummary> summary =
+            fieldsync::server::LoadDemoProvince(province_options);
+        if (summary.ok()) {
+          std::cout << fieldsync::server::DemoProvinceSummaryText(*summary, token_file)
+                    << std::flush;
+        }
+        loaded = summary.status();
       } else {
+        fieldsync::server::DemoCountyOptions demo_options;
+        demo_options.target = target;
+        demo_options.admin_token = *token;
+        demo_options.areas_csv_path = absl::GetFlag(FLAGS_demo_areas_csv);
+        demo_options.county_code = absl::GetFlag(FLAGS_demo_county);
+        absl::StatusOr<fieldsync::server::DemoSummary> summary =
+            fieldsync::server::LoadDemoCounty(demo_options);
+        if (summary.ok()) {
+          std::cout << fieldsync::server::DemoSummaryText(*summary, target, token_file,
+                                                          absl::GetFlag(FLAGS_demo_fieldctl))
+                    << std::flush;
+        }
+        loaded = summary.status();
+      }
+      if (!loaded.ok()) {
         spdlog::critical("{} (remove the data directory {} and start again)",
-                         std::string(summary.status().message()), config->data_dir());
+                         std::string(loaded.message()), config->data_dir());
         (*server)->Shutdown(absl::Now() + grace);
         (*server)->Wait();
         server->reset();
         return 1;
       }
     } else {
-      spdlog::info("--demo=county: the store is not new; nothing loaded");
+      spdlog::info("--demo={}: the store is not new; nothing loaded", demo);
     }
   }
   if ((*server)->metrics_port() != 0) {

@@ -54,11 +54,11 @@ Online commands (as a person: --token-file FILE, else the enrolled device of --d
   report feedback|inspections --scope PREFIX                      信息服務 / 調研督查
 Admin commands (--token-file with an admin token):
   admin areas import FILE [--dry-run]
-  admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]
+  admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K] | admin unit list [--scope PREFIX]
   admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope CODE]...
   admin user list [--scope PREFIX]
   admin link start --cadre USER|--unit UNIT --target-kind household|village|county --target ID --role ROLE [--id ID] [--from DATE]
-  admin link end ID --reason REASON [--to DATE] [--note T]
+  admin link end ID --reason REASON [--to DATE] [--note T] [--replacement USER | --replacement-unit UNIT]
   admin link list [--cadre USER] [--scope PREFIX] [--active-only]
   admin code issue --user USER [--ttl DURATION]
   admin device list [--user USER] [--include-revoked] | admin device revoke ID --reason T
@@ -143,6 +143,23 @@ class Cli {
   absl::StatusOr<std::string> UserToken(const std::string& command);
   int PrintOutbox(const std::vector<client::OutboxEntry>& entries);
   int PrintSync(const client::SyncReport& report, int extra_exit);
+
+  // The admin commands' shared part (see Admin()).
+  struct AdminCall;
+  template <typename Request, typename Response>
+  absl::Status CallAdmin(AdminCall& admin,
+                         grpc::Status (v1::AdminService::Stub::*rpc)(grpc::ClientContext*,
+                                                                     const Request&, Response*),
+                         const Request& request, Response* response);
+  template <typename Request, typename Response, typename Text>
+  int AdminRpc(AdminCall& admin,
+               grpc::Status (v1::AdminService::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                           Response*),
+               const Request& request, Text text);
+  // Prints `response` as JSON with --json, else `text`; returns kExitOk.
+  int Print(const google::protobuf::Message& response, const std::string& text);
+  // "<command> needs --<name>" for the first of `names` not given, else "".
+  std::string Missing(const std::string& command, std::initializer_list<const char*> names);
 
   Settings settings_;
   Args args_;
@@ -1410,292 +1427,405 @@ int Cli::Report() {
 }
 
 // ---------------------------------------------------------------------------
-// Admin
+// Admin: one table of commands (words, usage, whether the call only reads,
+// and the body that builds the request and prints the answer); the token,
+// the server check, the stub, the retries, the error prefix and the JSON or
+// text output are done once for all of them.
+
+// The state every admin command gets.
+struct Cli::AdminCall {
+  std::unique_ptr<v1::AdminService::Stub> stub;
+  std::string token;
+  std::string name;  // "admin link end": the prefix of every error message.
+  // Reads retry UNAVAILABLE and RESOURCE_EXHAUSTED; writes retry only
+  // RESOURCE_EXHAUSTED (refused before anything happened), since an
+  // UNAVAILABLE write may have been applied (a second StartLink would make a
+  // second link).
+  bool read_only = false;
+};
+
+// Calls `rpc` as the admin; on success prints the response (JSON with
+// --json, else `text(response)`) and exits 0, else fails with the server's
+// status prefixed by the command.
+template <typename Request, typename Response, typename Text>
+int Cli::AdminRpc(AdminCall& admin,
+                  grpc::Status (v1::AdminService::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                              Response*),
+                  const Request& request, Text text) {
+  Response response;
+  if (absl::Status s = CallAdmin(admin, rpc, request, &response); !s.ok()) return Fail(s);
+  return Print(response, text(response));
+}
+
+template <typename Request, typename Response>
+absl::Status Cli::CallAdmin(AdminCall& admin,
+                            grpc::Status (v1::AdminService::Stub::*rpc)(grpc::ClientContext*,
+                                                                        const Request&, Response*),
+                            const Request& request, Response* response) {
+  client::RetryPolicy policy;
+  policy.max_attempts = settings_.retries;
+  grpc::Status status;
+  for (int attempt = 1;; ++attempt) {
+    auto context = client::MakeContext(admin.token);
+    status = (admin.stub.get()->*rpc)(context.get(), request, response);
+    const bool again = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                       (admin.read_only && status.error_code() == grpc::StatusCode::UNAVAILABLE);
+    if (status.ok() || !again || attempt >= policy.max_attempts) break;
+    client::Wait(policy, client::Backoff(policy, attempt, client::RetryAfter(*context)));
+  }
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(admin.name, ": ", status.error_message()));
+}
+
+int Cli::Print(const google::protobuf::Message& response, const std::string& text) {
+  if (settings_.json) {
+    std::cout << ProtoJson(response) << "\n";
+  } else {
+    std::cout << text;
+  }
+  return kExitOk;
+}
+
+std::string Cli::Missing(const std::string& command, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (!args_.Has(name)) return absl::StrCat(command, " needs --", name);
+  }
+  return "";
+}
 
 int Cli::Admin() {
-  constexpr char kUsage[] =
-      "usage: fieldctl --token-file FILE admin areas import FILE [--dry-run]\n"
-      "       ... admin unit upsert --id ID --name NAME --area CODE [--level L] [--kind K]\n"
-      "       ... admin user upsert --id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope "
-      "CODE]...\n"
-      "       ... admin user list [--scope PREFIX]\n"
-      "       ... admin link start (--cadre USER | --unit UNIT) --target-kind "
-      "household|village|county\n"
-      "                 --target ID --role ROLE [--id ID] [--from YYYY-MM-DD] [--reason T]\n"
-      "       ... admin link end ID --reason REASON [--to YYYY-MM-DD] [--note T]\n"
-      "       ... admin link list [--cadre USER] [--scope PREFIX] [--active-only]\n"
-      "       ... admin code issue --user USER [--ttl 24h]\n"
-      "       ... admin device list [--user USER] [--include-revoked]\n"
-      "       ... admin device revoke ID --reason T\n"
-      "       ... admin backup [create [--label L] | list]\n"
-      "  ROLE: cadre, township_staff, county_staff, hq_analyst, admin\n"
-      "  link ROLE: household_helper, village_unit, village_cadre, county_leader, lead_leader,\n"
-      "             group_leader_unit\n";
-  if (Help(kUsage)) return kExitOk;
-  const std::string what = Word(1), verb = Word(2);
-  static const std::set<std::string> kKnown = {
-      "areas import",  "unit upsert",   "unit list",   "user upsert", "user list",
-      "link start",    "link end",      "link list",   "code issue",  "device list",
-      "device revoke", "backup create", "backup list", "backup "};
-  if (kKnown.count(absl::StrCat(what, " ", verb)) == 0) {
-    return Usage(absl::StrCat("unknown admin command: ", what, " ", verb), kUsage);
+  using Stub = v1::AdminService::Stub;
+  // A usage error of an admin command, with the admin usage.
+  struct Command {
+    const char* path;   // the words after `admin`
+    const char* usage;  // the rest of its usage line (may span lines)
+    bool read_only;
+    int (*run)(Cli& cli, AdminCall& admin, const std::string& usage);
+  };
+  static const Command kCommands[] = {
+      {"areas import", "FILE [--dry-run]", false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         const std::string file = cli.Word(3);
+         if (file.empty()) return cli.Usage("admin areas import needs FILE", usage);
+         std::ifstream in(file, std::ios::binary);
+         if (!in) return cli.Fail(absl::NotFoundError(absl::StrCat("cannot read ", file)));
+         std::stringstream buffer;
+         buffer << in.rdbuf();
+         v1::ImportAreasRequest request;
+         request.set_csv(buffer.str());
+         request.set_dry_run(cli.args_.Has("dry-run"));
+         v1::ImportAreasResponse response;
+         if (auto s = cli.CallAdmin(admin, &Stub::ImportAreas, request, &response); !s.ok())
+           return cli.Fail(s);
+         std::string text = absl::StrCat(response.created(), " created, ", response.updated(),
+                                         " updated, ", response.unchanged(), " unchanged\n");
+         for (const v1::ImportError& e : response.errors()) {
+           absl::StrAppend(&text, "line ", e.line(), ": ", e.message(), "\n");
+         }
+         cli.Print(response, text);
+         return response.errors_size() > 0 ? kExitFailed : kExitOk;
+       }},
+      {"unit upsert", "--id ID --name NAME --area CODE [--level L] [--kind K]", false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         if (auto m = cli.Missing(admin.name, {"id", "name", "area"}); !m.empty())
+           return cli.Usage(m, usage);
+         v1::UpsertUnitRequest request;
+         v1::Unit* unit = request.mutable_unit();
+         unit->set_id(*cli.args_.Get("id"));
+         unit->set_name(*cli.args_.Get("name"));
+         unit->set_area_code(*cli.args_.Get("area"));
+         if (auto level = cli.args_.Get("level")) {
+           auto parsed =
+               ParseEnum<v1::UnitLevel>(v1::UnitLevel_descriptor(), "UNIT_LEVEL_", *level, "level");
+           if (!parsed.ok()) return cli.Usage(std::string(parsed.status().message()), usage);
+           unit->set_level(*parsed);
+         }
+         if (auto kind = cli.args_.Get("kind")) {
+           auto parsed =
+               ParseEnum<v1::UnitKind>(v1::UnitKind_descriptor(), "UNIT_KIND_", *kind, "kind");
+           if (!parsed.ok()) return cli.Usage(std::string(parsed.status().message()), usage);
+           unit->set_kind(*parsed);
+         }
+         return cli.AdminRpc(admin, &Stub::UpsertUnit, request, [](const auto& r) {
+           return absl::StrCat("unit ", r.unit().id(), " saved\n");
+         });
+       }},
+      {"unit list", "[--scope PREFIX]", true,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         v1::ListUnitsRequest request;
+         request.set_scope_prefix(cli.args_.GetOr("scope", ""));
+         return cli.AdminRpc(admin, &Stub::ListUnits, request, [](const auto& r) {
+           Table table({"ID", "NAME", "LEVEL", "AREA"});
+           for (const v1::Unit& u : r.units()) {
+             table.Add({u.id(), u.name(), EnumWord(v1::UnitLevel_descriptor(), u.level(),
+                                                   "UNIT_LEVEL_"),
+                        u.area_code()});
+           }
+           return table.Render();
+         });
+       }},
+      {"user upsert", "--id ID --name NAME --role ROLE [--unit U] [--rank R] [--scope CODE]...",
+       false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         if (auto m = cli.Missing(admin.name, {"id", "name", "role"}); !m.empty())
+           return cli.Usage(m, usage);
+         auto role =
+             ParseEnum<v1::Role>(v1::Role_descriptor(), "ROLE_", *cli.args_.Get("role"), "role");
+         if (!role.ok()) return cli.Usage(std::string(role.status().message()), usage);
+         v1::UpsertUserRequest request;
+         v1::User* user = request.mutable_user();
+         user->set_id(*cli.args_.Get("id"));
+         user->set_name(*cli.args_.Get("name"));
+         user->set_role(*role);
+         user->set_unit_id(cli.args_.GetOr("unit", ""));
+         user->set_phone(cli.args_.GetOr("phone", ""));
+         if (auto rank = cli.args_.Get("rank")) {
+           auto parsed =
+               ParseEnum<v1::CadreRank>(v1::CadreRank_descriptor(), "CADRE_RANK_", *rank, "rank");
+           if (!parsed.ok()) return cli.Usage(std::string(parsed.status().message()), usage);
+           user->set_rank(*parsed);
+         } else if (*role == v1::ROLE_CADRE) {
+           user->set_rank(v1::CADRE_RANK_OTHER);
+         }
+         for (const std::string& code : cli.args_.All("scope")) user->add_scope_area_codes(code);
+         return cli.AdminRpc(admin, &Stub::UpsertUser, request, [](const auto& r) {
+           return absl::StrCat("user ", r.user().id(), " saved\n");
+         });
+       }},
+      {"user list", "[--scope PREFIX]", true,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         v1::ListUsersRequest request;
+         request.set_scope_prefix(cli.args_.GetOr("scope", ""));
+         return cli.AdminRpc(admin, &Stub::ListUsers, request, [](const auto& r) {
+           Table table({"ID", "NAME", "ROLE", "UNIT", "SCOPE"});
+           for (const v1::User& u : r.users()) {
+             table.Add({u.id(), u.name(), EnumWord(v1::Role_descriptor(), u.role(), "ROLE_"),
+                        u.unit_id(), absl::StrJoin(u.scope_area_codes(), ",")});
+           }
+           return table.Render();
+         });
+       }},
+      {"link start",
+       "(--cadre USER | --unit UNIT) --target-kind household|village|county\n"
+       "                 --target ID --role ROLE [--id ID] [--from YYYY-MM-DD] [--reason T]",
+       false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         if (auto m = cli.Missing(admin.name, {"target-kind", "target", "role"}); !m.empty())
+           return cli.Usage(m, usage);
+         if (cli.args_.Has("cadre") == cli.args_.Has("unit"))
+           return cli.Usage("want exactly one of --cadre, --unit", usage);
+         v1::StartLinkRequest request;
+         request.set_link_id(cli.args_.GetOr("id", ""));
+         if (auto cadre = cli.args_.Get("cadre")) request.set_cadre_id(*cadre);
+         if (auto unit = cli.args_.Get("unit")) request.set_unit_id(*unit);
+         const std::string kind = *cli.args_.Get("target-kind");
+         v1::SubjectKind subject_kind = kind == "household" ? v1::SUBJECT_KIND_HOUSEHOLD
+                                        : kind == "village" ? v1::SUBJECT_KIND_VILLAGE
+                                        : kind == "county"  ? v1::SUBJECT_KIND_AREA
+                                                            : v1::SUBJECT_KIND_UNSPECIFIED;
+         if (subject_kind == v1::SUBJECT_KIND_UNSPECIFIED) {
+           return cli.Usage("--target-kind: want household, village or county", usage);
+         }
+         request.mutable_target()->set_kind(subject_kind);
+         request.mutable_target()->set_id(*cli.args_.Get("target"));
+         auto role = ParseEnum<v1::LinkRole>(v1::LinkRole_descriptor(), "LINK_ROLE_",
+                                             *cli.args_.Get("role"), "role");
+         if (!role.ok()) return cli.Usage(std::string(role.status().message()), usage);
+         request.set_role(*role);
+         if (auto from = cli.args_.Get("from")) {
+           auto date = ParseDate(*from, "from");
+           if (!date.ok()) return cli.Usage(std::string(date.status().message()), usage);
+           *request.mutable_valid_from() = *date;
+         }
+         request.set_reason(cli.args_.GetOr("reason", ""));
+         return cli.AdminRpc(admin, &Stub::StartLink, request, [](const auto& r) {
+           return absl::StrCat("link ", r.link().id(), " started\n");
+         });
+       }},
+      {"link end",
+       "ID --reason REASON [--to YYYY-MM-DD] [--note T]\n"
+       "                 [--replacement USER | --replacement-unit UNIT] [--replacement-from "
+       "YYYY-MM-DD]\n"
+       "                 [--replacement-reason T]",
+       false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         const std::string link_id = cli.Word(3);
+         if (link_id.empty()) return cli.Usage("admin link end needs the link ID", usage);
+         if (auto m = cli.Missing(admin.name, {"reason"}); !m.empty()) return cli.Usage(m, usage);
+         v1::EndLinkRequest request;
+         request.set_link_id(link_id);
+         auto reason = ParseEnum<v1::LinkEndReason>(v1::LinkEndReason_descriptor(),
+                                                    "LINK_END_REASON_", *cli.args_.Get("reason"),
+                                                    "reason");
+         if (!reason.ok()) return cli.Usage(std::string(reason.status().message()), usage);
+         request.set_reason(*reason);
+         request.set_note(cli.args_.GetOr("note", ""));
+         v1::Date to = Today();
+         if (auto to_text = cli.args_.Get("to")) {
+           auto date = ParseDate(*to_text, "to");
+           if (!date.ok()) return cli.Usage(std::string(date.status().message()), usage);
+           to = *date;
+         }
+         *request.mutable_valid_to() = to;
+         // The replacement: a cadre for a cadre's link, a unit for a unit's
+         // (the server checks that it matches the old holder).
+         const bool cadre = cli.args_.Has("replacement");
+         const bool unit = cli.args_.Has("replacement-unit");
+         if (cadre && unit) return cli.Usage("want one of --replacement, --replacement-unit", usage);
+         if (!cadre && !unit &&
+             (cli.args_.Has("replacement-from") || cli.args_.Has("replacement-reason"))) {
+           return cli.Usage("--replacement-from and --replacement-reason need --replacement USER "
+                            "or --replacement-unit UNIT",
+                            usage);
+         }
+         if (*reason == v1::LINK_END_REASON_REPLACED && !cadre && !unit) {
+           return cli.Usage("--reason replaced needs --replacement USER (or --replacement-unit "
+                            "UNIT): the target is never left unlinked",
+                            usage);
+         }
+         if (cadre || unit) {
+           v1::LinkReplacement* r = request.mutable_replacement();
+           if (cadre) r->set_cadre_id(*cli.args_.Get("replacement"));
+           if (unit) r->set_unit_id(*cli.args_.Get("replacement-unit"));
+           if (auto from = cli.args_.Get("replacement-from")) {
+             auto date = ParseDate(*from, "replacement-from");
+             if (!date.ok()) return cli.Usage(std::string(date.status().message()), usage);
+             *r->mutable_valid_from() = *date;
+           }
+           // The server wants a reason for the new link; by default the
+           // old link's end says it.
+           r->set_reason(cli.args_.GetOr(
+               "replacement-reason",
+               absl::StrCat("replaces link ", link_id, " (",
+                            EnumWord(v1::LinkEndReason_descriptor(), *reason, "LINK_END_REASON_"),
+                            ")")));
+         }
+         return cli.AdminRpc(admin, &Stub::EndLink, request, [](const auto& r) {
+           std::string text = absl::StrCat("link ", r.ended().id(), " ended\n");
+           if (r.has_replacement()) {
+             const v1::Link& next = r.replacement();
+             absl::StrAppend(&text, "link ", next.id(), " started: ",
+                             next.cadre_id().empty() ? next.unit_id() : next.cadre_id(),
+                             " takes over ", next.target().id(), " from ",
+                             DateText(next.valid_from()), "\n");
+           }
+           return text;
+         });
+       }},
+      {"link list", "[--cadre USER] [--scope PREFIX] [--active-only]", true,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         v1::ListLinksRequest request;
+         request.set_cadre_id(cli.args_.GetOr("cadre", ""));
+         request.set_scope_prefix(cli.args_.GetOr("scope", ""));
+         request.set_active_only(cli.args_.Has("active-only"));
+         return cli.AdminRpc(admin, &Stub::ListLinks, request, [](const auto& r) {
+           Table table({"ID", "HOLDER", "TARGET", "ROLE", "FROM", "ACTIVE"});
+           for (const v1::Link& l : r.links()) {
+             table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(),
+                        l.target().id(), EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
+                        absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-",
+                                     l.valid_from().day()),
+                        l.active() ? "yes" : "no"});
+           }
+           return table.Render();
+         });
+       }},
+      {"code issue", "--user USER [--ttl 24h]", false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         if (auto m = cli.Missing(admin.name, {"user"}); !m.empty()) return cli.Usage(m, usage);
+         v1::IssueEnrollmentCodeRequest request;
+         request.set_user_id(*cli.args_.Get("user"));
+         if (auto ttl = cli.args_.Get("ttl")) {
+           absl::Duration d;
+           if (!absl::ParseDuration(*ttl, &d))
+             return cli.Usage("--ttl: want a duration like 24h", usage);
+           request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(d));
+         }
+         return cli.AdminRpc(admin, &Stub::IssueEnrollmentCode, request,
+                             [](const auto& r) { return absl::StrCat(r.code(), "\n"); });
+       }},
+      {"device list", "[--user USER] [--include-revoked]", true,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         v1::ListDevicesRequest request;
+         request.set_user_id(cli.args_.GetOr("user", ""));
+         request.set_include_revoked(cli.args_.Has("include-revoked"));
+         return cli.AdminRpc(admin, &Stub::ListDevices, request, [](const auto& r) {
+           Table table({"ID", "USER", "NAME", "LAST_SEQ", "REVOKED"});
+           for (const v1::Device& d : r.devices()) {
+             table.Add({d.id(), d.user_id(), d.name(), std::to_string(d.last_device_seq()),
+                        d.revoked() ? "yes" : "no"});
+           }
+           return table.Render();
+         });
+       }},
+      {"device revoke", "ID --reason T", false,
+       [](Cli& cli, AdminCall& admin, const std::string& usage) {
+         if (cli.Word(3).empty()) return cli.Usage("admin device revoke needs the device ID", usage);
+         if (auto m = cli.Missing(admin.name, {"reason"}); !m.empty()) return cli.Usage(m, usage);
+         v1::RevokeDeviceRequest request;
+         request.set_device_id(cli.Word(3));
+         request.set_reason(*cli.args_.Get("reason"));
+         return cli.AdminRpc(admin, &Stub::RevokeDevice, request, [](const auto& r) {
+           return absl::StrCat("device ", r.device().id(), " revoked\n");
+         });
+       }},
+      {"backup create", "[--label L]   (also plain `admin backup`)", false,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         v1::CreateBackupRequest request;
+         request.set_label(cli.args_.GetOr("label", ""));
+         return cli.AdminRpc(admin, &Stub::CreateBackup, request, [](const auto& r) {
+           return absl::StrCat("backup ", r.backup().backup_id(), " at offset ",
+                               r.backup().head_offset(), ": ", r.backup().path(), "\n");
+         });
+       }},
+      {"backup list", "", true,
+       [](Cli& cli, AdminCall& admin, const std::string&) {
+         return cli.AdminRpc(admin, &Stub::ListBackups, v1::ListBackupsRequest(),
+                             [](const auto& r) {
+                               Table table({"ID", "HEAD", "SIZE", "LABEL", "PATH"});
+                               for (const v1::BackupInfo& b : r.backups()) {
+                                 table.Add({b.backup_id(), std::to_string(b.head_offset()),
+                                            std::to_string(b.size_bytes()), b.label(), b.path()});
+                               }
+                               return table.Render();
+                             });
+       }},
+  };
+
+  std::string usage;
+  for (const Command& command : kCommands) {
+    absl::StrAppend(&usage, usage.empty() ? "usage: fieldctl --token-file FILE admin " : "       ... admin ",
+                    command.path, *command.usage != '\0' ? " " : "", command.usage, "\n");
+  }
+  absl::StrAppend(&usage,
+                  "  ROLE: cadre, township_staff, county_staff, hq_analyst, admin\n"
+                  "  link ROLE: household_helper, village_unit, village_cadre, county_leader, "
+                  "lead_leader,\n"
+                  "             group_leader_unit\n"
+                  "  link end REASON: replaced, target_exited, target_cancelled, cadre_left,\n"
+                  "             entered_in_error, other\n");
+  if (Help(usage)) return kExitOk;
+  std::string path = absl::StrCat(Word(1), " ", Word(2));
+  if (path == "backup ") path = "backup create";
+  const Command* command = nullptr;
+  for (const Command& c : kCommands) {
+    if (path == c.path) command = &c;
+  }
+  if (command == nullptr) {
+    return Usage(absl::StrCat("unknown admin command: ", absl::StripAsciiWhitespace(path)), usage);
   }
   auto token = AdminToken();
   if (!token.ok()) return Fail(token.status());
   if (settings_.server.empty()) {
     return Fail(absl::FailedPreconditionError("no server: pass --server HOST:PORT"));
   }
-  auto stub = v1::AdminService::NewStub(AdminChannel());
-  // Reads retry UNAVAILABLE and RESOURCE_EXHAUSTED; writes retry only
-  // RESOURCE_EXHAUSTED (refused before anything happened), since an
-  // UNAVAILABLE write may have been applied (a second StartLink would make a
-  // second link).
-  const bool read_only = verb == "list";
-  client::RetryPolicy policy;
-  policy.max_attempts = settings_.retries;
-  auto call = [&](auto rpc, const auto& request, auto* response) -> absl::Status {
-    grpc::Status status;
-    for (int attempt = 1;; ++attempt) {
-      auto context = client::MakeContext(*token);
-      status = (stub.get()->*rpc)(context.get(), request, response);
-      const bool again = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-                         (read_only && status.error_code() == grpc::StatusCode::UNAVAILABLE);
-      if (status.ok() || !again || attempt >= policy.max_attempts) break;
-      client::Wait(policy, client::Backoff(policy, attempt, client::RetryAfter(*context)));
-    }
-    if (status.ok()) return absl::OkStatus();
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat("admin ", what, " ", verb, ": ", status.error_message()));
-  };
-  auto print = [&](const google::protobuf::Message& response, const std::string& text) {
-    if (settings_.json) {
-      std::cout << ProtoJson(response) << "\n";
-    } else {
-      std::cout << text;
-    }
-    return kExitOk;
-  };
-  auto need = [&](std::initializer_list<const char*> names) -> std::string {
-    for (const char* name : names) {
-      if (!args_.Has(name)) return absl::StrCat("admin ", what, " ", verb, " needs --", name);
-    }
-    return "";
-  };
-
-  if (what == "areas") {
-    if (Word(3).empty()) return Usage("admin areas import needs FILE", kUsage);
-    std::ifstream in(Word(3), std::ios::binary);
-    if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", Word(3))));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    v1::ImportAreasRequest request;
-    request.set_csv(buffer.str());
-    request.set_dry_run(args_.Has("dry-run"));
-    v1::ImportAreasResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ImportAreas, request, &response); !s.ok())
-      return Fail(s);
-    std::string text = absl::StrCat(response.created(), " created, ", response.updated(),
-                                    " updated, ", response.unchanged(), " unchanged\n");
-    for (const v1::ImportError& e : response.errors()) {
-      absl::StrAppend(&text, "line ", e.line(), ": ", e.message(), "\n");
-    }
-    print(response, text);
-    return response.errors_size() > 0 ? kExitFailed : kExitOk;
-  }
-  if (what == "unit" && verb == "upsert") {
-    if (auto m = need({"id", "name", "area"}); !m.empty()) return Usage(m, kUsage);
-    v1::UpsertUnitRequest request;
-    v1::Unit* unit = request.mutable_unit();
-    unit->set_id(*args_.Get("id"));
-    unit->set_name(*args_.Get("name"));
-    unit->set_area_code(*args_.Get("area"));
-    if (auto level = args_.Get("level")) {
-      auto parsed =
-          ParseEnum<v1::UnitLevel>(v1::UnitLevel_descriptor(), "UNIT_LEVEL_", *level, "level");
-      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
-      unit->set_level(*parsed);
-    }
-    if (auto kind = args_.Get("kind")) {
-      auto parsed = ParseEnum<v1::UnitKind>(v1::UnitKind_descriptor(), "UNIT_KIND_", *kind, "kind");
-      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
-      unit->set_kind(*parsed);
-    }
-    v1::UpsertUnitResponse response;
-    if (auto s = call(&v1::AdminService::Stub::UpsertUnit, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat("unit ", response.unit().id(), " saved\n"));
-  }
-  if (what == "user" && verb == "upsert") {
-    if (auto m = need({"id", "name", "role"}); !m.empty()) return Usage(m, kUsage);
-    auto role = ParseEnum<v1::Role>(v1::Role_descriptor(), "ROLE_", *args_.Get("role"), "role");
-    if (!role.ok()) return Usage(std::string(role.status().message()), kUsage);
-    v1::UpsertUserRequest request;
-    v1::User* user = request.mutable_user();
-    user->set_id(*args_.Get("id"));
-    user->set_name(*args_.Get("name"));
-    user->set_role(*role);
-    user->set_unit_id(args_.GetOr("unit", ""));
-    user->set_phone(args_.GetOr("phone", ""));
-    if (auto rank = args_.Get("rank")) {
-      auto parsed =
-          ParseEnum<v1::CadreRank>(v1::CadreRank_descriptor(), "CADRE_RANK_", *rank, "rank");
-      if (!parsed.ok()) return Usage(std::string(parsed.status().message()), kUsage);
-      user->set_rank(*parsed);
-    } else if (*role == v1::ROLE_CADRE) {
-      user->set_rank(v1::CADRE_RANK_OTHER);
-    }
-    for (const std::string& code : args_.All("scope")) user->add_scope_area_codes(code);
-    v1::UpsertUserResponse response;
-    if (auto s = call(&v1::AdminService::Stub::UpsertUser, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat("user ", response.user().id(), " saved\n"));
-  }
-  if (what == "user" && verb == "list") {
-    v1::ListUsersRequest request;
-    request.set_scope_prefix(args_.GetOr("scope", ""));
-    v1::ListUsersResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListUsers, request, &response); !s.ok())
-      return Fail(s);
-    Table table({"ID", "NAME", "ROLE", "UNIT", "SCOPE"});
-    for (const v1::User& u : response.users()) {
-      table.Add({u.id(), u.name(), EnumWord(v1::Role_descriptor(), u.role(), "ROLE_"), u.unit_id(),
-                 absl::StrJoin(u.scope_area_codes(), ",")});
-    }
-    return print(response, table.Render());
-  }
-  if (what == "link" && verb == "start") {
-    if (auto m = need({"target-kind", "target", "role"}); !m.empty()) return Usage(m, kUsage);
-    if (args_.Has("cadre") == args_.Has("unit"))
-      return Usage("want exactly one of --cadre, --unit", kUsage);
-    v1::StartLinkRequest request;
-    request.set_link_id(args_.GetOr("id", ""));
-    if (auto cadre = args_.Get("cadre")) request.set_cadre_id(*cadre);
-    if (auto unit = args_.Get("unit")) request.set_unit_id(*unit);
-    const std::string kind = *args_.Get("target-kind");
-    v1::SubjectKind subject_kind = kind == "household" ? v1::SUBJECT_KIND_HOUSEHOLD
-                                   : kind == "village" ? v1::SUBJECT_KIND_VILLAGE
-                                   : kind == "county"  ? v1::SUBJECT_KIND_AREA
-                                                       : v1::SUBJECT_KIND_UNSPECIFIED;
-    if (subject_kind == v1::SUBJECT_KIND_UNSPECIFIED) {
-      return Usage("--target-kind: want household, village or county", kUsage);
-    }
-    request.mutable_target()->set_kind(subject_kind);
-    request.mutable_target()->set_id(*args_.Get("target"));
-    auto role = ParseEnum<v1::LinkRole>(v1::LinkRole_descriptor(), "LINK_ROLE_", *args_.Get("role"),
-                                        "role");
-    if (!role.ok()) return Usage(std::string(role.status().message()), kUsage);
-    request.set_role(*role);
-    if (auto from = args_.Get("from")) {
-      auto date = ParseDate(*from, "from");
-      if (!date.ok()) return Usage(std::string(date.status().message()), kUsage);
-      *request.mutable_valid_from() = *date;
-    }
-    request.set_reason(args_.GetOr("reason", ""));
-    v1::StartLinkResponse response;
-    if (auto s = call(&v1::AdminService::Stub::StartLink, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat("link ", response.link().id(), " started\n"));
-  }
-  if (what == "link" && verb == "end") {
-    if (Word(3).empty()) return Usage("admin link end needs the link ID", kUsage);
-    if (auto m = need({"reason"}); !m.empty()) return Usage(m, kUsage);
-    v1::EndLinkRequest request;
-    request.set_link_id(Word(3));
-    auto reason = ParseEnum<v1::LinkEndReason>(v1::LinkEndReason_descriptor(), "LINK_END_REASON_",
-                                               *args_.Get("reason"), "reason");
-    if (!reason.ok()) return Usage(std::string(reason.status().message()), kUsage);
-    request.set_reason(*reason);
-    request.set_note(args_.GetOr("note", ""));
-    v1::Date to = Today();
-    if (auto to_text = args_.Get("to")) {
-      auto date = ParseDate(*to_text, "to");
-      if (!date.ok()) return Usage(std::string(date.status().message()), kUsage);
-      to = *date;
-    }
-    *request.mutable_valid_to() = to;
-    v1::EndLinkResponse response;
-    if (auto s = call(&v1::AdminService::Stub::EndLink, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat("link ", response.ended().id(), " ended\n"));
-  }
-  if (what == "link" && verb == "list") {
-    v1::ListLinksRequest request;
-    request.set_cadre_id(args_.GetOr("cadre", ""));
-    request.set_scope_prefix(args_.GetOr("scope", ""));
-    request.set_active_only(args_.Has("active-only"));
-    v1::ListLinksResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListLinks, request, &response); !s.ok())
-      return Fail(s);
-    Table table({"ID", "HOLDER", "TARGET", "ROLE", "FROM", "ACTIVE"});
-    for (const v1::Link& l : response.links()) {
-      table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(), l.target().id(),
-                 EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
-                 absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-",
-                              l.valid_from().day()),
-                 l.active() ? "yes" : "no"});
-    }
-    return print(response, table.Render());
-  }
-  if (what == "code" && verb == "issue") {
-    if (auto m = need({"user"}); !m.empty()) return Usage(m, kUsage);
-    v1::IssueEnrollmentCodeRequest request;
-    request.set_user_id(*args_.Get("user"));
-    if (auto ttl = args_.Get("ttl")) {
-      absl::Duration d;
-      if (!absl::ParseDuration(*ttl, &d)) return Usage("--ttl: want a duration like 24h", kUsage);
-      request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(d));
-    }
-    v1::IssueEnrollmentCodeResponse response;
-    if (auto s = call(&v1::AdminService::Stub::IssueEnrollmentCode, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat(response.code(), "\n"));
-  }
-  if (what == "device" && verb == "list") {
-    v1::ListDevicesRequest request;
-    request.set_user_id(args_.GetOr("user", ""));
-    request.set_include_revoked(args_.Has("include-revoked"));
-    v1::ListDevicesResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListDevices, request, &response); !s.ok())
-      return Fail(s);
-    Table table({"ID", "USER", "NAME", "LAST_SEQ", "REVOKED"});
-    for (const v1::Device& d : response.devices()) {
-      table.Add({d.id(), d.user_id(), d.name(), std::to_string(d.last_device_seq()),
-                 d.revoked() ? "yes" : "no"});
-    }
-    return print(response, table.Render());
-  }
-  if (what == "device" && verb == "revoke") {
-    if (Word(3).empty()) return Usage("admin device revoke needs the device ID", kUsage);
-    if (auto m = need({"reason"}); !m.empty()) return Usage(m, kUsage);
-    v1::RevokeDeviceRequest request;
-    request.set_device_id(Word(3));
-    request.set_reason(*args_.Get("reason"));
-    v1::RevokeDeviceResponse response;
-    if (auto s = call(&v1::AdminService::Stub::RevokeDevice, request, &response); !s.ok())
-      return Fail(s);
-    return print(response, absl::StrCat("device ", response.device().id(), " revoked\n"));
-  }
-  if (what == "backup" && verb == "list") {
-    v1::ListBackupsRequest request;
-    v1::ListBackupsResponse response;
-    if (auto s = call(&v1::AdminService::Stub::ListBackups, request, &response); !s.ok())
-      return Fail(s);
-    Table table({"ID", "HEAD", "SIZE", "LABEL", "PATH"});
-    for (const v1::BackupInfo& b : response.backups()) {
-      table.Add({b.backup_id(), std::to_string(b.head_offset()), std::to_string(b.size_bytes()),
-                 b.label(), b.path()});
-    }
-    return print(response, table.Render());
-  }
-  // backup [create]
-  v1::CreateBackupRequest request;
-  request.set_label(args_.GetOr("label", ""));
-  v1::CreateBackupResponse response;
-  if (auto s = call(&v1::AdminService::Stub::CreateBackup, request, &response); !s.ok())
-    return Fail(s);
-  return print(response,
-               absl::StrCat("backup ", response.backup().backup_id(), " at offset ",
-                            response.backup().head_offset(), ": ", response.backup().path(), "\n"));
+  AdminCall admin;
+  admin.stub = v1::AdminService::NewStub(AdminChannel());
+  admin.token = *token;
+  admin.name = absl::StrCat("admin ", command->path);
+  admin.read_only = command->read_only;
+  return command->run(*this, admin, usage);
 }
 
 std::string HomePath(const std::string& rest) {
