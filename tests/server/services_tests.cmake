@@ -224,3 +224,11 @@ fieldsync_test(demo_test
 fieldsync_uses_fieldsyncd(demo_test)
 target_compile_definitions(demo_test PRIVATE
   AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
+
+# Issue 9 (wire contract): signed bytes verified and kept verbatim, unknown
+# fields and unparseable bytes MALFORMED per event, Held behind a gap or a bad
+# signature (per signer), EVENT_ID_REUSED before SEQUENCE_REUSED, the chain and
+# every signature recomputed from a Subscribe stream.
+fieldsync_test(wire_contract_test
+  SOURCES wire_contract_test.cc
+  DEPS fieldsync_sync_world PkgConfig::SODIUM OpenSSL::Crypto)
