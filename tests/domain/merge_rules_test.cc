@@ -101,7 +101,7 @@ TEST_F(MergeRulesTest, SequentialEditsApplyAndCountVersions) {
   EXPECT_EQ(state.fields().at("phone").device_id(), "dev-b");
   EXPECT_EQ(state.fields().at("phone").actor(), "cadre-b");
   EXPECT_EQ(state.open_conflict_ids_size(), 0);
-  EXPECT_EQ(Stored(r.accepted().offset()).writes(0).result(), v1::WRITE_RESULT_APPLIED);
+  EXPECT_EQ(Stored(r.accepted().offset()).writes()[0].result(), v1::WRITE_RESULT_APPLIED);
 }
 
 TEST_F(MergeRulesTest, ConcurrentEditsPickTheHigherClockAndRecordBothInEitherOrder) {
@@ -117,8 +117,8 @@ TEST_F(MergeRulesTest, ConcurrentEditsPickTheHigherClockAndRecordBothInEitherOrd
     ASSERT_TRUE(second.has_conflict_recorded()) << second.DebugString();
     const std::string conflict_id = second.conflict_recorded().conflict_ids(0);
     const sync::LoggedEvent stored = Stored(second.conflict_recorded().offset());
-    EXPECT_EQ(stored.writes(0).result(), a_first ? v1::WRITE_RESULT_WON : v1::WRITE_RESULT_LOST);
-    EXPECT_EQ(stored.writes(0).conflict_id(), conflict_id);
+    EXPECT_EQ(stored.writes()[0].result(), a_first ? v1::WRITE_RESULT_WON : v1::WRITE_RESULT_LOST);
+    EXPECT_EQ(stored.writes()[0].conflict_id(), conflict_id);
 
     const v1::Household state = *ReadHousehold(env_.store(), h);
     EXPECT_EQ(state.fields().at("head_name").value().string_value(), "張叁") << "b's HLC is higher";
@@ -372,7 +372,7 @@ TEST_F(MergeRulesTest, InsertOnlyBodiesWriteNoFieldsAndCorrectionsKeepTheOrigina
   v1::Event visit = a_.Visit(HouseholdRef(h), kVillage);
   v1::PushResult r = PushOne(a_, visit);
   ASSERT_TRUE(r.has_accepted());
-  EXPECT_EQ(Stored(r.accepted().offset()).writes_size(), 0);
+  EXPECT_EQ(Stored(r.accepted().offset()).writes().size(), 0);
   const uint64_t version = ReadHousehold(env_.store(), h)->version();
 
   v1::Event correction = a_.Make(HouseholdRef(h), kVillage, [&](v1::Event& e) {

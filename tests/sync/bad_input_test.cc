@@ -424,7 +424,7 @@ TEST_P(BadInputTest, AnswersAsExpectedAndWritesNothingItShouldNot) {
       // At most a body-less marker was appended, never the event.
       EXPECT_LE(env.store().Head(), head + 1);
       for (uint64_t offset = head + 1; offset <= env.store().Head(); ++offset) {
-        EXPECT_TRUE(sync::DecodeRecord(*env.store().Read(offset)->is_marker()));
+        EXPECT_TRUE(sync::DecodeRecord(*env.store().Read(offset))->is_marker());
       }
       // A replay answers the same and writes nothing more.
       ASSERT_OK_AND_ASSIGN(sync::PushOutcome replay, env.Push(f.phone, {events.back()}, c.scope));

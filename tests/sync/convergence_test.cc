@@ -215,7 +215,7 @@ class SimulatedRun {
           EXPECT_TRUE(offset.ok() && offset->has_value()) << "edit " << op.event_id << " lost";
           if (!offset.ok() || !offset->has_value()) continue;
           result.offsets[op.event_id] = **offset;
-          EXPECT_FALSE(sync::DecodeRecord(*env_.store().Read(**offset)->is_marker()));
+          EXPECT_FALSE(sync::DecodeRecord(*env_.store().Read(**offset))->is_marker());
         }
       }
     }

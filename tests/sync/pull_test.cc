@@ -121,7 +121,7 @@ TEST_F(PullTest, AnIncrementalPullReturnsOnlyNewEventsInScope) {
   ASSERT_EQ(r.events_size(), 2);
   EXPECT_EQ(Decoded(r.events(0)).event().event_id(), va.event_id());
   EXPECT_EQ(Decoded(r.events(1)).event().event_id(), fa.event_id());
-  EXPECT_EQ(Decoded(r.events(1)).writes(0).field(), "phone")
+  EXPECT_EQ(Decoded(r.events(1)).writes()[0].field(), "phone")
       << "clients replay writes without merge logic";
   EXPECT_FALSE(r.events(0).hash().empty());
   EXPECT_EQ(r.checkpoint().offset(), env_.store().Head());

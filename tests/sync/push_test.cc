@@ -63,9 +63,9 @@ TEST_F(PushTest, AcceptsABatchInOrderAndAppliesIt) {
   EXPECT_EQ(stored.actor(), "cadre-1");
   EXPECT_TRUE(stored.relayed_by().empty());
   EXPECT_EQ(stored.adopted_hlc(), events[2].hlc());
-  ASSERT_EQ(stored.writes_size(), 1);
-  EXPECT_EQ(stored.writes(0).field(), "phone");
-  EXPECT_EQ(stored.writes(0).result(), v1::WRITE_RESULT_APPLIED);
+  ASSERT_EQ(stored.writes().size(), 1);
+  EXPECT_EQ(stored.writes()[0].field(), "phone");
+  EXPECT_EQ(stored.writes()[0].result(), v1::WRITE_RESULT_APPLIED);
   EXPECT_TRUE(env_.store().VerifyChain(1, env_.store().Head()).ok());
 }
 
@@ -238,8 +238,9 @@ TEST_F(PushTest, ARelayedEventMustLieInItsSignersScopeToo) {
   };
   ASSERT_OK_AND_ASSIGN(
       sync::PushOutcome outcome,
-      env_.engine().Push(context, {phone_.Visit(HouseholdRef(inside), kVillage),
-                                   phone_.Visit(HouseholdRef(outside), "620102002001")}));
+      env_.engine().Push(context, SealForPush(std::vector<v1::Event>{
+                                      phone_.Visit(HouseholdRef(inside), kVillage),
+                                      phone_.Visit(HouseholdRef(outside), "620102002001")})));
   EXPECT_TRUE(outcome.response.results(0).has_accepted());
   EXPECT_EQ(outcome.response.results(1).rejected().code(), v1::REJECTION_CODE_OUT_OF_SCOPE);
 }
@@ -270,7 +271,7 @@ TEST_F(PushTest, PushAsyncAnswersOnceWithoutBlockingTheCaller) {
   absl::StatusOr<sync::PushOutcome> answer;
   int calls = 0;
   env_.engine().PushAsync(env_.Context(phone_, Env::AllScope()),
-                          {phone_.Register(hid, kVillage, "H0010")},
+                          {SealForPush(phone_.Register(hid, kVillage, "H0010"))},
                           [&](absl::StatusOr<sync::PushOutcome> outcome) {
                             ++calls;
                             answer = std::move(outcome);
