@@ -113,7 +113,7 @@ TEST_F(IdentityAreaTest, AnInspectionNamingAnotherUserAsInspectorIsRejected) {
       << result.rejected().message();
   EXPECT_TRUE(History(county().token(), Household(kH1)).size() > 0);
   for (const sync::LoggedEvent& event : History(county().token(), Household(kH1))) {
-    EXPECT_FALSE(event.event().has_inspection_recorded()) << event.ShortDebugString();
+    EXPECT_FALSE(event.event().has_inspection_recorded()) << event.event().ShortDebugString();
   }
 }
 
@@ -215,7 +215,7 @@ TEST_F(IdentityAreaTest, AHouseholdEventClaimingTheActorsOwnAreaForAnotherCounty
   ASSERT_EQ(OutcomeOf(result), "REJECTION_CODE_OUT_OF_SCOPE") << result.ShortDebugString();
   EXPECT_FALSE(absl::StrContains(result.rejected().message(), kV4)) << result.rejected().message();
   for (const sync::LoggedEvent& event : History(county_b().token(), Household(kH4))) {
-    EXPECT_FALSE(event.event().has_visit_recorded()) << event.ShortDebugString();
+    EXPECT_FALSE(event.event().has_visit_recorded()) << event.event().ShortDebugString();
   }
 }
 

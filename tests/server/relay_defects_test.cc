@@ -191,8 +191,8 @@ TEST_F(RelayDefectsTest, EventsSignedByReadOnlyRolesAreRefusedWhenRelayed) {
   // Nothing they signed is in the log (rejection markers aside).
   for (const sync::LoggedEvent& stored : harness().ReadLog()) {
     if (stored.is_marker()) continue;
-    EXPECT_NE(stored.event().device_id(), hq->id()) << stored.ShortDebugString();
-    EXPECT_NE(stored.event().device_id(), admin_device->id()) << stored.ShortDebugString();
+    EXPECT_NE(stored.event().device_id(), hq->id()) << stored.event().ShortDebugString();
+    EXPECT_NE(stored.event().device_id(), admin_device->id()) << stored.event().ShortDebugString();
   }
   // Refused as the signer's own: the HQ device's numbers are spent, and the
   // phone's own push of its visit is a duplicate of the relayed one.

@@ -145,7 +145,7 @@ TEST_F(SubscribeTest, FiltersByKindAndScopePrefixInCatchUpAndLive) {
   std::vector<sync::LoggedEvent> caught_up = stream.CatchUp();
   std::set<std::string> registered;
   for (const sync::LoggedEvent& event : caught_up) {
-    ASSERT_TRUE(event.event().has_household_registered()) << event.ShortDebugString();
+    ASSERT_TRUE(event.event().has_household_registered()) << event.event().ShortDebugString();
     registered.insert(event.event().subject().id());
   }
   EXPECT_EQ(registered, (std::set<std::string>{kH1, kH2, kH3}));  // Not kH4, not the link.
