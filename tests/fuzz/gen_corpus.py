@@ -219,7 +219,7 @@ SEEDS = {
     "unknown_field": request(event(visit(), tail=b"\x98\x06\x01"), event(visit())),
     "invalid_utf8": request(event(visit(), tail=b"\x42\x02\xc3\x28"), event(visit())),
     "unparseable_bytes": request(event(visit(), tail=b"\xff"), event(visit())),
-    "bad_signature_mid_batch": request(event(visit()), event(visit(), signature="x" * 64),
+    "bad_signature_mid_batch": request(event(visit()), event(visit(), signature="x" * 63),
                                        event(visit())),
     "unknown_device": request(event(visit(), device="zz-unknown")),
     "sequence_gap": request(event(visit(), seq=1000007)),
