@@ -156,7 +156,7 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
          t.phone().set_next_seq(t.phone().next_seq() + 3);
          return PushCall{&t.phone(), {t.phone().Visit(kH1, kV1)}};
        },
-       grpc::StatusCode::FAILED_PRECONDITION},
+       grpc::StatusCode::OK, "held"},
       {"no token",
        [](GrpcBadInputTest& t) {
          return PushCall{&t.phone(), {t.phone().Visit(kH1, kV1)}, ""};
@@ -405,6 +405,9 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
       EXPECT_TRUE(Projections("dom/") == domain) << "a rejected event changed domain state";
       EXPECT_LE(Head(), head + 1);  // At most its rejection marker.
       EXPECT_EQ(Projections("sync/rej/r/").size(), rejections + 1) << "no rejection record";
+    } else if (result.has_held()) {
+      EXPECT_EQ(Head(), head) << "a held event wrote something";
+      EXPECT_TRUE(Projections("") == all) << "a held event wrote projections";
     } else {
       EXPECT_EQ(LoggedEvents(), logged + 1);
     }

@@ -35,6 +35,8 @@ std::string OutcomeOf(const v1::PushResult& result) {
       return "conflict";
     case v1::PushResult::kRejected:
       return v1::RejectionCode_Name(result.rejected().code());
+    case v1::PushResult::kHeld:
+      return "held";
     default:
       return "none";
   }
