@@ -637,15 +637,16 @@ class Device {
     return event;
   }
 
-  // Signs over sync::CanonicalEventBytes, as the server verifies.
-  void Sign(v1::Event& event) const {
-    event.clear_signature();
-    const std::string canonical = sync::CanonicalEventBytes(event);
+  // Encodes the event once and signs those bytes, as a device does.
+  v1::SignedEvent Seal(const v1::Event& event) const {
+    v1::SignedEvent out;
+    out.set_event(event.SerializeAsString());
     unsigned char signature[crypto_sign_BYTES];
     crypto_sign_detached(signature, nullptr,
-                         reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(),
-                         secret_key_);
-    event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+                         reinterpret_cast<const unsigned char*>(out.event().data()),
+                         out.event().size(), secret_key_);
+    out.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+    return out;
   }
 
  private:
@@ -712,7 +713,8 @@ absl::Status Tally(const v1::PushRequest& request, const v1::PushResponse& respo
       case v1::PushResult::kRejected: {
         ++tally->rejected;
         if (tally->rejection_samples.size() < kRejectionSamples) {
-          const v1::Event& event = request.events(i);
+          v1::Event event;
+          (void)event.ParseFromString(request.events(i).event());
           tally->rejection_samples.push_back(
               absl::StrCat("body ", static_cast<int>(event.body_case()), " ",
                            v1::RejectionCode_Name(result.rejected().code()), " field '",
@@ -720,6 +722,8 @@ absl::Status Tally(const v1::PushRequest& request, const v1::PushResponse& respo
         }
         break;
       }
+      case v1::PushResult::kHeld:
+        return absl::InternalError(absl::StrCat("a push event was held: ", result.held().reason()));
       default:
         return absl::InternalError("a Push result without an outcome");
     }
@@ -778,7 +782,7 @@ class MixMaker {
 
   // The next event of the 70/20/10 mix, signed; `kind` counts what it was
   // (0 visit, 1 patch, 2 other).
-  v1::Event Next(absl::Time now, int* kind) {
+  v1::SignedEvent Next(absl::Time now, int* kind) {
     Rng& rng = device_->rng();
     const double r = rng.Unit();
     v1::Event event;
@@ -803,12 +807,11 @@ class MixMaker {
         event = Member(PickHousehold(rng, 0.0), now);
       }
     }
-    device_->Sign(event);
-    return event;
+    return device_->Seal(event);
   }
 
   // An exit plan for `household` (setup), signed.
-  v1::Event Plan(const Household& household, absl::Time now) {
+  v1::SignedEvent Plan(const Household& household, absl::Time now) {
     v1::Event event = Envelope(household, now);
     v1::PlanRevised* plan = event.mutable_plan_revised();
     const int year = CivilDate(now).year();
@@ -830,8 +833,7 @@ class MixMaker {
       item->set_year(year);
     }
     plan->set_note("年度脫貧計劃");
-    device_->Sign(event);
-    return event;
+    return device_->Seal(event);
   }
 
  private:
@@ -1211,8 +1213,7 @@ class Setup {
       fields["standard"].set_int_value(v1::POVERTY_STANDARD_NATIONAL);
       fields["identification_year"].set_int_value(2014 + static_cast<int64_t>(rng.Below(10)));
       fields["cultivated_land_area"].set_int_value(100 + static_cast<int64_t>(rng.Below(1500)));
-      device.Sign(event);
-      *request.add_events() = std::move(event);
+      *request.add_events() = device.Seal(event);
       if (request.events_size() == static_cast<int>(flags_.batch)) {
         if (absl::Status s = PushOnce(device, request, &tally); !s.ok()) return s;
         request.clear_events();

@@ -104,9 +104,10 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 }
 
 // A realistic pushed visit as the engine stores it.
-v1::StoredEvent MakeEvent(size_t i) {
-  v1::StoredEvent stored;
-  v1::Event& event = *stored.mutable_event();
+sync::LoggedEvent MakeEvent(size_t i) {
+  sync::LoggedEvent logged;
+  v1::StoredEvent& stored = logged.stored;
+  v1::Event& event = logged.parsed;
   event.set_event_id(absl::StrFormat("%08x-bench-4000-8000-%012x", i / 7, i));
   event.set_device_id(absl::StrCat("dev-", i % 400));
   event.set_device_seq(i / 400 + 1);
@@ -117,19 +118,21 @@ v1::StoredEvent MakeEvent(size_t i) {
   event.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
   event.mutable_subject()->set_id(absl::StrFormat("11111111-1111-4111-8111-%012d", i % 50000));
   event.set_area_code(absl::StrFormat("620102%03d%03d", 1 + i % 20, 1 + i % 30));
-  event.set_signature(std::string(64, static_cast<char>('s' + i % 7)));
   event.mutable_visit_recorded()->set_notes("走訪了解家庭收入與幫扶措施落實情況");
+  stored.set_event(event.SerializeAsString());
+  stored.set_signature(std::string(64, static_cast<char>('s' + i % 7)));
   stored.mutable_received_at()->set_seconds(1764547300 + static_cast<int64_t>(i / 100));
   stored.set_actor(absl::StrCat("cadre-", i % 400));
   stored.set_adopted_hlc(event.hlc());
-  return stored;
+  return logged;
 }
 
 absl::Status Load(storage::EventStore& store, size_t events, size_t first) {
   for (size_t done = 0; done < events;) {
     std::vector<storage::AppendEntry> entries;
     for (; entries.size() < 10000 && done < events; ++done) {
-      entries.push_back(sync::ToAppendEntry(MakeEvent(first + done)));
+      const sync::LoggedEvent made = MakeEvent(first + done);
+      entries.push_back(sync::ToAppendEntry(made.stored, made.parsed));
     }
     absl::StatusOr<std::vector<storage::AppendResult>> appended = store.Append(std::move(entries));
     if (!appended.ok()) return appended.status();

@@ -173,7 +173,7 @@ absl::Status ShuanglianPolicy::AppendSnapshot(const sync::ProjectionReader& read
 }
 
 absl::Status ShuanglianPolicy::AppendConflictsOf(
-    const sync::ProjectionReader& reader, const v1::StoredEvent& stored,
+    const sync::ProjectionReader& reader, const sync::LoggedEvent& stored,
     google::protobuf::RepeatedPtrField<v1::Conflict>* out) const {
   std::vector<std::string> ids;
   for (const v1::WriteOutcome& write : stored.writes()) {

@@ -86,7 +86,7 @@ class ShuanglianPolicy : public sync::MergePolicy {
   // The conflicts an event's writes opened (WriteOutcome.conflict_id) and the
   // one a ConflictResolved closed, read from dom/conflict/<id>.
   absl::Status AppendConflictsOf(
-      const sync::ProjectionReader& reader, const v1::StoredEvent& stored,
+      const sync::ProjectionReader& reader, const sync::LoggedEvent& stored,
       google::protobuf::RepeatedPtrField<v1::Conflict>* out) const override;
 
   const DomainOptions& options() const { return options_; }

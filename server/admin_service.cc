@@ -61,7 +61,7 @@ grpc::ServerUnaryReactor* RunAdminChange(
   ctx.identity->AppendAsync(
       call->principal().user_id(), std::move(change->changes),
       [call, answer = std::move(change->answer), on_error = std::move(change->on_error)](
-          absl::StatusOr<std::vector<v1::StoredEvent>> events) {
+          absl::StatusOr<std::vector<sync::LoggedEvent>> events) {
         if (!events.ok()) {
           if (on_error) on_error();
           return call->Finish(events.status());

@@ -328,7 +328,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportAreas(grpc::CallbackServerCont
           // engine in the same commit, stores the areas (domain/reference.h).
           out.changes.push_back(std::move(change));
         }
-        out.answer = [response](const std::vector<v1::StoredEvent>& events) {
+        out.answer = [response](const std::vector<sync::LoggedEvent>& events) {
           response->set_last_offset(events.back().offset());
         };
         out.on_error = [response] { response->clear_import_id(); };

@@ -48,7 +48,7 @@ struct AdminChange {
   std::vector<ServerChange> changes;
   // Fills the response from the stored events once they are durable
   // (committer thread: must not block). Optional.
-  std::function<void(const std::vector<v1::StoredEvent>&)> answer;
+  std::function<void(const std::vector<sync::LoggedEvent>&)> answer;
   // Runs when the append fails, before the error is the call's answer (to
   // take back what the response already says). Optional.
   std::function<void()> on_error;

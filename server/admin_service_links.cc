@@ -223,7 +223,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartLink(grpc::CallbackServerContex
         out.changes.push_back(LinkStartedChange(*link, call->principal().role()));
         v1::Date today = directory.Today();
         out.answer = [response, link = *std::move(link),
-                      today](const std::vector<v1::StoredEvent>& events) mutable {
+                      today](const std::vector<sync::LoggedEvent>& events) mutable {
           // The link as the domain's merge recorded it.
           link.set_started_offset(events.front().offset());
           *response->mutable_link() = Presented(std::move(link), today);
@@ -358,7 +358,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::EndLink(grpc::CallbackServerContext*
         out.changes = std::move(changes);
         out.answer = [response, ended = std::move(ended),
                       replacement = std::move(plan->replacement),
-                      today](const std::vector<v1::StoredEvent>& events) mutable {
+                      today](const std::vector<sync::LoggedEvent>& events) mutable {
           ended.set_ended_offset(events.front().offset());
           *response->mutable_ended() = Presented(std::move(ended), today);
           if (replacement.has_value()) {

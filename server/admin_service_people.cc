@@ -74,7 +74,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUnit(grpc::CallbackServerConte
         *response->mutable_unit() = *unit;
         AdminChange out;
         out.changes.push_back(std::move(change));
-        out.answer = [response](const std::vector<v1::StoredEvent>& events) {
+        out.answer = [response](const std::vector<sync::LoggedEvent>& events) {
           response->set_offset(events.front().offset());
         };
         return out;
@@ -231,7 +231,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpsertUser(grpc::CallbackServerConte
         *response->mutable_user() = *user;
         AdminChange out;
         out.changes.push_back(std::move(change));
-        out.answer = [response](const std::vector<v1::StoredEvent>& events) {
+        out.answer = [response](const std::vector<sync::LoggedEvent>& events) {
           response->set_offset(events.front().offset());
         };
         return out;

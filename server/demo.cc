@@ -95,8 +95,8 @@ class DemoDevice {
   const std::string& token() const { return token_; }
 
   // A signed event on household `household_id` in `village`, made at `at`.
-  v1::Event Make(const std::string& household_id, const std::string& village, absl::Time at,
-                 const std::function<void(v1::Event&)>& body) {
+  v1::SignedEvent Make(const std::string& household_id, const std::string& village, absl::Time at,
+                       const std::function<void(v1::Event&)>& body) {
     hlc_ = std::max(hlc_ + 1, sync::HlcAt(at));
     v1::Event event;
     event.set_event_id(Uuid());
@@ -108,7 +108,10 @@ class DemoDevice {
     event.mutable_subject()->set_id(household_id);
     event.set_area_code(village);
     body(event);
-    const std::string canonical = sync::CanonicalEventBytes(event);
+    // Encoded once; the signature covers exactly these bytes (event.proto SignedEvent).
+    v1::SignedEvent out;
+    out.set_event(event.SerializeAsString());
+    const std::string& canonical = out.event();
     unsigned char signature[64];
     size_t signature_len = sizeof signature;
     EVP_MD_CTX* md = EVP_MD_CTX_new();
@@ -116,8 +119,8 @@ class DemoDevice {
     EVP_DigestSign(md, signature, &signature_len,
                    reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size());
     EVP_MD_CTX_free(md);
-    event.set_signature(std::string(reinterpret_cast<char*>(signature), signature_len));
-    return event;
+    out.set_signature(std::string(reinterpret_cast<char*>(signature), signature_len));
+    return out;
   }
 
  private:
@@ -149,7 +152,7 @@ struct DemoCadre {
 // Pushes `events` as `device`; every result must be `want_conflict` ?
 // a recorded conflict : accepted.
 absl::Status PushAll(v1::SyncService::Stub& sync, DemoDevice& device,
-                     const std::vector<v1::Event>& events, bool want_conflict,
+                     const std::vector<v1::SignedEvent>& events, bool want_conflict,
                      absl::string_view what) {
   constexpr size_t kBatch = 50;  // well under the default push limits
   for (size_t from = 0; from < events.size(); from += kBatch) {
@@ -338,7 +341,7 @@ absl::StatusOr<DemoSummary> LoadDemoCounty(const DemoCountyOptions& options) {
   RETURN_IF_ERROR(tablet.Enroll(*admin, *sync, token, "demo-county-staff"));
 
   std::vector<DemoHousehold> households;
-  std::vector<v1::Event> registrations;
+  std::vector<v1::SignedEvent> registrations;
   const absl::Time season_start = options.now - absl::Hours(24 * 100);
   for (size_t v = 0; v < villages.size(); ++v) {
     for (int h = 1; h <= options.households_per_village; ++h) {
@@ -423,7 +426,7 @@ absl::StatusOr<DemoSummary> LoadDemoCounty(const DemoCountyOptions& options) {
     const bool short_of_quota = c + 2 >= cadres.size();
     const int visits = short_of_quota ? 2 : kQuotaVisits + static_cast<int>(c % 2);
     if (short_of_quota) ++summary.cadres_short_of_quota;
-    std::vector<v1::Event> events;
+    std::vector<v1::SignedEvent> events;
     for (int i = 0; i < visits; ++i) {
       const DemoHousehold& household = households[cadre.households[static_cast<size_t>(i) % cadre.households.size()]];
       const absl::Time start =

@@ -111,25 +111,25 @@ class IdentityImpl final : public Identity {
       absl::StatusOr<std::vector<std::string>> indexed = IndexedDevicesOfUser(*store_, *disabled);
       if (!indexed.ok()) return done(indexed.status());
       change.apply = [this, apply = std::move(change.apply), indexed = *std::move(indexed)](
-                         storage::CommitContext& ctx, const v1::StoredEvent& stored) {
+                         storage::CommitContext& ctx, const sync::LoggedEvent& stored) {
         if (apply) RETURN_IF_ERROR(apply(ctx, stored));
         return RevokeDevicesOfDisabledUser(ctx, stored, indexed);
       };
     }
     engine_->AppendServerEventsAsync(
         *key_, std::move(changes),
-        [this, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> stored) {
+        [this, done = std::move(done)](absl::StatusOr<std::vector<sync::LoggedEvent>> stored) {
           if (stored.ok()) EndOpenStreams(*stored);
           done(std::move(stored));
         });
   }
 
-  absl::StatusOr<std::vector<v1::StoredEvent>> Append(std::string actor,
-                                                      std::vector<ServerChange> changes) override {
+  absl::StatusOr<std::vector<sync::LoggedEvent>> Append(
+      std::string actor, std::vector<ServerChange> changes) override {
     absl::Notification finished;
-    absl::StatusOr<std::vector<v1::StoredEvent>> out;
+    absl::StatusOr<std::vector<sync::LoggedEvent>> out;
     AppendAsync(std::move(actor), std::move(changes),
-                [&](absl::StatusOr<std::vector<v1::StoredEvent>> result) {
+                [&](absl::StatusOr<std::vector<sync::LoggedEvent>> result) {
                   out = std::move(result);
                   finished.Notify();
                 });
@@ -155,7 +155,7 @@ class IdentityImpl final : public Identity {
       body->set_model("fieldsyncd");
       body->set_name("node");
       change.apply = [node_id = node_id_, public_key = key_->public_key()](
-                         storage::CommitContext& ctx, const v1::StoredEvent& stored) {
+                         storage::CommitContext& ctx, const sync::LoggedEvent& stored) {
         ctx.Put(auth_keys::kNodeId, node_id);
         v1::Device device;
         device.set_id(node_id);
@@ -191,7 +191,7 @@ class IdentityImpl final : public Identity {
       body->set_model("first-admin-token");
       body->set_name("first admin token");
       change.apply = [admin_device, hash = SecretHash(token)](storage::CommitContext& ctx,
-                                                              const v1::StoredEvent& stored) {
+                                                              const sync::LoggedEvent& stored) {
         v1::Device device;
         device.set_id(admin_device);
         device.set_user_id(std::string(kFirstAdminUserId));
@@ -228,7 +228,7 @@ class IdentityImpl final : public Identity {
     change.event = MakeEvent(v1::SUBJECT_KIND_USER, user.id(), "");
     *change.event.mutable_user_upserted()->mutable_user() = user;
     // The domain's merge stores the user again (domain/reference.h).
-    change.apply = [](storage::CommitContext& ctx, const v1::StoredEvent&) {
+    change.apply = [](storage::CommitContext& ctx, const sync::LoggedEvent&) {
       ctx.Delete(auth_keys::kLegacyNodeKey);
       return absl::OkStatus();
     };
@@ -296,7 +296,8 @@ class IdentityImpl final : public Identity {
     body->set_code_id(issued->code_id);
     *body->mutable_expires_at() = base::ToTimestamp(issued->expires_at);
     change.apply = [hash = SecretHash(*NormalizeEnrollmentCode(issued->code)), user_id](
-                       storage::CommitContext& ctx, const v1::StoredEvent& stored) -> absl::Status {
+                       storage::CommitContext& ctx,
+                       const sync::LoggedEvent& stored) -> absl::Status {
       ASSIGN_OR_RETURN(std::optional<v1::User> current, ReadUser(ctx, user_id));
       if (!current.has_value() || current->disabled()) {
         return absl::FailedPreconditionError(
@@ -310,7 +311,7 @@ class IdentityImpl final : public Identity {
     changes.push_back(std::move(change));
     AppendAsync(
         std::move(actor), std::move(changes),
-        [issued, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
+        [issued, done = std::move(done)](absl::StatusOr<std::vector<sync::LoggedEvent>> events) {
           if (!events.ok()) return done(events.status());
           issued->event = std::move(events->front());
           done(std::move(*issued));
@@ -384,9 +385,9 @@ class IdentityImpl final : public Identity {
     body->set_model(device.model());
     body->set_name(device.name());
     body->set_code_id(code_id);
-    change.apply = [enrollment, code_id, expires_at, user_id,
-                    token_hash = SecretHash(enrollment->token)](
-                       storage::CommitContext& ctx, const v1::StoredEvent& stored) -> absl::Status {
+    change.apply =
+        [enrollment, code_id, expires_at, user_id, token_hash = SecretHash(enrollment->token)](
+            storage::CommitContext& ctx, const sync::LoggedEvent& stored) -> absl::Status {
       // Checked again in log order: of two enrollments racing for one code,
       // the first appended wins and the second sees the code used.
       ASSIGN_OR_RETURN(std::optional<std::string> used, ctx.Get(auth_keys::CodeUsed(code_id)));
@@ -408,14 +409,14 @@ class IdentityImpl final : public Identity {
     };
     std::vector<ServerChange> changes;
     changes.push_back(std::move(change));
-    AppendAsync(
-        user_id, std::move(changes),
-        [enrollment, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
-          if (!events.ok()) return done(events.status());
-          enrollment->event = std::move(events->front());
-          *enrollment->device.mutable_enrolled_at() = enrollment->event.received_at();
-          done(std::move(*enrollment));
-        });
+    AppendAsync(user_id, std::move(changes),
+                [enrollment,
+                 done = std::move(done)](absl::StatusOr<std::vector<sync::LoggedEvent>> events) {
+                  if (!events.ok()) return done(events.status());
+                  enrollment->event = std::move(events->front());
+                  *enrollment->device.mutable_enrolled_at() = enrollment->event.received_at();
+                  done(std::move(*enrollment));
+                });
   }
 
   void RevokeDevice(
@@ -447,7 +448,7 @@ class IdentityImpl final : public Identity {
     change.event = MakeEvent(v1::SUBJECT_KIND_DEVICE, device_id, area);
     change.event.mutable_device_revoked()->set_reason(reason);
     change.apply = [device_id, reason, revoked](storage::CommitContext& ctx,
-                                                const v1::StoredEvent& stored) -> absl::Status {
+                                                const sync::LoggedEvent& stored) -> absl::Status {
       ASSIGN_OR_RETURN(std::optional<v1::Device> current, ReadDevice(ctx, device_id));
       if (!current.has_value()) {
         return absl::NotFoundError(absl::StrCat("no device '", device_id, "'"));
@@ -466,7 +467,7 @@ class IdentityImpl final : public Identity {
     changes.push_back(std::move(change));
     AppendAsync(
         std::move(actor), std::move(changes),
-        [revoked, done = std::move(done)](absl::StatusOr<std::vector<v1::StoredEvent>> events) {
+        [revoked, done = std::move(done)](absl::StatusOr<std::vector<sync::LoggedEvent>> events) {
           if (!events.ok()) return done(events.status());
           done(std::make_pair(*revoked, events->front().offset()));
         });
@@ -479,7 +480,7 @@ class IdentityImpl final : public Identity {
   // device of that user not revoked yet: disabling is permanent for the
   // user's tokens and keys, re-enabling brings none of them back.
   absl::Status RevokeDevicesOfDisabledUser(storage::CommitContext& ctx,
-                                           const v1::StoredEvent& stored,
+                                           const sync::LoggedEvent& stored,
                                            const std::vector<std::string>& indexed_devices) {
     std::optional<std::string> user_id = DisabledUser(stored.event());
     if (!user_id.has_value()) return absl::OkStatus();
@@ -504,8 +505,8 @@ class IdentityImpl final : public Identity {
 
   // After a commit: the calls still open on a revoked device or a disabled
   // user's devices end now (committer thread; the registry never blocks).
-  void EndOpenStreams(const std::vector<v1::StoredEvent>& stored) {
-    for (const v1::StoredEvent& s : stored) {
+  void EndOpenStreams(const std::vector<sync::LoggedEvent>& stored) {
+    for (const sync::LoggedEvent& s : stored) {
       const v1::Event& event = s.event();
       if (event.has_device_revoked()) {
         open_streams_.EndDevice(

@@ -84,7 +84,7 @@ struct IssuedCode {
   std::string code;  // Clear text: returned once, never stored.
   std::string code_id;
   absl::Time expires_at;
-  v1::StoredEvent event;
+  sync::LoggedEvent event;
 };
 
 // What Enroll made.
@@ -92,7 +92,7 @@ struct Enrollment {
   v1::Device device;
   std::string token;  // Clear text: returned once, never stored.
   v1::User user;
-  v1::StoredEvent event;
+  sync::LoggedEvent event;
 };
 
 class Identity {
@@ -152,10 +152,10 @@ class Identity {
   // by the node, through SyncEngine::AppendServerEventsAsync (see there for
   // the errors). `done` runs once, on the committer thread (must not block),
   // with the stored events (offsets set, hashes not) or the error.
-  using Done = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
+  using Done = std::function<void(absl::StatusOr<std::vector<sync::LoggedEvent>>)>;
   virtual void AppendAsync(std::string actor, std::vector<ServerChange> changes, Done done) = 0;
   // As AppendAsync, blocking until the changes are durable.
-  virtual absl::StatusOr<std::vector<v1::StoredEvent>> Append(
+  virtual absl::StatusOr<std::vector<sync::LoggedEvent>> Append(
       std::string actor, std::vector<ServerChange> changes) = 0;
 };
 

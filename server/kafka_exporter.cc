@@ -445,8 +445,8 @@ class KafkaExporterImpl final : public KafkaExporter {
     ASSIGN_OR_RETURN(std::vector<storage::LogRecord> records,
                      store_->ReadAfter(next_read_, limits));
     for (storage::LogRecord& record : records) {
-      ASSIGN_OR_RETURN(v1::StoredEvent stored, sync::DecodeRecord(record));
-      if (sync::IsRejectionMarker(stored)) {
+      ASSIGN_OR_RETURN(sync::LoggedEvent stored, sync::DecodeRecord(record));
+      if (stored.is_marker()) {
         pending_.push_back({record.offset, true});
         next_read_ = record.offset;
         continue;

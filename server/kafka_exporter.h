@@ -12,9 +12,10 @@
 //     (CountyCode); empty for an event without one. Partitioner murmur2 (the
 //     Java client's), so one county's events go to one partition in log
 //     order.
-//   - Value: the record's payload exactly as stored (a serialized
-//     fieldsync.v1.StoredEvent with offset, prev_hash and hash cleared), so
-//     hash = SHA-256(prev_hash | be64 offset | value) can be checked.
+//   - Value: the record's payload exactly as stored (LogEntry.record: a
+//     serialized fieldsync.v1.StoredEvent holding the device's signed event
+//     bytes), so hash = SHA-256(prev_hash | be64 offset | value) and the
+//     signature can be checked without re-encoding.
 //     Headers: kOffsetHeader (decimal log offset), kHashHeader and
 //     kPrevHashHeader (64 lowercase hex digits).
 //   - The exported offset (every event at or below it is delivered) advances

@@ -23,10 +23,11 @@ constexpr uint32_t kLastBody = 99;    // ..up to here (45 today; room for new bo
 constexpr uint32_t kSubjectKind = 1;
 constexpr uint32_t kSubjectId = 2;
 
-constexpr char kTagStoredOffset = 0x10;    // StoredEvent.offset = 2, varint.
-constexpr char kTagStoredPrevHash = 0x32;  // StoredEvent.prev_hash = 6, bytes.
-constexpr char kTagStoredHash = 0x3A;      // StoredEvent.hash = 7, bytes.
-constexpr char kTagBatchEvents = 0x0A;     // EventBatch.events = 1, message.
+constexpr char kTagEntryOffset = 0x08;     // LogEntry.offset = 1, varint.
+constexpr char kTagEntryPrevHash = 0x12;   // LogEntry.prev_hash = 2, bytes.
+constexpr char kTagEntryHash = 0x1A;       // LogEntry.hash = 3, bytes.
+constexpr char kTagEntryRecord = 0x22;     // LogEntry.record = 4, bytes.
+constexpr char kTagBatchEvents = 0x1A;     // EventBatch.events = 3, message.
 constexpr char kTagBatchThrough = 0x10;    // EventBatch.through_offset = 2, varint.
 constexpr char kTagResponseBatch = 0x22;   // SubscribeResponse.batch = 4, message.
 
@@ -50,20 +51,26 @@ void AppendVarint(uint64_t value, std::string* out) {
   out->push_back(static_cast<char>(value));
 }
 
+// The LogEntry of a record, field by field: offset, prev_hash, hash, then the
+// payload verbatim as `record` (the same bytes sync::ToLogEntry serializes to).
 size_t FrameSize(const storage::LogRecord& record) {
   return 1 + VarintSize(record.offset) + 1 + VarintSize(record.prev_hash.size()) +
-         record.prev_hash.size() + 1 + VarintSize(record.hash.size()) + record.hash.size();
+         record.prev_hash.size() + 1 + VarintSize(record.hash.size()) + record.hash.size() + 1 +
+         VarintSize(record.payload.size());
 }
 
-void AppendFrame(const storage::LogRecord& record, std::string* out) {
-  out->push_back(kTagStoredOffset);
+void AppendEntry(const storage::LogRecord& record, std::string* out) {
+  out->push_back(kTagEntryOffset);
   AppendVarint(record.offset, out);
-  out->push_back(kTagStoredPrevHash);
+  out->push_back(kTagEntryPrevHash);
   AppendVarint(record.prev_hash.size(), out);
   out->append(record.prev_hash);
-  out->push_back(kTagStoredHash);
+  out->push_back(kTagEntryHash);
   AppendVarint(record.hash.size(), out);
   out->append(record.hash);
+  out->push_back(kTagEntryRecord);
+  AppendVarint(record.payload.size(), out);
+  out->append(record.payload);
 }
 
 // Reads a length-delimited field's bytes as a view into `base`.
@@ -154,11 +161,10 @@ size_t EncodedSize(const storage::LogRecord& record) {
   return record.payload.size() + FrameSize(record);
 }
 
-std::string EncodeStoredEvent(const storage::LogRecord& record) {
+std::string EncodeLogEntry(const storage::LogRecord& record) {
   std::string out;
   out.reserve(EncodedSize(record));
-  out.append(record.payload);
-  AppendFrame(record, &out);
+  AppendEntry(record, &out);
   return out;
 }
 
@@ -176,8 +182,7 @@ void BatchBuilder::Add(const storage::LogRecord& record) {
   const size_t size = EncodedSize(record);
   out_.push_back(kTagBatchEvents);
   AppendVarint(size, &out_);
-  out_.append(record.payload);
-  AppendFrame(record, &out_);
+  AppendEntry(record, &out_);
   ++events_;
   event_bytes_ += size;
 }

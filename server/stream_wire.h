@@ -1,10 +1,9 @@
 // The bytes of the event stream (fieldsync.v1.SubscribeResponse), made from
 // log records without parsing or re-serializing the events.
 //
-// A record's payload is the StoredEvent with offset, prev_hash and hash
-// cleared (sync/event_codec.h). Appending those three fields to the payload
-// gives the StoredEvent as stored: protobuf parsers accept fields in any
-// order, and the consumer re-serializes deterministically before hashing
+// A record's payload is the StoredEvent as stored (sync/event_codec.h); it
+// travels as a LogEntry: offset, prev_hash and hash from the record frame, and
+// the payload verbatim as `record`, over which the consumer checks the hash
 // (docs/storage.md). So a batch is a memcpy per event, not a parse and a
 // serialization: what makes Subscribe fast enough for HQ's catch-up.
 //
@@ -43,10 +42,15 @@ struct RecordKeys {
 // well-formed StoredEvent (the store's bytes are corrupt).
 absl::StatusOr<RecordKeys> ScanRecord(std::string_view payload, uint64_t offset);
 
-// The serialized StoredEvent of `record` as stored: payload, then offset,
-// prev_hash and hash. Parses to exactly what sync::DecodeRecord returns.
-std::string EncodeStoredEvent(const storage::LogRecord& record);
-// The size EncodeStoredEvent would return, without making it.
+// The serialized LogEntry of `record`: offset, prev_hash, hash, and the
+// payload as `record`. The same bytes as sync::ToLogEntry(record) serialized.
+std::string EncodeLogEntry(const storage::LogRecord& record);
+// The old name of EncodeLogEntry, kept while server/stream_service.cc is being
+// split on another branch (s4); use EncodeLogEntry.
+inline std::string EncodeStoredEvent(const storage::LogRecord& record) {
+  return EncodeLogEntry(record);
+}
+// The size EncodeLogEntry would return, without making it.
 size_t EncodedSize(const storage::LogRecord& record);
 
 // Builds one SubscribeResponse{batch: EventBatch} message in one buffer.
@@ -62,9 +66,9 @@ class BatchBuilder {
   bool Fits(size_t encoded_size) const;
   bool Full() const { return events_ >= max_events_ || event_bytes_ >= max_bytes_; }
 
-  // Appends the record's StoredEvent (EncodeStoredEvent without the copy).
+  // Appends the record's LogEntry (EncodeLogEntry without the copy).
   void Add(const storage::LogRecord& record);
-  // Appends an event already encoded by EncodeStoredEvent.
+  // Appends an event already encoded by EncodeLogEntry.
   void AddEncoded(std::string_view stored_event);
 
   // The message, with EventBatch.through_offset = `through`; the builder is

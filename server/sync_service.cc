@@ -214,7 +214,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     return call;
   }
   size_t bytes = 0;
-  for (const v1::Event& event : request->events()) bytes += event.ByteSizeLong();
+  for (const v1::SignedEvent& event : request->events()) bytes += event.event().size();
   if (bytes > settings.max_push_bytes) {
     call->Finish(OverSizeLimit(
         absl::StrCat("a push of ", bytes, " bytes of events is over limits.max_push_bytes=",
@@ -253,20 +253,16 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
     push.scope_of_user = [scopes](std::string_view user_id) -> absl::StatusOr<Scope> {
       return scopes->ScopeOfUser(user_id);
     };
-    std::vector<v1::Event> events(request->events().begin(), request->events().end());
-    ctx->engine->PushAsync(
-        std::move(push), std::move(events),
-        [call, context, response](absl::StatusOr<sync::PushOutcome> outcome) {
-          if (!outcome.ok()) {
-            if (std::optional<v1::SequenceGap> gap = sync::SequenceGapOf(outcome.status())) {
-              context->AddTrailingMetadata(kSequenceGapTrailer, gap->SerializeAsString());
-            }
-            call->Finish(outcome.status());
-            return;
-          }
-          *response = std::move(outcome->response);
-          call->Finish(absl::OkStatus());
-        });
+    std::vector<v1::SignedEvent> events(request->events().begin(), request->events().end());
+    ctx->engine->PushAsync(std::move(push), std::move(events),
+                           [call, response](absl::StatusOr<sync::PushOutcome> outcome) {
+                             if (!outcome.ok()) {
+                               call->Finish(outcome.status());
+                               return;
+                             }
+                             *response = std::move(outcome->response);
+                             call->Finish(absl::OkStatus());
+                           });
   });
   return call;
 }

@@ -10,9 +10,9 @@
 //     checks (signatures, point reads: CPU work of at most
 //     limits.max_push_events events) run there too; its callback finishes the
 //     call from the store's writer thread once the batch is durable. Over a
-//     limit: RESOURCE_EXHAUSTED naming the setting. A device_seq gap:
-//     FAILED_PRECONDITION naming the next expected number, with the
-//     serialized v1.SequenceGap in the trailer `fieldsync-sequence-gap-bin`.
+//     limit: RESOURCE_EXHAUSTED naming the setting. Everything about one
+//     event (unparseable bytes, a bad signature, a device_seq gap) is that
+//     event's PushResult (Rejected or Held), never the call's status.
 //   - Pull: on the read executor, the caller's scope, computed on the
 //     server, then SyncEngine::Pull (reads bounded by limits.max_pull_events
 //     and max_pull_bytes returned and limits.max_examined_records examined;
@@ -51,9 +51,6 @@
 #include "server/service_context.h"
 
 namespace fieldsync::server {
-
-// The trailing metadata key of a sequence gap (a serialized v1.SequenceGap).
-inline constexpr char kSequenceGapTrailer[] = "fieldsync-sequence-gap-bin";
 
 // The schema_version of a published schema: hex SHA-256 of its
 // deterministic serialization (stable across restarts and builds of the same

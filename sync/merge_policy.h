@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "fieldsync/v1/event.pb.h"
 #include "fieldsync/v1/sync_service.pb.h"
+#include "sync/event_codec.h"
 
 namespace fieldsync::sync {
 
@@ -211,7 +212,7 @@ class MergePolicy {
   // (same id). Called by Pull for each event it returns; on pulling threads.
   // Default: nothing (a policy without conflict records).
   virtual absl::Status AppendConflictsOf(
-      const ProjectionReader& /*reader*/, const v1::StoredEvent& /*stored*/,
+      const ProjectionReader& /*reader*/, const LoggedEvent& /*stored*/,
       google::protobuf::RepeatedPtrField<v1::Conflict>* /*out*/) const {
     return absl::OkStatus();
   }

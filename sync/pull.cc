@@ -303,23 +303,20 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
         if (record == nullptr) record = &source.buffer.front();
       }
     }
-    ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(*record));
-    bool keep = !IsRejectionMarker(stored) &&
+    ASSIGN_OR_RETURN(LoggedEvent stored, DecodeRecord(*record));
+    bool keep = !stored.is_marker() &&
                 Contains(scope, stored.event().area_code(), SubjectKey(stored.event().subject()));
     if (keep) {
-      if (omit_proofs) {
-        stored.mutable_event()->clear_signature();
-        stored.clear_prev_hash();
-        stored.clear_hash();
-      }
-      const size_t size = stored.ByteSizeLong();
+      // The record travels as stored (LogEntry), never re-encoded.
+      v1::LogEntry entry = ToLogEntry(*record, omit_proofs);
+      const size_t size = entry.ByteSizeLong();
       if (*bytes > 0 && *bytes + size > max_bytes) break;
       *bytes += size;
       ++count;
       // The conflicts it opened or closed travel with it, so a client keeps
       // its conflict list from incremental pulls alone.
       RETURN_IF_ERROR(policy_->AppendConflictsOf(reader_, stored, out->mutable_conflicts()));
-      *out->add_events() = std::move(stored);
+      *out->add_events() = std::move(entry);
     }
     examined = next;
     for (Source& source : sources) {
@@ -581,14 +578,13 @@ absl::StatusOr<v1::GetHistoryResponse> SyncEngine::GetHistory(
       }
       ++examined;
       after = record.offset;
-      ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(record));
-      if (IsRejectionMarker(stored)) continue;
+      if (IsRejectionMarkerPayload(record.payload)) continue;
       if (static_cast<size_t>(response.events_size()) == limit) {
         response.set_more(true);
         return response;
       }
       response.set_next_after_offset(record.offset);
-      *response.add_events() = std::move(stored);
+      *response.add_events() = ToLogEntry(record);
     }
   }
 }
@@ -699,7 +695,7 @@ absl::StatusOr<std::vector<BlobReference>> SyncEngine::BlobReferences(std::strin
             absl::StrCat("the event at ", offset, " that refers to a blob is missing"));
       }
       RETURN_IF_ERROR(record.status());
-      ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(*record));
+      ASSIGN_OR_RETURN(LoggedEvent stored, DecodeRecord(*record));
       BlobReference reference;
       reference.offset = offset;
       reference.device_id = stored.event().device_id();

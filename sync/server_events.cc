@@ -113,10 +113,10 @@ class SyncEngine::ServerAppend {
     return entries;
   }
 
-  absl::StatusOr<std::vector<v1::StoredEvent>> Finish(
+  absl::StatusOr<std::vector<LoggedEvent>> Finish(
       absl::StatusOr<std::vector<storage::AppendResult>> results) {
     if (!results.ok()) return std::move(results).status();
-    for (size_t i = 0; i < stored_.size(); ++i) stored_[i].set_offset((*results)[i].offset);
+    for (size_t i = 0; i < stored_.size(); ++i) stored_[i].offset_ = (*results)[i].offset;
     return std::move(stored_);
   }
 
@@ -124,9 +124,10 @@ class SyncEngine::ServerAppend {
   // Committer thread, in log order.
   absl::Status Prepare(size_t index, storage::CommitContext& context) {
     const ServerEvent& server_event = events_[index];
-    v1::StoredEvent& stored = stored_[index];
-    *stored.mutable_event() = server_event.event;
-    v1::Event& event = *stored.mutable_event();
+    LoggedEvent& logged = stored_[index];
+    v1::StoredEvent& stored = logged.stored;
+    logged.parsed = server_event.event;
+    v1::Event& event = logged.parsed;
 
     // The signer is a device like any other: its numbers come from the same
     // high-water mark pushes check, so a relayed copy of its events is judged
@@ -139,14 +140,17 @@ class SyncEngine::ServerAppend {
     const absl::Time now = engine_->Now();
     event.set_hlc(engine_->hlc_.Tick());
     *event.mutable_device_time() = base::ToTimestamp(now);
-    ASSIGN_OR_RETURN(std::string signature, signer_.Sign(CanonicalEventBytes(event)));
-    event.set_signature(std::move(signature));
+    // The node is a device like any other: it encodes its event once and
+    // signs those bytes, which the log keeps verbatim.
+    stored.set_event(DeterministicBytes(event));
+    ASSIGN_OR_RETURN(std::string signature, signer_.Sign(stored.event()));
+    stored.set_signature(std::move(signature));
     *stored.mutable_received_at() = base::ToTimestamp(now);
     stored.set_actor(server_event.actor);
     stored.set_adopted_hlc(event.hlc());
-    stored.set_offset(context.offset());
+    logged.offset_ = context.offset();
 
-    if (server_event.apply) RETURN_IF_ERROR(server_event.apply(context, stored));
+    if (server_event.apply) RETURN_IF_ERROR(server_event.apply(context, logged));
 
     EventMeta meta;
     meta.author.actor = server_event.actor;
@@ -177,13 +181,13 @@ class SyncEngine::ServerAppend {
   const EventSigner& signer_;
   std::vector<ServerEvent> events_;
   // Filled by the prepare hooks, handed to `done` after the commit.
-  std::vector<v1::StoredEvent> stored_;
+  std::vector<LoggedEvent> stored_;
 };
 
 void SyncEngine::AppendServerEventsAsync(const EventSigner& signer, std::vector<ServerEvent> events,
                                          ServerEventsCallback done) {
   if (events.empty()) {
-    done(std::vector<v1::StoredEvent>{});
+    done(std::vector<LoggedEvent>{});
     return;
   }
   auto run = std::make_shared<ServerAppend>(this, signer, std::move(events));
@@ -195,12 +199,12 @@ void SyncEngine::AppendServerEventsAsync(const EventSigner& signer, std::vector<
                       });
 }
 
-absl::StatusOr<std::vector<v1::StoredEvent>> SyncEngine::AppendServerEvents(
+absl::StatusOr<std::vector<LoggedEvent>> SyncEngine::AppendServerEvents(
     const EventSigner& signer, std::vector<ServerEvent> events) {
   absl::Notification finished;
-  absl::StatusOr<std::vector<v1::StoredEvent>> out;
+  absl::StatusOr<std::vector<LoggedEvent>> out;
   AppendServerEventsAsync(signer, std::move(events),
-                          [&](absl::StatusOr<std::vector<v1::StoredEvent>> result) {
+                          [&](absl::StatusOr<std::vector<LoggedEvent>> result) {
                             out = std::move(result);
                             finished.Notify();
                           });

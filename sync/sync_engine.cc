@@ -76,28 +76,6 @@ bool IsValidDeviceId(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f && c != '/'; });
 }
 
-bool HasUnknownFields(const google::protobuf::Message& message, int depth = 0) {
-  if (depth > 16) return true;
-  const google::protobuf::Reflection* reflection = message.GetReflection();
-  if (!reflection->GetUnknownFields(message).empty()) return true;
-  std::vector<const google::protobuf::FieldDescriptor*> fields;
-  reflection->ListFields(message, &fields);
-  for (const google::protobuf::FieldDescriptor* field : fields) {
-    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
-    if (field->is_repeated()) {
-      const int n = reflection->FieldSize(message, field);
-      for (int i = 0; i < n; ++i) {
-        if (HasUnknownFields(reflection->GetRepeatedMessage(message, field, i), depth + 1)) {
-          return true;
-        }
-      }
-    } else if (HasUnknownFields(reflection->GetMessage(message, field), depth + 1)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 std::optional<Rejection> CheckLocation(const v1::Location& location, const std::string& field) {
   auto bad = [&field](std::string message) {
     return Rejection{v1::REJECTION_CODE_INVALID_VALUE, field, std::move(message)};
@@ -152,26 +130,18 @@ std::optional<Rejection> CheckEnvelope(const v1::Event& event, const MergePolicy
   if (event.has_location()) {
     if (auto r = CheckLocation(event.location(), "location")) return r;
   }
-  if (HasUnknownFields(event)) {
-    return malformed("", "the event carries fields this server does not know");
-  }
   return std::nullopt;
 }
 
-absl::Status GapStatus(const std::string& device_id, uint64_t expected, uint64_t got) {
-  absl::Status status = absl::FailedPreconditionError(absl::StrCat(
-      "device ", device_id, ": device_seq ", got, " leaves a gap; next expected is ", expected));
-  v1::SequenceGap gap;
-  gap.set_device_id(device_id);
-  gap.set_next_expected_seq(expected);
-  gap.set_got_seq(got);
-  status.SetPayload(kSequenceGapTypeUrl, absl::Cord(gap.SerializeAsString()));
-  return status;
+// Why a commit found a device_seq gap the checks before it did not: another
+// push cannot lower a high-water mark, so this is a defect, never the device's.
+absl::Status CommitGapStatus(const std::string& device_id, uint64_t expected, uint64_t got) {
+  return absl::InternalError(absl::StrCat("device ", device_id, ": device_seq ", got,
+                                          " found a gap at commit; next expected was ", expected));
 }
 
-v1::PushResult RejectedResult(const std::string& event_id, const v1::RejectionRecord& record) {
+v1::PushResult RejectedResult(const v1::RejectionRecord& record) {
   v1::PushResult result;
-  result.set_event_id(event_id);
   v1::Rejected* rejected = result.mutable_rejected();
   rejected->set_code(record.code());
   rejected->set_field(record.field());
@@ -181,24 +151,17 @@ v1::PushResult RejectedResult(const std::string& event_id, const v1::RejectionRe
 
 }  // namespace
 
-std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status) {
-  auto payload = status.GetPayload(kSequenceGapTypeUrl);
-  if (!payload) return std::nullopt;
-  v1::SequenceGap gap;
-  if (!gap.ParseFromString(std::string(*payload))) return std::nullopt;
-  return gap;
-}
-
 // ---------------------------------------------------------------------------
 // Push
 
 // The state of one push, shared by its prepare hooks and its completion.
 class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::PushRun> {
  public:
-  PushRun(SyncEngine* engine, PushContext context, std::vector<v1::Event> events, PushCallback done)
+  PushRun(SyncEngine* engine, PushContext context, std::vector<v1::SignedEvent> events,
+          PushCallback done)
       : engine_(engine),
         context_(std::move(context)),
-        events_(std::move(events)),
+        signed_(std::move(events)),
         done_(std::move(done)) {}
 
   // Plans, then appends; `done_` is called exactly once.
@@ -232,7 +195,7 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
 
  private:
   struct Item {
-    enum Kind { kDuplicate, kReplayedRejection, kRejected, kAccepted, kMirror };
+    enum Kind { kDuplicate, kReplayedRejection, kRejected, kAccepted, kMirror, kHeld };
     Kind kind = kAccepted;
     std::string content_hash;
     // kDuplicate: the committed offset. kMirror: the earlier item with the
@@ -243,6 +206,9 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
     v1::RejectionRecord rejection;
     // kRejected: the rejection advances the device's sequence.
     bool advances = false;
+    // kHeld: what the device must send next, and why.
+    uint64_t held_expected = 0;
+    std::string held_reason;
     // kAccepted.
     Author author;
     uint64_t adopted_hlc = 0;
@@ -282,7 +248,10 @@ class SyncEngine::PushRun : public std::enable_shared_from_this<SyncEngine::Push
 
   SyncEngine* const engine_;
   const PushContext context_;
-  const std::vector<v1::Event> events_;
+  // The events as received, and each one's Event parsed from its bytes (empty
+  // when they do not parse): Plan fills events_.
+  const std::vector<v1::SignedEvent> signed_;
+  std::vector<v1::Event> events_;
   PushCallback done_;
 
   absl::Time received_at_;
@@ -440,7 +409,7 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
     // first candidate's refusal is the answer. So a device that takes someone
     // else's event_id for an event of its own can never hide the real one.
     struct Candidate {
-      v1::StoredEvent stored;            // A committed candidate (offset set).
+      LoggedEvent stored;                // A committed candidate.
       const v1::Event* event = nullptr;  // Else an event of this push.
       std::string actor;
       const v1::Event& Event() const { return event != nullptr ? *event : stored.event(); }
@@ -456,7 +425,7 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
                          engine_->store_->Read(base::ParseBe64(value).value_or(0)));
         Candidate candidate;
         ASSIGN_OR_RETURN(candidate.stored, DecodeRecord(record));
-        if (IsRejectionMarker(candidate.stored)) continue;
+        if (candidate.stored.is_marker()) continue;
         candidate.actor = candidate.stored.actor();
         candidates.push_back(std::move(candidate));
       }
@@ -510,12 +479,12 @@ absl::StatusOr<std::optional<Rejection>> SyncEngine::PushRun::CheckReferences(si
 
 absl::Status SyncEngine::PushRun::Plan() {
   const SyncOptions& options = engine_->options_;
-  if (events_.size() > options.max_push_events) {
+  if (signed_.size() > options.max_push_events) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "a push of ", events_.size(), " events exceeds max_push_events ", options.max_push_events));
+        "a push of ", signed_.size(), " events exceeds max_push_events ", options.max_push_events));
   }
   size_t total = 0;
-  for (const v1::Event& event : events_) total += event.ByteSizeLong();
+  for (const v1::SignedEvent& event : signed_) total += event.event().size();
   if (total > options.max_push_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "a push of ", total, " bytes exceeds max_push_bytes ", options.max_push_bytes));
@@ -524,11 +493,13 @@ absl::Status SyncEngine::PushRun::Plan() {
   received_at_proto_ = base::ToTimestamp(received_at_);
   const Scope caller_scope = Normalize(context_.scope);
 
-  items_.resize(events_.size());
-  for (size_t i = 0; i < events_.size(); ++i) {
-    const v1::Event& event = events_[i];
+  items_.resize(signed_.size());
+  events_.resize(signed_.size());
+  for (size_t i = 0; i < signed_.size(); ++i) {
+    const v1::SignedEvent& received = signed_[i];
+    v1::Event& event = events_[i];
     Item& item = items_[i];
-    item.content_hash = EventContentHash(event);
+    item.content_hash = EventContentHash(received.event(), received.signature());
 
     // The same content earlier in this push: answer what that one got.
     if (auto it = hashes_.find(item.content_hash); it != hashes_.end()) {
@@ -553,6 +524,14 @@ absl::Status SyncEngine::PushRun::Plan() {
       continue;
     }
 
+    // The bytes as received: parsed once (what they claim is only a claim until
+    // the signature verifies over them). Bytes that do not parse still name
+    // their envelope (ParseEventBytes): if the signature proves it, the
+    // refusal takes the device_seq like any other, so the device's later
+    // events are judged, not held.
+    std::optional<BadEventBytes> bad_bytes = ParseEventBytes(received.event(), &event);
+    const bool unparseable = bad_bytes && bad_bytes->field == "event";
+
     // The same event already in the log: a duplicate, whatever became of its
     // device since (it was authenticated when it was appended). Ids are the
     // signer's own: only this device's earlier event can take this one's id.
@@ -565,8 +544,9 @@ absl::Status SyncEngine::PushRun::Plan() {
       ASSIGN_OR_RETURN(std::optional<uint64_t> offset, engine_->store_->LookupEventId(log_id));
       if (offset) {
         ASSIGN_OR_RETURN(storage::LogRecord record, engine_->store_->Read(*offset));
-        ASSIGN_OR_RETURN(v1::StoredEvent stored, DecodeRecord(record));
-        if (!IsRejectionMarker(stored) && EventContentHash(stored.event()) == item.content_hash) {
+        ASSIGN_OR_RETURN(LoggedEvent stored, DecodeRecord(record));
+        if (!stored.is_marker() &&
+            EventContentHash(stored.event_bytes(), stored.signature()) == item.content_hash) {
           item.kind = Item::kDuplicate;
           item.duplicate_offset = *offset;
           ids_.emplace(log_id, i);
@@ -592,17 +572,19 @@ absl::Status SyncEngine::PushRun::Plan() {
         reason =
             Rejection{v1::REJECTION_CODE_DEVICE_REVOKED, "device_id", "the device was revoked"};
       } else if (device->public_key.size() != kPublicKeyBytes ||
-                 event.signature().size() != kSignatureBytes) {
+                 received.signature().size() != kSignatureBytes) {
         reason = Rejection{v1::REJECTION_CODE_BAD_SIGNATURE, "signature",
                            "the signature must be 64 bytes of Ed25519"};
       } else {
-        const std::string canonical = CanonicalEventBytes(event);
+        // Over the bytes received, exactly: no re-encoding, no canonical form.
+        const std::string& bytes = received.event();
         if (crypto_sign_verify_detached(
-                reinterpret_cast<const unsigned char*>(event.signature().data()),
-                reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(),
+                reinterpret_cast<const unsigned char*>(received.signature().data()),
+                reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
                 reinterpret_cast<const unsigned char*>(device->public_key.data())) != 0) {
           reason = Rejection{v1::REJECTION_CODE_BAD_SIGNATURE, "signature",
-                             "the signature does not verify with the device's key"};
+                             "the signature does not verify over the event bytes with the "
+                             "device's key"};
         } else {
           authenticated = true;
         }
@@ -624,17 +606,33 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
 
     if (!authenticated) {
+      if (unparseable)
+        reason = Rejection{v1::REJECTION_CODE_MALFORMED, "event", bad_bytes->message};
       // Unproven origin: recorded as the pushing device's, and it never
       // touches the claimed device's sequence (a forged event must not be
       // able to take a real event's number).
       item.kind = Item::kRejected;
       item.advances = false;
-      item.rejection =
-          MakeUnprovenRecord(event, *reason, event.ByteSizeLong() <= options.max_event_bytes);
+      item.rejection = MakeUnprovenRecord(
+          event, *reason, !unparseable && received.event().size() <= options.max_event_bytes);
       continue;
     }
 
-    // Authenticated: from here on the event holds its device_seq.
+    // Sequencing first: an event above the next expected number is not judged
+    // at all (a gap, or an earlier event of this device that did not take its
+    // number, such as a bad signature): held, nothing written, so the device
+    // resends from the number named (docs/sync.md "Held").
+    ASSIGN_OR_RETURN(const uint64_t expected, Expected(event.device_id()));
+    if (event.device_seq() > expected) {
+      item.kind = Item::kHeld;
+      item.held_expected = expected;
+      item.held_reason =
+          absl::StrCat("device ", event.device_id(), ": device_seq ", event.device_seq(),
+                       " leaves a gap; next expected is ", expected);
+      continue;
+    }
+
+    // Authenticated and in sequence: from here on the event holds its device_seq.
     if (!log_id_valid) {
       reason = Rejection{v1::REJECTION_CODE_MALFORMED, "event_id", "event_id is malformed"};
     } else if (auto it = ids_.find(log_id); it != ids_.end()) {
@@ -646,24 +644,29 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
     if (log_id_valid) ids_.emplace(log_id, i);
 
-    ASSIGN_OR_RETURN(const uint64_t expected, Expected(event.device_id()));
-    if (event.device_seq() > expected) {
-      return GapStatus(event.device_id(), expected, event.device_seq());
-    }
     if (event.device_seq() < expected) {
-      reason = Rejection{v1::REJECTION_CODE_SEQUENCE_REUSED, "device_seq",
-                         absl::StrCat("device_seq ", event.device_seq(),
-                                      " was already used; next expected is ", expected)};
+      // A reused event_id decided above stays the answer (docs/sync.md's
+      // order): SEQUENCE_REUSED means a new event_id on an old number.
+      if (!reason) {
+        reason = Rejection{v1::REJECTION_CODE_SEQUENCE_REUSED, "device_seq",
+                           absl::StrCat("device_seq ", event.device_seq(),
+                                        " was already used; next expected is ", expected)};
+      }
       item.advances = false;
     } else {
       expected_[event.device_id()] = expected + 1;
       item.advances = true;
     }
 
-    if (!reason && event.ByteSizeLong() > options.max_event_bytes) {
+    if (!reason && received.event().size() > options.max_event_bytes) {
       reason = Rejection{v1::REJECTION_CODE_TOO_LARGE, "",
-                         absl::StrCat("the event is ", event.ByteSizeLong(),
+                         absl::StrCat("the event is ", received.event().size(),
                                       " bytes; the limit is ", options.max_event_bytes)};
+    }
+    // A field this server does not know: never kept (the stored bytes would
+    // carry what no reader here understands), never a BAD_SIGNATURE.
+    if (!reason && bad_bytes) {
+      reason = Rejection{v1::REJECTION_CODE_MALFORMED, bad_bytes->field, bad_bytes->message};
     }
     if (!reason) reason = CheckEnvelope(event, *engine_->policy_);
     // The signer's role must be one that may push at all (the same rule as
@@ -716,8 +719,8 @@ absl::Status SyncEngine::PushRun::Plan() {
     }
     if (reason) {
       item.kind = Item::kRejected;
-      item.rejection =
-          MakeRecord(event, *reason, author.actor, reason->code != v1::REJECTION_CODE_TOO_LARGE);
+      item.rejection = MakeRecord(event, *reason, author.actor,
+                                  !unparseable && reason->code != v1::REJECTION_CODE_TOO_LARGE);
       continue;
     }
 
@@ -792,10 +795,8 @@ void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& 
   if (item.advances) {
     context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
   }
+  // A marker has no event bytes (IsRejectionMarker); the record says the rest.
   v1::StoredEvent marker;
-  marker.mutable_event()->set_event_id(event.event_id());
-  marker.mutable_event()->set_device_id(event.device_id());
-  marker.mutable_event()->set_device_seq(event.device_seq());
   *marker.mutable_received_at() = received_at_proto_;
   marker.set_actor(record.actor());
   marker.set_relayed_by(record.relayed_by());
@@ -810,7 +811,7 @@ absl::Status SyncEngine::PushRun::PrepareRejection(size_t index, storage::Commit
                      context.Get(sync_keys::Device(event.device_id())));
     ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, event.device_id()));
     if (last + 1 < event.device_seq()) {
-      return GapStatus(event.device_id(), last + 1, event.device_seq());
+      return CommitGapStatus(event.device_id(), last + 1, event.device_seq());
     }
     if (last >= event.device_seq()) {
       // Another push took this number meanwhile.
@@ -832,7 +833,7 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
                    context.Get(sync_keys::Device(event.device_id())));
   ASSIGN_OR_RETURN(const uint64_t last, LastDeviceSeq(hwm, event.device_id()));
   if (last + 1 < event.device_seq()) {
-    return GapStatus(event.device_id(), last + 1, event.device_seq());
+    return CommitGapStatus(event.device_id(), last + 1, event.device_seq());
   }
   auto convert = [&](const Rejection& rejection, bool advances) {
     item.converted = true;
@@ -872,8 +873,10 @@ absl::Status SyncEngine::PushRun::PrepareAccepted(size_t index, storage::CommitC
   context.Put(sync_keys::Device(event.device_id()), base::Be64(event.device_seq()));
   context.Put(sync_keys::EventId(event.event_id(), event.device_id()), base::Be64(meta.offset));
 
+  // The device's bytes and signature verbatim: what readers verify.
   v1::StoredEvent stored;
-  *stored.mutable_event() = event;
+  stored.set_event(signed_[index].event());
+  stored.set_signature(signed_[index].signature());
   *stored.mutable_received_at() = received_at_proto_;
   stored.set_actor(item.author.actor);
   stored.set_relayed_by(item.author.relayed_by);
@@ -893,10 +896,15 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
   v1::PushResponse& response = outcome.response;
   for (size_t i = 0; i < items_.size(); ++i) {
     const Item& item = items_[i];
-    const v1::Event& event = events_[i];
     v1::PushResult result;
-    result.set_event_id(event.event_id());
     switch (item.kind) {
+      case Item::kHeld: {
+        v1::Held* held = result.mutable_held();
+        held->set_expected_device_seq(item.held_expected);
+        held->set_reason(item.held_reason);
+        ++outcome.held;
+        break;
+      }
       case Item::kMirror: {
         // Copy the earlier identical event's answer; an acceptance becomes a
         // duplicate of it.
@@ -910,6 +918,8 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
         }
         if (result.has_duplicate()) {
           ++outcome.duplicates;
+        } else if (result.has_held()) {
+          ++outcome.held;
         } else {
           ++outcome.rejected;
         }
@@ -920,11 +930,11 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
         ++outcome.duplicates;
         break;
       case Item::kReplayedRejection:
-        result = RejectedResult(event.event_id(), item.rejection);
+        result = RejectedResult(item.rejection);
         ++outcome.rejected;
         break;
       case Item::kRejected:
-        result = RejectedResult(event.event_id(), item.rejection);
+        result = RejectedResult(item.rejection);
         ++outcome.rejected;
         break;
       case Item::kAccepted: {
@@ -934,7 +944,7 @@ void SyncEngine::PushRun::Finish(absl::StatusOr<std::vector<storage::AppendResul
           result.mutable_duplicate()->set_original_offset(appended.offset);
           ++outcome.duplicates;
         } else if (item.converted) {
-          result = RejectedResult(event.event_id(), item.rejection);
+          result = RejectedResult(item.rejection);
           ++outcome.rejected;
         } else if (!item.merge.conflict_ids.empty()) {
           v1::ConflictRecorded* recorded = result.mutable_conflict_recorded();
@@ -979,7 +989,7 @@ SyncEngine::~SyncEngine() = default;
 absl::Time SyncEngine::Now() const { return options_.clock(); }
 
 absl::StatusOr<PushOutcome> SyncEngine::Push(const PushContext& context,
-                                             const std::vector<v1::Event>& events) {
+                                             const std::vector<v1::SignedEvent>& events) {
   absl::Notification done;
   absl::StatusOr<PushOutcome> answer = absl::UnknownError("push did not finish");
   PushAsync(context, events, [&](absl::StatusOr<PushOutcome> outcome) {
@@ -990,7 +1000,8 @@ absl::StatusOr<PushOutcome> SyncEngine::Push(const PushContext& context,
   return answer;
 }
 
-void SyncEngine::PushAsync(PushContext context, std::vector<v1::Event> events, PushCallback done) {
+void SyncEngine::PushAsync(PushContext context, std::vector<v1::SignedEvent> events,
+                           PushCallback done) {
   auto run =
       std::make_shared<PushRun>(this, std::move(context), std::move(events), std::move(done));
   run->Start();

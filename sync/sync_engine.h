@@ -42,6 +42,7 @@
 #include "fieldsync/v1/sync_service.pb.h"
 #include "storage/event_store.h"
 #include "sync/device_keys.h"
+#include "sync/event_codec.h"
 #include "sync/hlc.h"
 #include "sync/merge_policy.h"
 #include "sync/scope.h"
@@ -147,12 +148,13 @@ struct PushContext {
 
 // The answer to a push.
 struct PushOutcome {
-  // Results in request order, next_expected_seq and server_time.
+  // Results in request order (one per SignedEvent), next_expected_seq and server_time.
   v1::PushResponse response;
   size_t accepted = 0;
   size_t duplicates = 0;
   size_t rejected = 0;
   size_t conflicts = 0;
+  size_t held = 0;
 };
 
 // An appended event that refers to a blob which was not uploaded yet when the
@@ -165,14 +167,6 @@ struct BlobReference {
   std::string subject_key;
 };
 
-// A FAILED_PRECONDITION status of Push carries a v1.SequenceGap as the
-// payload under this type URL; the server sends it as the
-// `fieldsync-sequence-gap-bin` trailer.
-inline constexpr char kSequenceGapTypeUrl[] = "type.googleapis.com/fieldsync.v1.SequenceGap";
-
-// The SequenceGap carried by `status`, if any.
-std::optional<v1::SequenceGap> SequenceGapOf(const absl::Status& status);
-
 // The server's own signing device (the node): it signs the events the server
 // makes (admin changes), so they verify like any device's. Implementations
 // must be thread-safe (Sign runs on the store's committer thread).
@@ -181,7 +175,7 @@ class EventSigner {
   virtual ~EventSigner() = default;
   // The node's device id (Event.device_id of its events).
   virtual const std::string& device_id() const = 0;
-  // The Ed25519 signature of `bytes` (CanonicalEventBytes of the event).
+  // The Ed25519 signature of `bytes` (the encoded event, as the log keeps it).
   // An error fails the append it belongs to.
   virtual absl::StatusOr<std::string> Sign(std::string_view bytes) const = 0;
   // The last device_seq the node used before the engine tracked its
@@ -194,8 +188,8 @@ class EventSigner {
 // enrollment code, device), appended by SyncEngine::AppendServerEvents.
 struct ServerEvent {
   // Subject, area_code and body set. The engine fills the envelope: event_id
-  // (a new UUID), device_id (the signer's), device_seq, hlc, device_time and
-  // the signature.
+  // (a new UUID), device_id (the signer's), device_seq, hlc and device_time;
+  // then encodes it once and signs the bytes (StoredEvent.event, .signature).
   v1::Event event;
   // The user it is attributed to (StoredEvent.actor), and that user's role
   // (EventMeta.author.role of the policy's merge).
@@ -206,7 +200,7 @@ struct ServerEvent {
   // hashes (offset set): re-checks what may have changed since the request
   // was validated and writes the server's own projections. A non-OK status
   // fails the whole append (nothing of it is written) and is its answer.
-  std::function<absl::Status(storage::CommitContext&, const v1::StoredEvent&)> apply;
+  std::function<absl::Status(storage::CommitContext&, const LoggedEvent&)> apply;
 };
 
 class SyncEngine {
@@ -218,17 +212,20 @@ class SyncEngine {
   SyncEngine(const SyncEngine&) = delete;
   SyncEngine& operator=(const SyncEngine&) = delete;
 
-  // Appends a batch of events and answers one result per event, in order,
-  // once everything it wrote is durable.
+  // Appends a batch of signed events and answers exactly one result per
+  // event, in order, once everything it wrote is durable: the signature is
+  // verified over the bytes received, which are then parsed and stored
+  // verbatim. An event above its signer's next expected device_seq (a gap, or
+  // behind an event of the same signer that did not take its number) is Held
+  // with the number expected: not judged, nothing written.
   // Errors (nothing of the batch is written):
-  //   RESOURCE_EXHAUSTED over max_push_events or max_push_bytes;
-  //   FAILED_PRECONDITION on a device_seq gap, with a SequenceGap payload
-  //     (SequenceGapOf) naming the device and the next expected number;
+  //   RESOURCE_EXHAUSTED over max_push_events or max_push_bytes (the sum of
+  //     the event bytes);
   //   UNAVAILABLE if the store is closing; the store's or DeviceKeys' error
   //   otherwise.
-  // Per-event refusals are results (Rejected), never errors.
+  // Per-event refusals are results (Rejected, Held), never errors.
   absl::StatusOr<PushOutcome> Push(const PushContext& context,
-                                   const std::vector<v1::Event>& events);
+                                   const std::vector<v1::SignedEvent>& events);
 
   // As Push, but never waits for the commit: validation (signatures, point
   // reads) runs on the calling thread (the server's read executor, never a
@@ -237,7 +234,7 @@ class SyncEngine {
   // batch is durable (or from the calling thread on an early error). `done`
   // must not block.
   using PushCallback = std::function<void(absl::StatusOr<PushOutcome>)>;
-  void PushAsync(PushContext context, std::vector<v1::Event> events, PushCallback done);
+  void PushAsync(PushContext context, std::vector<v1::SignedEvent> events, PushCallback done);
 
   // What changed in `scope` after request.cursor, bounded by count and bytes
   // returned and by options.max_examined_records read; or a snapshot (first
@@ -257,12 +254,12 @@ class SyncEngine {
   //   corrupt high-water mark; the signer's error; UNAVAILABLE if the store is
   //   closing; the store's otherwise.
   // `signer` must outlive the call (until `done` ran).
-  using ServerEventsCallback = std::function<void(absl::StatusOr<std::vector<v1::StoredEvent>>)>;
+  using ServerEventsCallback = std::function<void(absl::StatusOr<std::vector<LoggedEvent>>)>;
   void AppendServerEventsAsync(const EventSigner& signer, std::vector<ServerEvent> events,
                                ServerEventsCallback done);
   // As AppendServerEventsAsync, blocking until the events are durable.
-  absl::StatusOr<std::vector<v1::StoredEvent>> AppendServerEvents(const EventSigner& signer,
-                                                                  std::vector<ServerEvent> events);
+  absl::StatusOr<std::vector<LoggedEvent>> AppendServerEvents(const EventSigner& signer,
+                                                              std::vector<ServerEvent> events);
 
   // The device_seq the engine expects next from `device_id` (1 if none yet).
   // DATA_LOSS if its stored high-water mark is corrupt.

@@ -263,7 +263,25 @@ std::string CountyCode(const std::string& area_code) {
   return area_code.size() >= digits ? area_code.substr(0, digits) : "";
 }
 
-std::string CsvRow(const v1::StoredEvent& stored) {
+// One streamed LogEntry, parsed: the record (StoredEvent) and the Event in it.
+struct Exported {
+  uint64_t offset_ = 0;
+  std::string hash_, prev_hash_;
+  v1::StoredEvent record;
+  v1::Event parsed;
+  uint64_t offset() const { return offset_; }
+  const v1::Event& event() const { return parsed; }
+  const std::string& hash() const { return hash_; }
+  const std::string& prev_hash() const { return prev_hash_; }
+  const google::protobuf::Timestamp& received_at() const { return record.received_at(); }
+  bool has_received_at() const { return record.has_received_at(); }
+  const std::string& actor() const { return record.actor(); }
+  const std::string& relayed_by() const { return record.relayed_by(); }
+  uint64_t adopted_hlc() const { return record.adopted_hlc(); }
+  bool hlc_flagged() const { return record.hlc_flagged(); }
+};
+
+std::string CsvRow(const Exported& stored) {
   const v1::Event& e = stored.event();
   const google::protobuf::Reflection* reflection = e.GetReflection();
   const google::protobuf::FieldDescriptor* body = reflection->GetOneofFieldDescriptor(
@@ -303,23 +321,33 @@ std::string CsvRow(const v1::StoredEvent& stored) {
   return row;
 }
 
-std::string Format(ExportFormat format, const v1::StoredEvent& stored) {
+// JSONL: {"offset", "hash", "prevHash" (hex), "record": the StoredEvent's
+// proto3 JSON without its event bytes, "event": the Event's proto3 JSON}.
+std::string Format(ExportFormat format, const Exported& stored) {
   if (format == ExportFormat::kCsv) return CsvRow(stored);
-  return Json(stored) + "\n";
+  v1::StoredEvent record = stored.record;
+  record.clear_event();
+  return absl::StrCat("{\"offset\":\"", stored.offset(), "\",\"hash\":\"",
+                      absl::BytesToHexString(stored.hash()), "\",\"prevHash\":\"",
+                      absl::BytesToHexString(stored.prev_hash()), "\",\"record\":", Json(record),
+                      ",\"event\":", Json(stored.event()), "}\n");
 }
 
 // The events of one stream message (the form the stream carries them in is
 // the stream's contract: keep its reading here, in one place).
-std::vector<const v1::StoredEvent*> EventsOf(const v1::SubscribeResponse& response) {
-  std::vector<const v1::StoredEvent*> events;
-  // Batches since the stream's issue-12 form; a lone event from an older server.
-  // `event` is deprecated in the proto for servers; reading it here is on
-  // purpose (older servers still send it), so the warning is silenced here only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  if (response.has_event()) events.push_back(&response.event());
-#pragma GCC diagnostic pop
-  for (const v1::StoredEvent& event : response.batch().events()) events.push_back(&event);
+absl::StatusOr<std::vector<Exported>> EventsOf(const v1::SubscribeResponse& response) {
+  std::vector<Exported> events;
+  for (const v1::LogEntry& entry : response.batch().events()) {
+    Exported e;
+    e.offset_ = entry.offset();
+    e.hash_ = entry.hash();
+    e.prev_hash_ = entry.prev_hash();
+    if (!e.record.ParseFromString(entry.record()) || !e.parsed.ParseFromString(e.record.event())) {
+      return absl::DataLossError(
+          absl::StrCat("export: the record at offset ", entry.offset(), " does not parse"));
+    }
+    events.push_back(std::move(e));
+  }
   return events;
 }
 
@@ -438,7 +466,13 @@ absl::StatusOr<ExportResult> ExportEvents(const ExportOptions& options) {
   uint64_t since_checkpoint = 0;
   v1::SubscribeResponse response;
   while (!stopped && reader->Read(&response)) {
-    for (const v1::StoredEvent* event : EventsOf(response)) {
+    absl::StatusOr<std::vector<Exported>> events = EventsOf(response);
+    if (!events.ok()) {
+      failure = events.status();
+      break;
+    }
+    for (const Exported* event = events->data(); event != events->data() + events->size();
+         ++event) {
       // At-least-once stream: an offset already written is never written again.
       if (event->offset() <= progress.last_offset) continue;
       failure = sink->Write(Format(options.format, *event));

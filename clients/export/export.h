@@ -29,7 +29,7 @@
 namespace fieldsync::clients {
 
 enum class ExportFormat {
-  kJsonl,  // One JSON object per line: the proto3 JSON of a StoredEvent.
+  kJsonl,  // One JSON object per line: offset, hash, prevHash, record, event (export.cc Format).
   kCsv,    // A header row, then one row per event (columns: CsvColumns()).
 };
 

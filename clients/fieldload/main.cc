@@ -352,8 +352,9 @@ int Run(const Options& o) {
         event.set_device_seq(seq++);
         event.set_hlc(++hlc);
         event.mutable_device_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-        if (auto s = client::SignEvent(key->secret_key, event); !s.ok()) return Fail("sign", s);
-        *request.add_events() = event;
+        absl::StatusOr<v1::SignedEvent> signed_event = client::SignEvent(key->secret_key, event);
+        if (!signed_event.ok()) return Fail("sign", signed_event.status());
+        *request.add_events() = *std::move(signed_event);
       }
       v1::PushResponse response;
       auto context = client::MakeContext(enrolled.token());

@@ -27,9 +27,9 @@ std::string Sha256(const std::string& bytes) {
   return std::string(reinterpret_cast<char*>(digest), sizeof digest);
 }
 
-absl::Status WriteBundle(const std::string& path, const std::vector<v1::Event>& events) {
+absl::Status WriteBundle(const std::string& path, const std::vector<v1::SignedEvent>& events) {
   v1::PushRequest request;
-  for (const v1::Event& event : events) *request.add_events() = event;
+  for (const v1::SignedEvent& event : events) *request.add_events() = event;
   const std::string payload = Deterministic(request);
   std::string file(kMagic, kMagicSize);
   for (int shift = 56; shift >= 0; shift -= 8) {
@@ -71,7 +71,7 @@ absl::Status WriteBundle(const std::string& path, const std::vector<v1::Event>& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<v1::Event>> ReadBundle(const std::string& path) {
+absl::StatusOr<std::vector<v1::SignedEvent>> ReadBundle(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read bundle ", path));
   std::stringstream buffer;
@@ -93,7 +93,7 @@ absl::StatusOr<std::vector<v1::Event>> ReadBundle(const std::string& path) {
   if (Sha256(payload) != file.substr(kMagicSize + 8 + length)) return damaged("checksum mismatch");
   v1::PushRequest request;
   if (!request.ParseFromString(payload)) return damaged("payload does not parse");
-  return std::vector<v1::Event>(request.events().begin(), request.events().end());
+  return std::vector<v1::SignedEvent>(request.events().begin(), request.events().end());
 }
 
 }  // namespace fieldsync::client

@@ -417,10 +417,12 @@ absl::StatusOr<v1::Event> Client::Record(v1::Event event,
   event.set_device_seq(next_seq);
   event.set_hlc(hlc);
   *event.mutable_device_time() = ToTimestamp(now);
-  RETURN_IF_ERROR(SignEvent(secret_key, event));
-  const std::string bytes = event.SerializeAsString();
-  if (bytes.size() > options_.max_event_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("event is ", bytes.size(),
+  // Encoded once and signed; the outbox keeps these bytes, so every resend
+  // sends exactly what was signed (event.proto SignedEvent).
+  ASSIGN_OR_RETURN(const v1::SignedEvent signed_event, SignEvent(secret_key, event));
+  const std::string bytes = signed_event.SerializeAsString();
+  if (signed_event.event().size() > options_.max_event_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("event is ", signed_event.event().size(),
                                                    " bytes, the server takes at most ",
                                                    options_.max_event_bytes, ": shorten the text"));
   }
@@ -462,11 +464,34 @@ namespace {
 struct Row {
   uint64_t device_seq = 0;
   std::string device_id;
-  v1::Event event;
+  v1::SignedEvent signed_event;  // As signed and stored: sent as it is.
+  v1::Event event;               // Parsed from it, for the report.
   size_t bytes = 0;
 };
 
+// Reads an outbox or relay blob (a SignedEvent) into `r`; false if damaged.
+bool ParseRow(const std::string& blob, Row& r) {
+  if (!r.signed_event.ParseFromString(blob)) return false;
+  return r.event.ParseFromString(r.signed_event.event());
+}
+
 }  // namespace
+
+// One pulled LogEntry, parsed: its record (StoredEvent) and the Event inside,
+// read through the accessors a stored event had, so ApplyEvent reads the same.
+struct Client::PulledEvent {
+  const v1::LogEntry* entry = nullptr;
+  v1::StoredEvent stored;
+  v1::Event parsed;
+  uint64_t offset() const { return entry->offset(); }
+  const v1::Event& event() const { return parsed; }
+  uint64_t adopted_hlc() const { return stored.adopted_hlc(); }
+  const std::string& actor() const { return stored.actor(); }
+  const google::protobuf::Timestamp& received_at() const { return stored.received_at(); }
+  const google::protobuf::RepeatedPtrField<v1::WriteOutcome>& writes() const {
+    return stored.writes();
+  }
+};
 
 absl::Status Client::PushOutbox(SyncReport& report,
                                 const std::function<void(const SyncProgress&)>& progress) {
@@ -476,9 +501,6 @@ absl::Status Client::PushOutbox(SyncReport& report,
 
 absl::Status Client::PushOwn(SyncReport& report,
                              const std::function<void(const SyncProgress&)>& progress) {
-  ASSIGN_OR_RETURN(Identity id, identity());
-  ASSIGN_OR_RETURN(auto channel, Channel());
-  auto stub = v1::SyncService::NewStub(channel);
   uint64_t total = 0;
   {
     ASSIGN_OR_RETURN(Statement count,
@@ -487,17 +509,59 @@ absl::Status Client::PushOwn(SyncReport& report,
     total = row ? static_cast<uint64_t>(count.Int(0)) : 0;
   }
   uint64_t done = 0;
+  return PushRows(/*device=*/"", report, [&](size_t sent) {
+    done += sent;
+    if (progress) progress({"push", done, std::max(total, done)});
+  });
+}
+
+absl::Status Client::PushRelayed(SyncReport& report) {
+  // Devices with relay rows to send, each pushed on its own so that one
+  // device's missing events never hold another's (or this device's own).
+  std::vector<std::string> devices;
+  {
+    ASSIGN_OR_RETURN(
+        Statement select,
+        db_->Prepare("SELECT DISTINCT device_id FROM relay WHERE state IN ('pending', 'held')"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, select.Step());
+      if (!row) break;
+      devices.push_back(select.Text(0));
+    }
+  }
+  for (const std::string& device : devices) {
+    RETURN_IF_ERROR(PushRows(device, report, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+// The one push loop, for this device's outbox (`device` empty) or for the
+// relay rows of one other device: the oldest rows first, in batches within
+// both bounds (at least one), the SignedEvents sent exactly as stored, every
+// result stored with its batch in one transaction.
+absl::Status Client::PushRows(const std::string& device, SyncReport& report,
+                              const std::function<void(size_t sent)>& sent) {
+  const bool relayed = !device.empty();
+  const std::string what = relayed ? "push (relay)" : "push";
+  ASSIGN_OR_RETURN(auto channel, Channel());
+  auto stub = v1::SyncService::NewStub(channel);
   uint32_t batch_events = options_.max_push_events;
   int attempt = 0;
   bool resent_after_gap = false;
   while (true) {
-    // The next batch: the oldest pending events, within both bounds (at least one).
     std::vector<Row> batch;
     {
-      ASSIGN_OR_RETURN(Statement select,
-                       db_->Prepare("SELECT device_seq, event FROM outbox WHERE state = 'pending'"
-                                    " ORDER BY device_seq LIMIT ?"));
-      select.Bind(1, static_cast<int64_t>(batch_events));
+      ASSIGN_OR_RETURN(
+          Statement select,
+          db_->Prepare(relayed ? "SELECT device_seq, event FROM relay WHERE device_id = ? AND"
+                                 " state IN ('pending', 'held') ORDER BY device_seq LIMIT ?"
+                               : "SELECT device_seq, event FROM outbox WHERE state = 'pending'"
+                                 " ORDER BY device_seq LIMIT ?"));
+      if (relayed) {
+        select.Bind(1, device).Bind(2, static_cast<int64_t>(batch_events));
+      } else {
+        select.Bind(1, static_cast<int64_t>(batch_events));
+      }
       uint64_t bytes = 0;
       while (true) {
         ASSIGN_OR_RETURN(bool row, select.Step());
@@ -505,11 +569,12 @@ absl::Status Client::PushOwn(SyncReport& report,
         Row r;
         r.device_seq = static_cast<uint64_t>(select.Int(0));
         const std::string blob = select.Text(1);
-        if (!r.event.ParseFromString(blob)) {
+        if (!ParseRow(blob, r)) {
           return absl::DataLossError(
-              absl::StrCat("local database: outbox event ", r.device_seq, " does not parse"));
+              absl::StrCat("local database: ", relayed ? "relayed" : "outbox", " event ",
+                           r.device_seq, " does not parse"));
         }
-        r.bytes = blob.size();
+        r.bytes = r.signed_event.event().size();
         if (!batch.empty() && bytes + r.bytes > options_.max_push_bytes) break;
         bytes += r.bytes;
         batch.push_back(std::move(r));
@@ -517,8 +582,9 @@ absl::Status Client::PushOwn(SyncReport& report,
     }
     if (batch.empty()) break;
     v1::PushRequest request;
-    for (const Row& r : batch) *request.add_events() = r.event;
-    *request.mutable_device_time() = ToTimestamp(Now());
+    for (const Row& r : batch) *request.add_events() = r.signed_event;
+    // The clock offset is this device's evidence; a relay's clock says nothing of the signer.
+    if (!relayed) *request.mutable_device_time() = ToTimestamp(Now());
     v1::PushResponse response;
     ASSIGN_OR_RETURN(auto context, Context());
     grpc::Status status = stub->Push(context.get(), request, &response);
@@ -534,44 +600,47 @@ absl::Status Client::PushOwn(SyncReport& report,
         Wait(options_.retry, Backoff(options_.retry, attempt, RetryAfter(*context)));
         continue;
       }
-      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !resent_after_gap) {
-        // A sequence gap: the server misses events it acknowledged before
-        // (restored from a backup). Send them again from where it stands.
-        const auto& trailers = context->GetServerTrailingMetadata();
-        auto it = trailers.find("fieldsync-sequence-gap-bin");
-        v1::SequenceGap gap;
-        if (it != trailers.end() &&
-            gap.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())) &&
-            gap.device_id() == id.device_id && gap.next_expected_seq() < batch[0].device_seq) {
-          ASSIGN_OR_RETURN(
-              Statement again,
-              db_->Prepare("UPDATE outbox SET state = 'pending' WHERE device_seq >= ? AND"
-                           " device_seq < ?"));
-          again.Bind(1, static_cast<int64_t>(gap.next_expected_seq()))
-              .Bind(2, static_cast<int64_t>(batch[0].device_seq));
-          RETURN_IF_ERROR(again.Run());
-          resent_after_gap = true;
-          continue;
-        }
-      }
-      return FromGrpc(status, "push");
+      return FromGrpc(status, what);
     }
     attempt = 0;
     if (response.results_size() != static_cast<int>(batch.size())) {
-      return absl::InternalError(absl::StrCat("push: the server answered ", response.results_size(),
-                                              " results for ", batch.size(), " events"));
+      return absl::InternalError(absl::StrCat(what, ": the server answered ",
+                                              response.results_size(), " results for ",
+                                              batch.size(), " events"));
     }
     Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
     ASSIGN_OR_RETURN(auto tx, db_->Begin());
     ASSIGN_OR_RETURN(
         Statement update,
-        db_->Prepare("UPDATE outbox SET state = ?, log_offset = ?, code = ?, field = ?,"
-                     " message = ?, conflict_ids = ? WHERE device_seq = ? AND event_id = ?"));
+        db_->Prepare(relayed ? "UPDATE relay SET state = ?, log_offset = ?, code = ?, field = ?,"
+                               " message = ?, conflict_ids = ? WHERE device_id = ? AND"
+                               " device_seq = ?"
+                             : "UPDATE outbox SET state = ?, log_offset = ?, code = ?, field = ?,"
+                               " message = ?, conflict_ids = ? WHERE device_seq = ? AND"
+                               " event_id = ?"));
+    // The lowest device_seq the server asked for in a Held result, if any.
+    std::optional<uint64_t> held_from;
     for (size_t i = 0; i < batch.size(); ++i) {
       const v1::PushResult& result = response.results(static_cast<int>(i));
       uint64_t offset = 0;
+      std::string state = StateWord(result);
       std::string code, field, message, conflicts;
       switch (result.outcome_case()) {
+        case v1::PushResult::kHeld:
+          // Not judged: resent, the same bytes, once the server has what it
+          // expects first. An own row stays pending; a relayed one is held
+          // until the phone syncs or a bundle with the earlier ones comes.
+          held_from = std::min(held_from.value_or(UINT64_MAX), result.held().expected_device_seq());
+          if (relayed) {
+            state = "held";
+            message = absl::StrCat("the server expects event ", result.held().expected_device_seq(),
+                                   " of device ", device,
+                                   " first; relay the bundle that has it, or let the phone sync");
+          } else {
+            message = result.held().reason();
+          }
+          ++report.held;
+          break;
         case v1::PushResult::kAccepted:
           offset = result.accepted().offset();
           ++report.accepted;
@@ -592,171 +661,46 @@ absl::Status Client::PushOwn(SyncReport& report,
           ++report.conflicts;
           break;
         default:
-          return absl::InternalError("push: a result without an outcome");
+          return absl::InternalError(absl::StrCat(what, ": a result without an outcome"));
       }
       if (batch[i].event.has_visit_recorded()) ++report.visits;
-      update.Bind(1, StateWord(result))
+      update.Bind(1, state)
           .Bind(2, static_cast<int64_t>(offset))
           .Bind(3, code)
           .Bind(4, field)
           .Bind(5, message)
-          .Bind(6, conflicts)
-          .Bind(7, static_cast<int64_t>(batch[i].device_seq))
-          .Bind(8, batch[i].event.event_id());
+          .Bind(6, conflicts);
+      if (relayed) {
+        update.Bind(7, device).Bind(8, static_cast<int64_t>(batch[i].device_seq));
+      } else {
+        update.Bind(7, static_cast<int64_t>(batch[i].device_seq))
+            .Bind(8, batch[i].event.event_id());
+      }
       RETURN_IF_ERROR(update.Run());
       update.Reset();
     }
-    if (response.has_server_time()) {
+    if (!relayed && response.has_server_time()) {
       RETURN_IF_ERROR(ObserveHlc(HlcAt(FromTimestamp(response.server_time()))));
     }
     RETURN_IF_ERROR(tx->Commit());
     report.pushed += static_cast<uint32_t>(batch.size());
-    done += batch.size();
-    if (progress) progress({"push", done, std::max(total, done)});
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Client::PushRelayed(SyncReport& report) {
-  ASSIGN_OR_RETURN(auto channel, Channel());
-  auto stub = v1::SyncService::NewStub(channel);
-  // Devices with relay rows to send, each pushed on its own so that one
-  // device's missing events never hold another's (or this device's own).
-  std::vector<std::string> devices;
-  {
-    ASSIGN_OR_RETURN(
-        Statement select,
-        db_->Prepare("SELECT DISTINCT device_id FROM relay WHERE state IN ('pending', 'held')"));
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, select.Step());
-      if (!row) break;
-      devices.push_back(select.Text(0));
-    }
-  }
-  for (const std::string& device : devices) {
-    uint32_t batch_events = options_.max_push_events;
-    int attempt = 0;
-    while (true) {
-      std::vector<Row> batch;
-      {
+    if (sent) sent(batch.size());
+    if (held_from) {
+      // The server misses this device's own events it acknowledged before
+      // (restored from a backup): send them again from the number it named,
+      // once. Otherwise nothing here fills the gap: the rows wait.
+      if (!relayed && !resent_after_gap && *held_from < batch[0].device_seq) {
         ASSIGN_OR_RETURN(
-            Statement select,
-            db_->Prepare("SELECT device_seq, event FROM relay WHERE device_id = ? AND state IN"
-                         " ('pending', 'held') ORDER BY device_seq LIMIT ?"));
-        select.Bind(1, device).Bind(2, static_cast<int64_t>(batch_events));
-        uint64_t bytes = 0;
-        while (true) {
-          ASSIGN_OR_RETURN(bool row, select.Step());
-          if (!row) break;
-          Row r;
-          r.device_seq = static_cast<uint64_t>(select.Int(0));
-          const std::string blob = select.Text(1);
-          if (!r.event.ParseFromString(blob)) {
-            return absl::DataLossError("local database: a relayed event does not parse");
-          }
-          r.bytes = blob.size();
-          if (!batch.empty() && bytes + r.bytes > options_.max_push_bytes) break;
-          bytes += r.bytes;
-          batch.push_back(std::move(r));
-        }
+            Statement again,
+            db_->Prepare("UPDATE outbox SET state = 'pending' WHERE device_seq >= ? AND"
+                         " device_seq < ?"));
+        again.Bind(1, static_cast<int64_t>(*held_from))
+            .Bind(2, static_cast<int64_t>(batch[0].device_seq));
+        RETURN_IF_ERROR(again.Run());
+        resent_after_gap = true;
+        continue;
       }
-      if (batch.empty()) break;
-      v1::PushRequest request;
-      for (const Row& r : batch) *request.add_events() = r.event;
-      v1::PushResponse response;
-      ASSIGN_OR_RETURN(auto context, Context());
-      grpc::Status status = stub->Push(context.get(), request, &response);
-      if (!status.ok()) {
-        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && batch.size() > 1) {
-          batch_events = std::max<uint32_t>(1, static_cast<uint32_t>(batch.size() / 2));
-          ++report.retries;
-          continue;
-        }
-        if (Retryable(status) && ++attempt < options_.retry.max_attempts) {
-          ++report.retries;
-          Wait(options_.retry, Backoff(options_.retry, attempt, RetryAfter(*context)));
-          continue;
-        }
-        if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-          // The server misses this device's earlier events: hold these until
-          // the phone syncs or a bundle with the earlier ones comes.
-          const auto& trailers = context->GetServerTrailingMetadata();
-          auto it = trailers.find("fieldsync-sequence-gap-bin");
-          v1::SequenceGap gap;
-          std::string why = status.error_message();
-          if (it != trailers.end() &&
-              gap.ParseFromArray(it->second.data(), static_cast<int>(it->second.size()))) {
-            why =
-                absl::StrCat("the server expects event ", gap.next_expected_seq(), " of device ",
-                             device, " first; relay the bundle that has it, or let the phone sync");
-          }
-          ASSIGN_OR_RETURN(
-              Statement hold,
-              db_->Prepare("UPDATE relay SET state = 'held', message = ? WHERE device_id = ? AND"
-                           " state IN ('pending', 'held')"));
-          hold.Bind(1, why).Bind(2, device);
-          RETURN_IF_ERROR(hold.Run());
-          ASSIGN_OR_RETURN(
-              Statement count,
-              db_->Prepare("SELECT COUNT(*) FROM relay WHERE device_id = ? AND state = 'held'"));
-          count.Bind(1, device);
-          ASSIGN_OR_RETURN(bool row, count.Step());
-          if (row) report.held += static_cast<uint32_t>(count.Int(0));
-          break;
-        }
-        return FromGrpc(status, "push (relay)");
-      }
-      attempt = 0;
-      if (response.results_size() != static_cast<int>(batch.size())) {
-        return absl::InternalError("push (relay): result count does not match");
-      }
-      Count(0, 0, request.SerializeAsString(), response.SerializeAsString(), report);
-      ASSIGN_OR_RETURN(auto tx, db_->Begin());
-      ASSIGN_OR_RETURN(
-          Statement update,
-          db_->Prepare("UPDATE relay SET state = ?, log_offset = ?, code = ?, field = ?,"
-                       " message = ?, conflict_ids = ? WHERE device_id = ? AND device_seq = ?"));
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const v1::PushResult& result = response.results(static_cast<int>(i));
-        uint64_t offset = 0;
-        std::string code, field, message, conflicts;
-        switch (result.outcome_case()) {
-          case v1::PushResult::kAccepted:
-            offset = result.accepted().offset();
-            ++report.accepted;
-            break;
-          case v1::PushResult::kDuplicate:
-            offset = result.duplicate().original_offset();
-            ++report.duplicates;
-            break;
-          case v1::PushResult::kRejected:
-            code = v1::RejectionCode_Name(result.rejected().code());
-            field = result.rejected().field();
-            message = result.rejected().message();
-            ++report.rejected;
-            break;
-          case v1::PushResult::kConflictRecorded:
-            offset = result.conflict_recorded().offset();
-            conflicts = absl::StrJoin(result.conflict_recorded().conflict_ids(), ",");
-            ++report.conflicts;
-            break;
-          default:
-            return absl::InternalError("push (relay): a result without an outcome");
-        }
-        if (batch[i].event.has_visit_recorded()) ++report.visits;
-        update.Bind(1, StateWord(result))
-            .Bind(2, static_cast<int64_t>(offset))
-            .Bind(3, code)
-            .Bind(4, field)
-            .Bind(5, message)
-            .Bind(6, conflicts)
-            .Bind(7, device)
-            .Bind(8, static_cast<int64_t>(batch[i].device_seq));
-        RETURN_IF_ERROR(update.Run());
-        update.Reset();
-      }
-      RETURN_IF_ERROR(tx->Commit());
-      report.pushed += static_cast<uint32_t>(batch.size());
+      break;
     }
   }
   return absl::OkStatus();
@@ -918,7 +862,14 @@ absl::Status Client::ApplyPullPage(const v1::PullResponse& page, SyncReport& rep
   for (const v1::Conflict& conflict : snapshot.conflicts()) {
     RETURN_IF_ERROR(PutConflict(conflict));
   }
-  for (const v1::StoredEvent& stored : page.events()) {
+  for (const v1::LogEntry& entry : page.events()) {
+    PulledEvent stored;
+    stored.entry = &entry;
+    if (!stored.stored.ParseFromString(entry.record()) ||
+        !stored.parsed.ParseFromString(stored.stored.event())) {
+      return absl::DataLossError(
+          absl::StrCat("pull: the record at offset ", entry.offset(), " does not parse"));
+    }
     RETURN_IF_ERROR(ApplyEvent(stored, refresh));
     ++report.pulled_events;
   }
@@ -945,7 +896,7 @@ absl::Status Client::DropLocalState() {
 // sets the field at the server's version, a LOST one changes nothing, and
 // whatever the event alone cannot tell (a conflict's records, a resolution by
 // side, a status decision) is read back from the server after the pull.
-absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::string>& refresh) {
+absl::Status Client::ApplyEvent(const PulledEvent& stored, std::vector<std::string>& refresh) {
   const v1::Event& event = stored.event();
   {
     ASSIGN_OR_RETURN(
@@ -955,7 +906,7 @@ absl::Status Client::ApplyEvent(const v1::StoredEvent& stored, std::vector<std::
     insert.Bind(1, static_cast<int64_t>(stored.offset()))
         .Bind(2, event.subject().id())
         .Bind(3, static_cast<int64_t>(event.body_case()))
-        .BindBlob(4, stored.SerializeAsString());
+        .BindBlob(4, stored.entry->record());
     RETURN_IF_ERROR(insert.Run());
   }
   RETURN_IF_ERROR(ObserveHlc(stored.adopted_hlc()));
@@ -1330,10 +1281,18 @@ absl::StatusOr<std::vector<v1::Plan>> Client::PlansOf(const std::string& subject
 }
 
 absl::StatusOr<std::vector<v1::Event>> Client::PendingOn(const std::string& subject_id) {
-  return ReadAll<v1::Event>(*db_,
-                            "SELECT event FROM outbox WHERE subject_id = ? AND state = 'pending'"
-                            " ORDER BY device_seq",
-                            subject_id, true);
+  ASSIGN_OR_RETURN(
+      std::vector<v1::SignedEvent> rows,
+      ReadAll<v1::SignedEvent>(*db_,
+                               "SELECT event FROM outbox WHERE subject_id = ? AND state = 'pending'"
+                               " ORDER BY device_seq",
+                               subject_id, true));
+  std::vector<v1::Event> out;
+  for (const v1::SignedEvent& row : rows) {
+    ASSIGN_OR_RETURN(v1::Event event, EventOf(row));
+    out.push_back(std::move(event));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
@@ -1345,7 +1304,9 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
       if (!row) break;
       OutboxEntry entry;
       entry.device_seq = static_cast<uint64_t>(stmt.Int(0));
-      if (!entry.event.ParseFromString(stmt.Text(1))) {
+      v1::SignedEvent signed_event;
+      if (!signed_event.ParseFromString(stmt.Text(1)) ||
+          !entry.event.ParseFromString(signed_event.event())) {
         return absl::DataLossError("local database: an outbox event does not parse");
       }
       entry.state = StateOf(stmt.Text(2));
@@ -1383,9 +1344,9 @@ absl::StatusOr<std::vector<OutboxEntry>> Client::Outbox(bool with_relayed) {
 absl::StatusOr<uint32_t> Client::ExportBundle(const std::string& path) {
   ASSIGN_OR_RETURN(Identity id, identity());
   ASSIGN_OR_RETURN(auto events,
-                   ReadAll<v1::Event>(*db_,
-                                      "SELECT event FROM outbox WHERE state = 'pending'"
-                                      " ORDER BY device_seq"));
+                   ReadAll<v1::SignedEvent>(*db_,
+                                            "SELECT event FROM outbox WHERE state = 'pending'"
+                                            " ORDER BY device_seq"));
   (void)id;
   RETURN_IF_ERROR(WriteBundle(path, events));
   return static_cast<uint32_t>(events.size());
@@ -1393,13 +1354,14 @@ absl::StatusOr<uint32_t> Client::ExportBundle(const std::string& path) {
 
 absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
   ASSIGN_OR_RETURN(Identity id, identity());
-  ASSIGN_OR_RETURN(std::vector<v1::Event> events, ReadBundle(path));
+  ASSIGN_OR_RETURN(std::vector<v1::SignedEvent> bundle, ReadBundle(path));
   ASSIGN_OR_RETURN(auto tx, db_->Begin());
   ASSIGN_OR_RETURN(Statement insert,
                    db_->Prepare("INSERT OR IGNORE INTO relay(device_id, device_seq, event_id, kind,"
                                 " subject_kind, subject_id, event) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   uint32_t added = 0;
-  for (const v1::Event& event : events) {
+  for (const v1::SignedEvent& signed_event : bundle) {
+    ASSIGN_OR_RETURN(const v1::Event event, EventOf(signed_event));
     if (event.device_id() == id.device_id) {
       return absl::InvalidArgumentError(
           "this bundle holds this device's own events: they are already in its outbox");
@@ -1410,7 +1372,7 @@ absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
         .Bind(4, static_cast<int64_t>(event.body_case()))
         .Bind(5, static_cast<int64_t>(event.subject().kind()))
         .Bind(6, event.subject().id())
-        .BindBlob(7, event.SerializeAsString());
+        .BindBlob(7, signed_event.SerializeAsString());
     RETURN_IF_ERROR(insert.Run());
     added += static_cast<uint32_t>(sqlite3_changes(db_->handle()));
     insert.Reset();

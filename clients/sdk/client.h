@@ -98,7 +98,7 @@ struct SyncReport {
   uint32_t duplicates = 0;
   uint32_t rejected = 0;
   uint32_t conflicts = 0;
-  uint32_t held = 0;    // Relayed events waiting for earlier ones of their device.
+  uint32_t held = 0;    // Events (own or relayed) held for an earlier one of their device.
   uint32_t visits = 0;  // VisitRecorded events among those settled.
   uint32_t blobs_uploaded = 0;
   uint32_t pulled_events = 0;
@@ -230,13 +230,16 @@ class Client {
   absl::Status PushOwn(SyncReport& report,
                        const std::function<void(const SyncProgress&)>& progress);
   absl::Status PushRelayed(SyncReport& report);
+  absl::Status PushRows(const std::string& device, SyncReport& report,
+                        const std::function<void(size_t sent)>& sent);
   absl::Status UploadBlobs(SyncReport& report,
                            const std::function<void(const SyncProgress&)>& progress);
   absl::Status UploadOne(const std::string& sha256, const std::string& content_type,
                          const std::string& data, SyncReport& report);
   absl::Status ApplyPullPage(const v1::PullResponse& page, SyncReport& report,
                              std::vector<std::string>& refresh);
-  absl::Status ApplyEvent(const v1::StoredEvent& stored, std::vector<std::string>& refresh);
+  struct PulledEvent;
+  absl::Status ApplyEvent(const PulledEvent& stored, std::vector<std::string>& refresh);
   absl::Status RefreshHousehold(const std::string& id, SyncReport& report);
   absl::Status DropLocalState();
   absl::Status PutHousehold(const v1::Household& household, bool local_only);

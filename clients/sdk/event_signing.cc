@@ -39,35 +39,37 @@ absl::StatusOr<DeviceKey> MakeDeviceKey() {
   return key;
 }
 
-std::string SignedBytes(const v1::Event& event) {
-  v1::Event copy = event;
-  copy.clear_signature();
-  // A client must not sign fields the server does not know (event.proto):
-  // the server verifies over its own re-serialization.
-  copy.GetReflection()->MutableUnknownFields(&copy)->Clear();
-  return Deterministic(copy);
-}
-
-absl::Status SignEvent(const std::string& secret_key, v1::Event& event) {
+absl::StatusOr<v1::SignedEvent> SignEvent(const std::string& secret_key, const v1::Event& event) {
   if (!SodiumReady()) return absl::InternalError("libsodium failed to initialise");
   if (secret_key.size() != crypto_sign_SECRETKEYBYTES) {
     return absl::InvalidArgumentError(absl::StrCat("device secret key has ", secret_key.size(),
                                                    " bytes, want ", crypto_sign_SECRETKEYBYTES));
   }
-  const std::string bytes = SignedBytes(event);
+  v1::SignedEvent out;
+  // Encoded once: these bytes are what is signed, stored, sent and resent.
+  out.set_event(event.SerializeAsString());
+  const std::string& bytes = out.event();
   unsigned char signature[crypto_sign_BYTES];
   crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(bytes.data()),
                        bytes.size(), reinterpret_cast<const unsigned char*>(secret_key.data()));
-  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
-  return absl::OkStatus();
+  out.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  return out;
 }
 
-bool VerifyEvent(const std::string& public_key, const v1::Event& event) {
+absl::StatusOr<v1::Event> EventOf(const v1::SignedEvent& event) {
+  v1::Event out;
+  if (!out.ParseFromString(event.event())) {
+    return absl::DataLossError("a signed event's bytes do not parse");
+  }
+  return out;
+}
+
+bool VerifyEvent(const std::string& public_key, const v1::SignedEvent& event) {
   if (!SodiumReady() || public_key.size() != crypto_sign_PUBLICKEYBYTES ||
       event.signature().size() != crypto_sign_BYTES) {
     return false;
   }
-  const std::string bytes = SignedBytes(event);
+  const std::string& bytes = event.event();
   return crypto_sign_verify_detached(
              reinterpret_cast<const unsigned char*>(event.signature().data()),
              reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),

@@ -1,8 +1,8 @@
 // The one place of the SDK that knows how an event is encoded for its
-// signature and how it is signed (event.proto, Event.signature): the
-// deterministic protobuf serialization of the Event with `signature`
-// cleared, signed with the device's Ed25519 key (libsodium). When the
-// contract changes the signed bytes (issue 9), only this file changes.
+// signature and how it is signed (event.proto, SignedEvent): the Event is
+// encoded once, those bytes are signed with the device's Ed25519 key
+// (libsodium) and kept, bytes and signature, in a SignedEvent: the outbox
+// stores it and every resend sends the same bytes. Nothing is re-encoded.
 //
 // Also the device's identity material: key pairs and event ids. Thread-safe
 // (stateless; libsodium is initialised once).
@@ -24,16 +24,15 @@ struct DeviceKey {
 // A fresh Ed25519 key pair. INTERNAL if libsodium cannot initialise.
 absl::StatusOr<DeviceKey> MakeDeviceKey();
 
-// The bytes the signature covers: `event` serialized deterministically with
-// `signature` cleared.
-std::string SignedBytes(const v1::Event& event);
-
-// Sets event.signature with `secret_key` (64 bytes) over SignedBytes(event).
+// Encodes `event` once and signs those bytes with `secret_key` (64 bytes).
 // INVALID_ARGUMENT if the key has the wrong size.
-absl::Status SignEvent(const std::string& secret_key, v1::Event& event);
+absl::StatusOr<v1::SignedEvent> SignEvent(const std::string& secret_key, const v1::Event& event);
 
-// True if event.signature verifies with `public_key` (for bundle imports).
-bool VerifyEvent(const std::string& public_key, const v1::Event& event);
+// True if the signature verifies over the event bytes with `public_key`.
+bool VerifyEvent(const std::string& public_key, const v1::SignedEvent& event);
+
+// The Event inside a SignedEvent; DATA_LOSS if its bytes do not parse.
+absl::StatusOr<v1::Event> EventOf(const v1::SignedEvent& event);
 
 // A lowercase random RFC 4122 version 4 UUID (event ids, household ids).
 std::string NewUuid();

@@ -193,10 +193,10 @@ CtlRun FieldWorld::Must(const std::string& device, std::vector<std::string> args
   return run;
 }
 
-std::vector<v1::StoredEvent> FieldWorld::History(const std::string& household) {
+std::vector<sync::LoggedEvent> FieldWorld::History(const std::string& household) {
   auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   auto stub = v1::QueryService::NewStub(channel);
-  std::vector<v1::StoredEvent> out;
+  std::vector<sync::LoggedEvent> out;
   uint64_t after = 0;
   while (true) {
     grpc::ClientContext context;
@@ -210,7 +210,11 @@ std::vector<v1::StoredEvent> FieldWorld::History(const std::string& household) {
     grpc::Status status = stub->GetHistory(&context, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     if (!status.ok()) break;
-    out.insert(out.end(), response.events().begin(), response.events().end());
+    for (const v1::LogEntry& entry : response.events()) {
+      absl::StatusOr<sync::LoggedEvent> decoded = sync::DecodeLogEntry(entry);
+      EXPECT_TRUE(decoded.ok()) << decoded.status();
+      if (decoded.ok()) out.push_back(*std::move(decoded));
+    }
     after = response.next_after_offset();
     if (!response.more()) break;
   }

@@ -25,6 +25,7 @@
 
 #include "fieldsync/v1/query_service.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "sync/event_codec.h"
 #include "tests/server/server_process.h"
 
 namespace fieldsync::testing {
@@ -77,7 +78,7 @@ class FieldWorld : public ::testing::Test {
 
   // Every event on the server's log about `household`, as the admin reads it
   // (QueryService.GetHistory, all pages).
-  std::vector<v1::StoredEvent> History(const std::string& household);
+  std::vector<sync::LoggedEvent> History(const std::string& household);
 
   // Stops the server (SIGTERM) / starts it again on the same data directory
   // (on a new port: later runs use it).

@@ -9,12 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fieldsync/v1/event.pb.h"
 #include "fieldsync/v1/report_service.pb.h"
+#include "google/protobuf/struct.pb.h"
 #include "gtest/gtest.h"
 #include "tests/clients/field_world.h"
 
@@ -42,10 +45,12 @@ std::vector<std::string> Lines(const std::string& text, const std::string& end =
 std::vector<uint64_t> JsonlOffsets(const std::string& text) {
   std::vector<uint64_t> offsets;
   for (const std::string& line : Lines(text)) {
-    v1::StoredEvent event;
+    google::protobuf::Struct event;  // docs/export.md: {offset, hash, prevHash, record, event}.
     auto status = google::protobuf::util::JsonStringToMessage(line, &event);
     EXPECT_TRUE(status.ok()) << status << ": " << line;
-    offsets.push_back(event.offset());
+    uint64_t offset = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(event.fields().at("offset").string_value(), &offset)) << line;
+    offsets.push_back(offset);
   }
   return offsets;
 }

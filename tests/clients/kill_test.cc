@@ -89,7 +89,7 @@ TEST_F(KillTest, KilledWhileRecordingOrSyncingEveryRecordedEventLandsExactlyOnce
     EXPECT_TRUE(states.count(id)) << "acknowledged event " << id << " is not in the outbox";
   }
   std::map<std::string, int> on_server;
-  for (const v1::StoredEvent& stored : History(kH1)) {
+  for (const sync::LoggedEvent& stored : History(kH1)) {
     if (stored.event().has_visit_recorded()) ++on_server[stored.event().event_id()];
   }
   for (const auto& [id, state] : states) {

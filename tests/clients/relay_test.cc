@@ -31,7 +31,7 @@ TEST_F(RelayTest, TabletRelaysPhoneBundleAndPhoneLaterGetsDuplicatesOnly) {
 
   // The events are the phone's: signed by it, attributed to cadre1.
   int visits = 0;
-  for (const v1::StoredEvent& stored : History(kH1)) {
+  for (const sync::LoggedEvent& stored : History(kH1)) {
     if (!stored.event().has_visit_recorded()) continue;
     ++visits;
     EXPECT_EQ(stored.actor(), "cadre1");

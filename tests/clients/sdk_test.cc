@@ -26,20 +26,25 @@ TEST(BundleTest, RoundTripKeepsEventsByteForByte) {
   event.set_device_id("D1");
   event.set_device_seq(7);
   event.mutable_visit_recorded()->set_notes("走訪");
+  v1::SignedEvent signed_event;
+  signed_event.set_event(event.SerializeAsString());
+  signed_event.set_signature(std::string(64, 's'));
   const std::string path = TempPath("bundle_rt");
-  ASSERT_TRUE(WriteBundle(path, {event, event}).ok());
+  ASSERT_TRUE(WriteBundle(path, {signed_event, signed_event}).ok());
   auto read = ReadBundle(path);
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_EQ(read->size(), 2u);
-  EXPECT_EQ((*read)[1].SerializeAsString(), event.SerializeAsString());
+  EXPECT_EQ((*read)[1].SerializeAsString(), signed_event.SerializeAsString());
 }
 
 TEST(BundleTest, EveryTruncationIsDataLossNeverAPartialImport) {
   v1::Event event;
   event.set_event_id(NewUuid());
   event.mutable_visit_recorded()->set_notes(std::string(200, 'x'));
+  v1::SignedEvent signed_event;
+  signed_event.set_event(event.SerializeAsString());
   const std::string path = TempPath("bundle_cut");
-  ASSERT_TRUE(WriteBundle(path, {event, event, event}).ok());
+  ASSERT_TRUE(WriteBundle(path, {signed_event, signed_event, signed_event}).ok());
   std::string bytes;
   {
     std::ifstream in(path, std::ios::binary);
@@ -62,19 +67,23 @@ TEST(BundleTest, EveryTruncationIsDataLossNeverAPartialImport) {
   EXPECT_TRUE(absl::IsDataLoss(ReadBundle(path).status()));
 }
 
-TEST(SigningTest, SignatureCoversEverythingButItself) {
+TEST(SigningTest, TheSignatureCoversExactlyTheBytesEncodedOnce) {
   auto key = MakeDeviceKey();
   ASSERT_TRUE(key.ok());
   v1::Event event;
   event.set_event_id(NewUuid());
   event.set_device_seq(1);
   event.mutable_visit_recorded()->set_notes("a");
-  ASSERT_TRUE(SignEvent(key->secret_key, event).ok());
-  EXPECT_EQ(event.signature().size(), 64u);
-  EXPECT_TRUE(VerifyEvent(key->public_key, event));
+  absl::StatusOr<v1::SignedEvent> signed_event = SignEvent(key->secret_key, event);
+  ASSERT_TRUE(signed_event.ok()) << signed_event.status();
+  EXPECT_EQ(signed_event->signature().size(), 64u);
+  EXPECT_EQ(signed_event->event(), event.SerializeAsString());
+  EXPECT_TRUE(VerifyEvent(key->public_key, *signed_event));
+  v1::SignedEvent changed = *signed_event;
   event.mutable_visit_recorded()->set_notes("b");
-  EXPECT_FALSE(VerifyEvent(key->public_key, event));
-  EXPECT_TRUE(absl::IsInvalidArgument(SignEvent("short", event)));
+  changed.set_event(event.SerializeAsString());
+  EXPECT_FALSE(VerifyEvent(key->public_key, changed));
+  EXPECT_TRUE(absl::IsInvalidArgument(SignEvent("short", event).status()));
 }
 
 TEST(RetryTest, BackoffGrowsIsCappedAndHonoursRetryAfter) {

@@ -39,8 +39,8 @@ class MergeRulesTest : public ::testing::Test {
   // Folds a server-made UserUpserted through the policy, as the server's
   // writer does: the domain then knows the user as a link holder.
   void UpsertUser(const std::string& id, v1::Role role) {
-    v1::StoredEvent stored;
-    v1::Event& event = *stored.mutable_event();
+    sync::LoggedEvent stored;
+    v1::Event& event = stored.parsed;
     event.set_event_id(NewUuid());
     event.mutable_subject()->set_kind(v1::SUBJECT_KIND_USER);
     event.mutable_subject()->set_id(id);
@@ -48,7 +48,8 @@ class MergeRulesTest : public ::testing::Test {
     user->set_id(id);
     user->set_name(id);
     user->set_role(role);
-    storage::AppendEntry entry = sync::ToAppendEntry(stored);
+    stored.stored.set_event(event.SerializeAsString());
+    storage::AppendEntry entry = sync::ToAppendEntry(stored.stored, stored.parsed);
     const domain::ShuanglianPolicy* policy = &env_.policy();
     entry.prepare = [stored, policy](storage::CommitContext& ctx) -> absl::Status {
       class View final : public sync::ProjectionView {
@@ -67,7 +68,7 @@ class MergeRulesTest : public ::testing::Test {
       meta.offset = ctx.offset();
       absl::StatusOr<sync::MergeResult> merged = policy->Merge(stored.event(), meta, view);
       if (!merged.ok()) return merged.status();
-      ctx.payload() = sync::EncodePayload(stored);
+      ctx.payload() = sync::EncodePayload(stored.stored);
       return absl::OkStatus();
     };
     std::vector<storage::AppendEntry> entries;
@@ -75,7 +76,7 @@ class MergeRulesTest : public ::testing::Test {
     EXPECT_OK(env_.store().Append(std::move(entries)).status());
   }
 
-  v1::StoredEvent Stored(uint64_t offset) {
+  sync::LoggedEvent Stored(uint64_t offset) {
     return *sync::DecodeRecord(*env_.store().Read(offset));
   }
 
@@ -100,7 +101,7 @@ TEST_F(MergeRulesTest, SequentialEditsApplyAndCountVersions) {
   EXPECT_EQ(state.fields().at("phone").device_id(), "dev-b");
   EXPECT_EQ(state.fields().at("phone").actor(), "cadre-b");
   EXPECT_EQ(state.open_conflict_ids_size(), 0);
-  EXPECT_EQ(Stored(r.accepted().offset()).writes(0).result(), v1::WRITE_RESULT_APPLIED);
+  EXPECT_EQ(Stored(r.accepted().offset()).writes()[0].result(), v1::WRITE_RESULT_APPLIED);
 }
 
 TEST_F(MergeRulesTest, ConcurrentEditsPickTheHigherClockAndRecordBothInEitherOrder) {
@@ -115,9 +116,9 @@ TEST_F(MergeRulesTest, ConcurrentEditsPickTheHigherClockAndRecordBothInEitherOrd
     ASSERT_TRUE(first.has_accepted());
     ASSERT_TRUE(second.has_conflict_recorded()) << second.DebugString();
     const std::string conflict_id = second.conflict_recorded().conflict_ids(0);
-    const v1::StoredEvent stored = Stored(second.conflict_recorded().offset());
-    EXPECT_EQ(stored.writes(0).result(), a_first ? v1::WRITE_RESULT_WON : v1::WRITE_RESULT_LOST);
-    EXPECT_EQ(stored.writes(0).conflict_id(), conflict_id);
+    const sync::LoggedEvent stored = Stored(second.conflict_recorded().offset());
+    EXPECT_EQ(stored.writes()[0].result(), a_first ? v1::WRITE_RESULT_WON : v1::WRITE_RESULT_LOST);
+    EXPECT_EQ(stored.writes()[0].conflict_id(), conflict_id);
 
     const v1::Household state = *ReadHousehold(env_.store(), h);
     EXPECT_EQ(state.fields().at("head_name").value().string_value(), "張叁") << "b's HLC is higher";
@@ -371,7 +372,7 @@ TEST_F(MergeRulesTest, InsertOnlyBodiesWriteNoFieldsAndCorrectionsKeepTheOrigina
   v1::Event visit = a_.Visit(HouseholdRef(h), kVillage);
   v1::PushResult r = PushOne(a_, visit);
   ASSERT_TRUE(r.has_accepted());
-  EXPECT_EQ(Stored(r.accepted().offset()).writes_size(), 0);
+  EXPECT_EQ(Stored(r.accepted().offset()).writes().size(), 0);
   const uint64_t version = ReadHousehold(env_.store(), h)->version();
 
   v1::Event correction = a_.Make(HouseholdRef(h), kVillage, [&](v1::Event& e) {
@@ -388,7 +389,7 @@ TEST_F(MergeRulesTest, InsertOnlyBodiesWriteNoFieldsAndCorrectionsKeepTheOrigina
   ASSERT_OK_AND_ASSIGN(v1::GetHistoryResponse events,
                        env_.engine().GetHistory(Env::AllScope(), history));
   ASSERT_EQ(events.events_size(), 3);  // registration, visit, correction
-  EXPECT_EQ(events.events(1).event().event_id(), visit.event_id());
+  EXPECT_EQ(Decoded(events.events(1)).event().event_id(), visit.event_id());
 
   // A correction of something that is not a visit, or not there.
   v1::Event bad = a_.Make(HouseholdRef(h), kVillage, [&](v1::Event& e) {

@@ -43,10 +43,11 @@ class DomainScopeTest : public ::testing::Test {
   // Appends a server-made event (an admin body) folded through the policy,
   // as the server's writer does.
   void AppendAdmin(v1::Event event) {
-    v1::StoredEvent stored;
+    sync::LoggedEvent stored;
     event.set_event_id(NewUuid());
-    *stored.mutable_event() = std::move(event);
-    storage::AppendEntry entry = sync::ToAppendEntry(stored);
+    stored.parsed = std::move(event);
+    stored.stored.set_event(stored.parsed.SerializeAsString());
+    storage::AppendEntry entry = sync::ToAppendEntry(stored.stored, stored.parsed);
     const domain::ShuanglianPolicy* policy = &env_.policy();
     entry.prepare = [stored, policy](storage::CommitContext& ctx) -> absl::Status {
       class View final : public sync::ProjectionView {
@@ -66,7 +67,7 @@ class DomainScopeTest : public ::testing::Test {
       absl::StatusOr<sync::MergeResult> merged = policy->Merge(stored.event(), meta, view);
       if (!merged.ok()) return merged.status();
       if (merged->rejection) return absl::FailedPreconditionError(merged->rejection->message);
-      ctx.payload() = sync::EncodePayload(stored);
+      ctx.payload() = sync::EncodePayload(stored.stored);
       return absl::OkStatus();
     };
     std::vector<storage::AppendEntry> entries;

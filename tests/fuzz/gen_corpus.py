@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of push_fuzz: tests/fuzz/corpus/push/<name>.pb.
 
-Each seed is a fieldsync.v1.PushRequest written here in text format and
-encoded with `protoc --encode` (no Python protobuf needed). The ids, device
+Each seed is a fieldsync.v1.PushRequest of SignedEvents: every Event is
+written here in text format and encoded with `protoc --encode` (no Python
+protobuf needed), and its bytes go into SignedEvent.event (some seeds append
+raw bytes: an unknown field, invalid UTF-8, or bytes that do not parse). The ids, device
 names and seeded entities are those of push_fuzz.cc: event ids are remapped to
 fresh ones at every run, device_seq is set to the next expected one and
 signatures are made by the harness, so the seeds only say what to push.
@@ -37,16 +39,32 @@ def uuid():
     return "5eed0000-0000-4000-8000-%012x" % _ids[0]
 
 
+def encode(message, text):
+    encoded = subprocess.run(
+        ["protoc", "--encode=fieldsync.v1.%s" % message, "-I", os.path.join(ROOT, "proto"),
+         "-I", "/usr/include", "fieldsync/v1/sync_service.proto"],
+        input=text.encode(), capture_output=True, check=False)
+    if encoded.returncode != 0:
+        raise SystemExit("%s\n%s" % (text, encoded.stderr.decode()))
+    return encoded.stdout
+
+
+def escaped(data):
+    return "".join("\\%03o" % b for b in data)
+
+
 def event(body, device="fz-cadre", subject=("SUBJECT_KIND_HOUSEHOLD", H1), area=VILLAGE,
-          event_id=None, seq=1, signature=None):
+          event_id=None, seq=1, signature=None, tail=b""):
+    """One SignedEvent: the Event's bytes (plus `tail`, raw) and a signature
+    (none: the harness signs; other than 64 bytes: kept, a bad signature)."""
     kind, sid = subject
+    text = ('event_id: "%s"\ndevice_id: "%s"\ndevice_seq: %d\nhlc: %d\n'
+            "device_time { seconds: %d }\n"
+            'subject { kind: %s id: "%s" }\narea_code: "%s"\n%s\n'
+            % (event_id or uuid(), device, seq, HLC, NOW, kind, sid, area, body))
+    data = encode("Event", text) + tail
     sig = '  signature: "%s"\n' % signature if signature is not None else ""
-    return (
-        "events {\n"
-        '  event_id: "%s"\n  device_id: "%s"\n  device_seq: %d\n  hlc: %d\n'
-        "  device_time { seconds: %d }\n"
-        '  subject { kind: %s id: "%s" }\n  area_code: "%s"\n%s%s\n}\n'
-        % (event_id or uuid(), device, seq, HLC, NOW, kind, sid, area, sig, body))
+    return 'events {\n  event: "%s"\n%s}\n' % (escaped(data), sig)
 
 
 def patch(field, value, base, body="household_fields_set"):
@@ -194,6 +212,15 @@ SEEDS = {
         '  area_imported { import_id: "x" part: 1 part_count: 1 }', device="fz-admin")),
     # Envelope and push paths (device_seq with its low three bits set is kept).
     "bad_signature": request(event(visit(), signature="x")),
+    # Issue 9: the bytes themselves. Field 99 (varint 1) is unknown to the
+    # server; field 8 (area_code) again with invalid UTF-8 does not parse;
+    # a lone 0xff is no tag at all. Each is MALFORMED, the rest of the batch
+    # unaffected.
+    "unknown_field": request(event(visit(), tail=b"\x98\x06\x01"), event(visit())),
+    "invalid_utf8": request(event(visit(), tail=b"\x42\x02\xc3\x28"), event(visit())),
+    "unparseable_bytes": request(event(visit(), tail=b"\xff"), event(visit())),
+    "bad_signature_mid_batch": request(event(visit()), event(visit(), signature="x" * 63),
+                                       event(visit())),
     "unknown_device": request(event(visit(), device="zz-unknown")),
     "sequence_gap": request(event(visit(), seq=1000007)),
     "sequence_reused": request(event(visit(), seq=7)),
@@ -217,15 +244,8 @@ def main():
         if name.endswith(".pb"):
             os.remove(os.path.join(OUT, name))
     for name, text in sorted(SEEDS.items()):
-        encoded = subprocess.run(
-            ["protoc", "--encode=fieldsync.v1.PushRequest", "-I", os.path.join(ROOT, "proto"),
-             "-I", "/usr/include", "fieldsync/v1/sync_service.proto"],
-            input=text.encode(), capture_output=True, check=False)
-        if encoded.returncode != 0:
-            sys.stderr.write("%s:\n%s\n%s" % (name, text, encoded.stderr.decode()))
-            return 1
         with open(os.path.join(OUT, name + ".pb"), "wb") as out:
-            out.write(encoded.stdout)
+            out.write(encode("PushRequest", text))
     print("%d seeds in %s" % (len(SEEDS), OUT))
     return 0
 

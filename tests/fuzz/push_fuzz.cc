@@ -1,7 +1,9 @@
 // push_fuzz: what phones send, decoded and driven through the real push path.
 //
-// Each input is a serialized fieldsync.v1.PushRequest. Its events are made
-// pushable the way a real device would make them, then pushed through
+// Each input is a serialized fieldsync.v1.PushRequest. Its SignedEvents whose
+// bytes parse as an Event are made pushable the way a real device would make
+// them (re-encoded and re-signed after the rules below); bytes that do not
+// parse travel as they are (a MALFORMED event). Then they are pushed through
 // SyncEngine::Push with the real ShuanglianPolicy on a RocksDB store in a
 // temporary directory (one store for the whole process, seeded with a
 // household, a member, plans, a visit, a proposal, a delivery and an open
@@ -17,15 +19,15 @@
 //     it runs instead of turning into EVENT_ID_REUSED; other ids are kept.
 //   - conflict_resolved.conflict_id "$last": the last conflict a push opened.
 //   - signature: an empty or 64-byte one is replaced by the device's Ed25519
-//     signature over sync::CanonicalEventBytes (as the engine verifies); any
+//     signature over the event's new bytes (as the engine verifies); any
 //     other length is kept (a bad signature).
 //   - the pusher: PushRequest.device_time.seconds mod 7 picks it: 0 the
 //     signer of the first event, else one of the test devices (relays).
 //     Scopes follow the role: the cadre its household, township and county
 //     staff their area, HQ everything.
-// A crash, a sanitizer report, a push answering other than OK,
-// RESOURCE_EXHAUSTED or FAILED_PRECONDITION (a sequence gap), or an answer
-// without one result per event is a finding (abort).
+// A crash, a sanitizer report, a push answering other than OK or
+// RESOURCE_EXHAUSTED, or an answer without one result per event is a finding
+// (abort): a sequence gap is a Held result, never the push's status.
 //
 // The store is wiped and re-seeded every kResetEvery inputs so it stays small.
 // PUSH_FUZZ_VERBOSE=1 in the environment prints every push result.
@@ -181,14 +183,16 @@ sync::Scope ScopeOf(v1::Role role) {
   return scope;
 }
 
-void Sign(const Device& device, v1::Event& event) {
-  event.clear_signature();
-  const std::string canonical = sync::CanonicalEventBytes(event);
+// Encodes `event` once and signs those bytes with the device's key.
+v1::SignedEvent Seal(const Device& device, const v1::Event& event) {
+  v1::SignedEvent out;
+  out.set_event(event.SerializeAsString());
   unsigned char signature[crypto_sign_BYTES];
-  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(canonical.data()),
-                       canonical.size(),
-                       reinterpret_cast<const unsigned char*>(device.secret_key.data()));
-  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  crypto_sign_detached(
+      signature, nullptr, reinterpret_cast<const unsigned char*>(out.event().data()),
+      out.event().size(), reinterpret_cast<const unsigned char*>(device.secret_key.data()));
+  out.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  return out;
 }
 
 std::string ResidentId(uint64_t n) {
@@ -231,7 +235,13 @@ class World {
 
   void Run(const v1::PushRequest& request) {
     if (++runs_ % kResetEvery == 0) Reset();
-    std::vector<v1::Event> events(request.events().begin(), request.events().end());
+    std::vector<v1::SignedEvent> pushed(request.events().begin(), request.events().end());
+    // The parsed events (empty where the bytes do not parse: those go as they are).
+    std::vector<v1::Event> events(pushed.size());
+    std::vector<bool> parsed(pushed.size());
+    for (size_t i = 0; i < pushed.size(); ++i) {
+      parsed[i] = events[i].ParseFromString(pushed[i].event());
+    }
     std::map<std::string, uint64_t> next_seq;
     std::map<std::string, std::string> fresh_ids;
     for (v1::Event& event : events) {
@@ -244,7 +254,9 @@ class World {
       auto it = fresh_ids.find(*id);
       if (it != fresh_ids.end()) *id = it->second;
     };
-    for (v1::Event& event : events) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (!parsed[i]) continue;
+      v1::Event& event = events[i];
       const Device* device = MapDevice(event);
       if (device != nullptr && event.device_seq() % 8 != 7) {
         auto [it, added] = next_seq.emplace(device->id, 0);
@@ -270,8 +282,11 @@ class World {
       if (event.has_conflict_resolved() && event.conflict_resolved().conflict_id() == "$last") {
         event.mutable_conflict_resolved()->set_conflict_id(last_conflict_);
       }
-      if (device != nullptr && (event.signature().empty() || event.signature().size() == 64)) {
-        Sign(*device, event);
+      const std::string signature = pushed[i].signature();
+      if (device != nullptr && (signature.empty() || signature.size() == 64)) {
+        pushed[i] = Seal(*device, event);
+      } else {
+        pushed[i].set_event(event.SerializeAsString());
       }
     }
 
@@ -284,7 +299,7 @@ class World {
       pusher = Find(events[0].device_id());
     }
     if (pusher == nullptr) pusher = &devices_[0];
-    Push(*pusher, events, /*seeding=*/false);
+    Push(*pusher, pushed, /*seeding=*/false);
   }
 
  private:
@@ -319,7 +334,7 @@ class World {
                            static_cast<uint32_t>((n >> 24) & 0xfff), n & 0xffffffffffffULL);
   }
 
-  void Push(const Device& pusher, const std::vector<v1::Event>& events, bool seeding) {
+  void Push(const Device& pusher, const std::vector<v1::SignedEvent>& events, bool seeding) {
     sync::PushContext context;
     context.actor = pusher.user_id;
     context.role = pusher.role;
@@ -336,8 +351,7 @@ class World {
     absl::StatusOr<sync::PushOutcome> outcome = engine_->Push(context, events);
     if (!outcome.ok()) {
       const absl::StatusCode code = outcome.status().code();
-      if (!seeding && (code == absl::StatusCode::kResourceExhausted ||
-                       code == absl::StatusCode::kFailedPrecondition)) {
+      if (!seeding && code == absl::StatusCode::kResourceExhausted) {
         if (verbose_) std::fprintf(stderr, "  push: %s\n", outcome.status().ToString().c_str());
         return;  // Per-push errors a client can cause: expected.
       }
@@ -356,7 +370,7 @@ class World {
       if (result.has_conflict_recorded() && result.conflict_recorded().conflict_ids_size() > 0) {
         last_conflict_ = result.conflict_recorded().conflict_ids(0);
       }
-      if (seeding && result.has_rejected()) {
+      if (seeding && (result.has_rejected() || result.has_held())) {
         Finding(absl::StrCat("a seed event was rejected: ", result.ShortDebugString()));
       }
     }
@@ -392,8 +406,8 @@ class World {
   }
 
   // A signed event of `device` with the next sequence number.
-  v1::Event Make(const Device& device, const v1::SubjectRef& subject, const std::string& area,
-                 const std::function<void(v1::Event&)>& body, std::string event_id = "") {
+  v1::SignedEvent Make(const Device& device, const v1::SubjectRef& subject, const std::string& area,
+                       const std::function<void(v1::Event&)>& body, std::string event_id = "") {
     v1::Event event;
     event.set_event_id(event_id.empty() ? FreshUuid() : event_id);
     event.set_device_id(device.id);
@@ -403,8 +417,7 @@ class World {
     *event.mutable_subject() = subject;
     event.set_area_code(area);
     body(event);
-    Sign(device, event);
-    return event;
+    return Seal(device, event);
   }
 
   void Seed() {
@@ -444,7 +457,7 @@ class World {
       };
     };
     pending_.clear();
-    std::vector<v1::Event> first = {
+    std::vector<v1::SignedEvent> first = {
         Make(seed, household, kVillage, registered("FZ-1", 1)),
         Make(seed, household2, kVillage, registered("FZ-2", 2)),
         Make(seed, household, kVillage,

@@ -158,7 +158,7 @@ TEST_F(AdminServiceTest, ImportsTheRealGansuAreaTree) {
   // The log: AreaImported parts holding every area once, of one import.
   std::set<std::string> codes;
   uint32_t parts = 0;
-  for (const v1::StoredEvent& event : harness_->ReadLog()) {
+  for (const sync::LoggedEvent& event : harness_->ReadLog()) {
     if (event.offset() <= head_before || !event.event().has_area_imported()) continue;
     const v1::AreaImported& body = event.event().area_imported();
     ++parts;
@@ -601,7 +601,7 @@ TEST_F(AdminServiceTest, ReplacementNeverLeavesTheHouseholdUnlinked) {
   EXPECT_EQ(response.replacement().role(), v1::LINK_ROLE_HOUSEHOLD_HELPER);
 
   // One commit: LinkEnded then LinkStarted at adjacent offsets.
-  std::vector<v1::StoredEvent> log = harness_->ReadLog();
+  std::vector<sync::LoggedEvent> log = harness_->ReadLog();
   ASSERT_EQ(log.back().offset(), head + 2);
   EXPECT_TRUE(log[log.size() - 2].event().has_link_ended());
   EXPECT_TRUE(log.back().event().has_link_started());
@@ -741,7 +741,7 @@ TEST_F(AdminServiceTest, EveryAdminChangeIsASignedEventOfTheCallingAdmin) {
   v1::RevokeDeviceResponse revoked;
   ASSERT_TRUE(Call(&v1::AdminService::Stub::RevokeDevice, revoke, &revoked).ok());
 
-  std::vector<v1::StoredEvent> log = harness_->ReadLog();
+  std::vector<sync::LoggedEvent> log = harness_->ReadLog();
   ASSERT_FALSE(log.empty());
   EXPECT_TRUE(harness_->store().VerifyChain(1, harness_->store().Head()).ok());
 
@@ -753,11 +753,10 @@ TEST_F(AdminServiceTest, EveryAdminChangeIsASignedEventOfTheCallingAdmin) {
 
   std::multiset<v1::Event::BodyCase> kinds;
   uint64_t seq = 0;
-  for (const v1::StoredEvent& event : log) {
+  for (const sync::LoggedEvent& event : log) {
     EXPECT_EQ(event.event().device_id(), node_id);
     EXPECT_EQ(event.event().device_seq(), ++seq) << "offset " << event.offset();
-    EXPECT_TRUE(VerifyEd25519(node_key, sync::CanonicalEventBytes(event.event()),
-                              event.event().signature()))
+    EXPECT_TRUE(VerifyEd25519(node_key, event.event_bytes(), event.signature()))
         << "offset " << event.offset();
     EXPECT_EQ(event.event().event_id().size(), 36u);
     EXPECT_NE(event.event().hlc(), 0u);
@@ -777,7 +776,7 @@ TEST_F(AdminServiceTest, EveryAdminChangeIsASignedEventOfTheCallingAdmin) {
   EXPECT_EQ(kinds.count(v1::Event::kDeviceRevoked), 1u);
 
   // Scope keys: a user's and a device's events carry their unit's area.
-  for (const v1::StoredEvent& event : log) {
+  for (const sync::LoggedEvent& event : log) {
     if (event.event().has_device_revoked()) {
       EXPECT_EQ(event.event().area_code(), "620102001000");
       EXPECT_EQ(event.event().subject().kind(), v1::SUBJECT_KIND_DEVICE);

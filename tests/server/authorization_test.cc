@@ -515,13 +515,14 @@ TEST_F(AuthorizationTest, CadreScopeFollowsTheirLinks) {
   h5.set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
   h5.set_id("H5");
   v1::PushRequest push;
-  *push.add_events() = phone.Make(h5, "620102001001", [this](v1::Event& event) {
-    v1::LinkStarted* body = event.mutable_link_started();
-    body->set_link_id("7d1e4c9a-3b0f-4e52-9a61-2c8d5f0b7e14");
-    body->set_cadre_id("cadre1");
-    body->set_role(v1::LINK_ROLE_HOUSEHOLD_HELPER);
-    *body->mutable_valid_from() = server::DateOf(harness_->clock().Now());
-  });
+  *push.add_events() =
+      testsig::SealForPush(phone.Make(h5, "620102001001", [this](v1::Event& event) {
+        v1::LinkStarted* body = event.mutable_link_started();
+        body->set_link_id("7d1e4c9a-3b0f-4e52-9a61-2c8d5f0b7e14");
+        body->set_cadre_id("cadre1");
+        body->set_role(v1::LINK_ROLE_HOUSEHOLD_HELPER);
+        *body->mutable_valid_from() = server::DateOf(harness_->clock().Now());
+      }));
   v1::PushResponse pushed;
   auto context = testing::ServiceHarness::Context(phone.token());
   grpc::Status status =

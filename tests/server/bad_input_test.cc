@@ -48,8 +48,8 @@ class GrpcBadInputTest : public SyncWorld {
   // Events of the log that are events (rejection markers left out).
   size_t LoggedEvents() {
     size_t n = 0;
-    for (const v1::StoredEvent& event : harness().ReadLog()) {
-      if (!sync::IsRejectionMarker(event)) ++n;
+    for (const sync::LoggedEvent& event : harness().ReadLog()) {
+      if (!event.is_marker()) ++n;
     }
     return n;
   }
@@ -156,7 +156,7 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
          t.phone().set_next_seq(t.phone().next_seq() + 3);
          return PushCall{&t.phone(), {t.phone().Visit(kH1, kV1)}};
        },
-       grpc::StatusCode::FAILED_PRECONDITION},
+       grpc::StatusCode::OK, "held"},
       {"no token",
        [](GrpcBadInputTest& t) {
          return PushCall{&t.phone(), {t.phone().Visit(kH1, kV1)}, ""};
@@ -356,7 +356,7 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
        },
        grpc::StatusCode::OK, "accepted",
        [](GrpcBadInputTest& t, const v1::PushResponse& response) {
-         v1::StoredEvent stored = t.harness().ReadLog().back();
+         sync::LoggedEvent stored = t.harness().ReadLog().back();
          EXPECT_EQ(stored.offset(), response.results(0).accepted().offset());
          EXPECT_TRUE(stored.hlc_flagged());
          EXPECT_LT(stored.adopted_hlc(), stored.event().hlc());
@@ -384,7 +384,7 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
     const size_t rejections = Projections("sync/rej/r/").size();
 
     v1::PushRequest request;
-    for (const v1::Event& event : call.events) *request.add_events() = event;
+    for (const v1::Event& event : call.events) *request.add_events() = SealForPush(event);
     v1::PushResponse response;
     auto context = ServiceHarness::Context(call.token.value_or(call.as->token()));
     grpc::Status status = sync().Push(context.get(), request, &response);
@@ -405,6 +405,9 @@ TEST_F(GrpcBadInputTest, PushRefusesBadInputAndWritesNothingItShouldNot) {
       EXPECT_TRUE(Projections("dom/") == domain) << "a rejected event changed domain state";
       EXPECT_LE(Head(), head + 1);  // At most its rejection marker.
       EXPECT_EQ(Projections("sync/rej/r/").size(), rejections + 1) << "no rejection record";
+    } else if (result.has_held()) {
+      EXPECT_EQ(Head(), head) << "a held event wrote something";
+      EXPECT_TRUE(Projections("") == all) << "a held event wrote projections";
     } else {
       EXPECT_EQ(LoggedEvents(), logged + 1);
     }

@@ -145,7 +145,7 @@ class DemoTest : public ::testing::Test {
         grpc::Status status = query->GetHistory(Context(token).get(), request, &response);
         EXPECT_TRUE(status.ok()) << status.error_message();
         if (!status.ok()) return seen;
-        for (const v1::StoredEvent& e : response.events()) {
+        for (const sync::LoggedEvent& e : Decoded(response.events())) {
           if (!e.event().has_visit_recorded()) continue;
           ++seen.visits;
           if (!e.event().has_location()) ++seen.visits_without_fix;

@@ -193,7 +193,7 @@ void FullDiskTest::Run(const std::string& config_text) {
       (*event.mutable_household_registered()->mutable_fields())["notes"] =
           Text(RandomNotes(random));
       tablet.Sign(event);
-      *request.add_events() = std::move(event);
+      *request.add_events() = SealForPush(event);
     }
     return request;
   };
@@ -211,8 +211,10 @@ void FullDiskTest::Run(const std::string& config_text) {
         EXPECT_TRUE(result.has_accepted()) << result.DebugString();
         if (result.has_accepted()) {
           // The store files an event under its signing device and id.
-          acknowledged[sync::LogEventId(request.events(i).device_id(),
-                                        request.events(i).event_id())] = result.accepted().offset();
+          v1::Event event;
+          ASSERT_TRUE(event.ParseFromString(request.events(i).event()));
+          acknowledged[sync::LogEventId(event.device_id(), event.event_id())] =
+              result.accepted().offset();
         }
       }
     }

@@ -85,20 +85,20 @@ class IdentityAreaTest : public SyncWorld {
   }
 
   // The events of `subject`'s history, read with `token`.
-  std::vector<v1::StoredEvent> History(const std::string& token, const v1::SubjectRef& subject) {
+  std::vector<sync::LoggedEvent> History(const std::string& token, const v1::SubjectRef& subject) {
     v1::GetHistoryRequest request;
     *request.mutable_subject() = subject;
     v1::GetHistoryResponse response;
     auto context = ServiceHarness::Context(token);
     grpc::Status status = query().GetHistory(context.get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    return {response.events().begin(), response.events().end()};
+    return Decoded(response.events());
   }
 };
 
-int Inspections(const std::vector<v1::StoredEvent>& events) {
+int Inspections(const std::vector<sync::LoggedEvent>& events) {
   int n = 0;
-  for (const v1::StoredEvent& event : events) n += event.event().has_inspection_recorded();
+  for (const sync::LoggedEvent& event : events) n += event.event().has_inspection_recorded();
   return n;
 }
 
@@ -112,8 +112,8 @@ TEST_F(IdentityAreaTest, AnInspectionNamingAnotherUserAsInspectorIsRejected) {
   EXPECT_TRUE(absl::StrContains(result.rejected().message(), "county1"))
       << result.rejected().message();
   EXPECT_TRUE(History(county().token(), Household(kH1)).size() > 0);
-  for (const v1::StoredEvent& event : History(county().token(), Household(kH1))) {
-    EXPECT_FALSE(event.event().has_inspection_recorded()) << event.ShortDebugString();
+  for (const sync::LoggedEvent& event : History(county().token(), Household(kH1))) {
+    EXPECT_FALSE(event.event().has_inspection_recorded()) << event.event().ShortDebugString();
   }
 }
 
@@ -214,8 +214,8 @@ TEST_F(IdentityAreaTest, AHouseholdEventClaimingTheActorsOwnAreaForAnotherCounty
   const v1::PushResult result = PushOne(tablet(), tablet().Visit(kH4, kV1));
   ASSERT_EQ(OutcomeOf(result), "REJECTION_CODE_OUT_OF_SCOPE") << result.ShortDebugString();
   EXPECT_FALSE(absl::StrContains(result.rejected().message(), kV4)) << result.rejected().message();
-  for (const v1::StoredEvent& event : History(county_b().token(), Household(kH4))) {
-    EXPECT_FALSE(event.event().has_visit_recorded()) << event.ShortDebugString();
+  for (const sync::LoggedEvent& event : History(county_b().token(), Household(kH4))) {
+    EXPECT_FALSE(event.event().has_visit_recorded()) << event.event().ShortDebugString();
   }
 }
 

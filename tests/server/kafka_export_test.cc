@@ -119,7 +119,7 @@ class KafkaExportTest : public SyncWorld {
         auto stored = sync::DecodeRecord(record);
         EXPECT_TRUE(stored.ok()) << stored.status();
         if (!stored.ok()) continue;
-        if (sync::IsRejectionMarker(*stored)) {
+        if (stored->is_marker()) {
           ++skipped;
           continue;
         }

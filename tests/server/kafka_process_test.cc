@@ -101,9 +101,9 @@ class World {
       for (int i = start; i < std::min(n, start + 250); ++i) {
         const std::string number = absl::StrCat("P-", next_++);
         if (i % 2 == 0) {
-          *to_a.add_events() = a_->Register(RandomUuid(), "620102001001", number);
+          *to_a.add_events() = SealForPush(a_->Register(RandomUuid(), "620102001001", number));
         } else {
-          *to_b.add_events() = b_->Register(RandomUuid(), "620103001001", number);
+          *to_b.add_events() = SealForPush(b_->Register(RandomUuid(), "620103001001", number));
         }
       }
       for (auto [request, device] : {std::pair{&to_a, a_.get()}, std::pair{&to_b, b_.get()}}) {
@@ -177,7 +177,7 @@ std::map<uint64_t, std::string> LoggedEvents(const std::filesystem::path& dir, u
     for (const storage::LogRecord& record : *records) {
       after = record.offset;
       auto stored = sync::DecodeRecord(record);
-      if (stored.ok() && !sync::IsRejectionMarker(*stored)) out[record.offset] = record.payload;
+      if (stored.ok() && !stored->is_marker()) out[record.offset] = record.payload;
     }
   }
   return out;

@@ -122,8 +122,9 @@ class MergeDefectsTest : public SyncWorld {
 
   // A conflict "against unset": open, the claimed base, the write its only
   // side and the winner.
-  void ExpectConflictAgainstUnset(const v1::PushResult& result, const std::string& field,
-                                  uint64_t base) {
+  // `event_id` is the pushed event's (a result's position names its event).
+  void ExpectConflictAgainstUnset(const v1::PushResult& result, const std::string& event_id,
+                                  const std::string& field, uint64_t base) {
     ASSERT_TRUE(result.has_conflict_recorded()) << result.ShortDebugString();
     ASSERT_EQ(result.conflict_recorded().conflict_ids_size(), 1);
     std::optional<v1::Conflict> conflict =
@@ -133,7 +134,7 @@ class MergeDefectsTest : public SyncWorld {
     EXPECT_EQ(conflict->field(), field);
     EXPECT_EQ(conflict->base_version(), base);
     ASSERT_EQ(conflict->sides_size(), 1) << conflict->ShortDebugString();
-    EXPECT_EQ(conflict->sides(0).event_id(), result.event_id());
+    EXPECT_EQ(conflict->sides(0).event_id(), event_id);
     EXPECT_EQ(conflict->winner_side(), 0u);
   }
 
@@ -158,8 +159,8 @@ TEST_F(MergeDefectsTest, PatchOfANeverSetHouseholdFieldWithABaseIsAConflictAgain
       phone().SetField(kH1, kV1, "housing_structure", Text("磚混"), kMaxBase)};
   const std::vector<v1::PushResult> first = PushAll(phone(), events);
   ASSERT_EQ(first.size(), 2u);
-  ExpectConflictAgainstUnset(first[0], "phone", 5);
-  ExpectConflictAgainstUnset(first[1], "housing_structure", kMaxBase);
+  ExpectConflictAgainstUnset(first[0], events[0].event_id(), "phone", 5);
+  ExpectConflictAgainstUnset(first[1], events[1].event_id(), "housing_structure", kMaxBase);
   // The patch holds the value: nothing the phone sent is lost.
   const v1::Household household = GetHousehold(kH1).household();
   EXPECT_EQ(household.fields().at("phone").value().string_value(), "13900000001");
@@ -176,8 +177,8 @@ TEST_F(MergeDefectsTest, PatchOfANeverSetMemberFieldWithABaseIsAConflictAgainstU
                                          UpdateMember("health", "健康", kMaxBase)};
   const std::vector<v1::PushResult> first = PushAll(phone(), events);
   ASSERT_EQ(first.size(), 2u);
-  ExpectConflictAgainstUnset(first[0], "education", 3);
-  ExpectConflictAgainstUnset(first[1], "health", kMaxBase);
+  ExpectConflictAgainstUnset(first[0], events[0].event_id(), "education", 3);
+  ExpectConflictAgainstUnset(first[1], events[1].event_id(), "health", kMaxBase);
   const v1::GetHouseholdResponse state = GetHousehold(kH1);
   ASSERT_EQ(state.members_size(), 1);
   EXPECT_EQ(state.members(0).fields().at("education").value().string_value(), "初中");
@@ -190,8 +191,8 @@ TEST_F(MergeDefectsTest, NewPlanWithABaseIsCreatedWithAConflictAgainstUnset) {
   const std::vector<v1::Event> events = {RevisePlan(2024, 7), RevisePlan(2025, kMaxBase)};
   const std::vector<v1::PushResult> first = PushAll(phone(), events);
   ASSERT_EQ(first.size(), 2u);
-  ExpectConflictAgainstUnset(first[0], "items", 7);
-  ExpectConflictAgainstUnset(first[1], "items", kMaxBase);
+  ExpectConflictAgainstUnset(first[0], events[0].event_id(), "items", 7);
+  ExpectConflictAgainstUnset(first[1], events[1].event_id(), "items", kMaxBase);
   const v1::GetHouseholdResponse state = GetHousehold(kH1);
   ASSERT_EQ(state.plans_size(), 2);
   for (const v1::Plan& plan : state.plans()) {

@@ -70,10 +70,10 @@ class NodeKeyTest : public ::testing::Test {
   fs::path KeyFile() const { return dir_ / server::kNodeKeyFileName; }
 
   // The node device's enrollment: the first event of the log.
-  v1::StoredEvent NodeEnrollment() {
-    std::vector<v1::StoredEvent> log = harness_->ReadLog();
+  sync::LoggedEvent NodeEnrollment() {
+    std::vector<sync::LoggedEvent> log = harness_->ReadLog();
     EXPECT_FALSE(log.empty());
-    return log.empty() ? v1::StoredEvent() : log.front();
+    return log.empty() ? sync::LoggedEvent() : log.front();
   }
 
   grpc::Status UpsertAnalyst(const std::string& id) {
@@ -102,7 +102,7 @@ class NodeKeyTest : public ::testing::Test {
   void ExpectNodeEventsGapless() {
     const std::string node = NodeEnrollment().event().device_id();
     uint64_t seq = 0;
-    for (const v1::StoredEvent& stored : harness_->ReadLog()) {
+    for (const sync::LoggedEvent& stored : harness_->ReadLog()) {
       if (stored.event().device_id() != node) continue;
       EXPECT_EQ(stored.event().device_seq(), ++seq) << stored.event().ShortDebugString();
     }
@@ -138,12 +138,12 @@ TEST_F(NodeKeyTest, NeitherTheStoreNorItsBackupHoldsTheKeyBytes) {
 }
 
 TEST_F(NodeKeyTest, ARestartKeepsTheNodeIdentity) {
-  const v1::StoredEvent before = NodeEnrollment();
+  const sync::LoggedEvent before = NodeEnrollment();
   const std::string file = ReadFile(KeyFile());
   ASSERT_TRUE(Start().ok());
   EXPECT_EQ(ReadFile(KeyFile()), file);
   ASSERT_TRUE(UpsertAnalyst("c-after-restart").ok());
-  std::vector<v1::StoredEvent> log = harness_->ReadLog();
+  std::vector<sync::LoggedEvent> log = harness_->ReadLog();
   ASSERT_EQ(log.front().event().device_id(), before.event().device_id());
   const v1::Event& last = log.back().event();
   EXPECT_EQ(last.device_id(), before.event().device_id());
@@ -158,12 +158,12 @@ TEST_F(NodeKeyTest, ASeedAnOlderVersionKeptInTheStoreMovesToTheFileAndIsErased) 
   const std::string file = ReadFile(KeyFile());
   const std::string seed = SeedOf(file);
   uint64_t last_seq = 0;
-  for (const v1::StoredEvent& stored : harness_->ReadLog()) {
+  for (const sync::LoggedEvent& stored : harness_->ReadLog()) {
     if (stored.event().device_id() == node) last_seq = stored.event().device_seq();
   }
   {
-    v1::StoredEvent marker;  // Body-less: readers skip it.
-    marker.mutable_event()->set_event_id(testing::RandomUuid());
+    v1::StoredEvent marker;  // Without event bytes: readers skip it.
+    marker.set_actor("test");
     storage::AppendEntry entry;
     entry.event_id = "test/older-version";
     entry.payload = sync::EncodePayload(marker);

@@ -23,10 +23,10 @@ std::set<std::string> HouseholdIds(const std::vector<v1::PullResponse>& pages) {
   return ids;
 }
 
-std::vector<v1::StoredEvent> Events(const std::vector<v1::PullResponse>& pages) {
-  std::vector<v1::StoredEvent> events;
+std::vector<sync::LoggedEvent> Events(const std::vector<v1::PullResponse>& pages) {
+  std::vector<sync::LoggedEvent> events;
   for (const v1::PullResponse& page : pages) {
-    for (const v1::StoredEvent& event : page.events()) events.push_back(event);
+    for (const sync::LoggedEvent& event : Decoded(page.events())) events.push_back(event);
   }
   return events;
 }
@@ -40,7 +40,6 @@ TEST_F(PushPullTest, PushAnswersOneResultPerEvent) {
   v1::PushResponse response;
   ASSERT_TRUE(Push(phone(), {visit, outside}, &response).ok());
   ASSERT_EQ(response.results_size(), 2);
-  EXPECT_EQ(response.results(0).event_id(), visit.event_id());
   ASSERT_TRUE(response.results(0).has_accepted()) << response.results(0).ShortDebugString();
   EXPECT_EQ(response.results(0).accepted().offset(), head + 2);
   ASSERT_TRUE(response.results(1).has_rejected());
@@ -87,23 +86,22 @@ TEST_F(PushPullTest, AReplayIsADuplicateAcrossARestart) {
   EXPECT_EQ(next.next_expected_seq().at(phone().id()), 3u);
 }
 
-TEST_F(PushPullTest, ASequenceGapFailsThePushWithTheNextExpectedNumberInATrailer) {
+TEST_F(PushPullTest, ASequenceGapHoldsEachEventWithTheNextExpectedNumber) {
   MustPush(phone(), {phone().Visit(kH1, kV1)});
   phone().set_next_seq(5);  // 2, 3 and 4 never arrived.
   const uint64_t head = Head();
   v1::PushResponse response;
-  std::multimap<std::string, std::string> trailers;
-  grpc::Status status = Push(phone(), {phone().Visit(kH1, kV1)}, &response, &trailers);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "next expected is 2"))
-      << status.error_message();
-  auto trailer = trailers.find(server::kSequenceGapTrailer);
-  ASSERT_NE(trailer, trailers.end());
-  v1::SequenceGap gap;
-  ASSERT_TRUE(gap.ParseFromString(trailer->second));
-  EXPECT_EQ(gap.device_id(), phone().id());
-  EXPECT_EQ(gap.next_expected_seq(), 2u);
-  EXPECT_EQ(gap.got_seq(), 5u);
+  grpc::Status status =
+      Push(phone(), {phone().Visit(kH1, kV1), phone().Visit(kH1, kV1)}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 2);
+  for (const v1::PushResult& result : response.results()) {
+    ASSERT_TRUE(result.has_held()) << result.ShortDebugString();
+    EXPECT_EQ(result.held().expected_device_seq(), 2u);
+    EXPECT_TRUE(absl::StrContains(result.held().reason(), "next expected is 2"))
+        << result.held().reason();
+  }
+  EXPECT_EQ(response.next_expected_seq().at(phone().id()), 2u);
   EXPECT_EQ(Head(), head);  // Nothing of the batch was written.
 }
 
@@ -119,7 +117,7 @@ TEST_F(PushPullTest, FirstPullIsASnapshotThenPullsAreIncremental) {
   MustPush(phone(), {visit});
   MustPush(county_b(), {county_b().Visit(kH4, kV4)});  // Outside the township.
   std::vector<v1::PullResponse> next = PullAll(tablet().token(), cursor);
-  std::vector<v1::StoredEvent> events = Events(next);
+  std::vector<sync::LoggedEvent> events = Events(next);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].event().event_id(), visit.event_id());
   EXPECT_EQ(events[0].actor(), "cadre1");
@@ -183,7 +181,7 @@ TEST_F(PushPullTest, ALinkToAVillageBringsItsHouseholdsAndTheVillage) {
     for (const v1::Link& link : page.snapshot().links()) {
       village_link = village_link || link.id() == "L-v2";
     }
-    for (const v1::StoredEvent& event : page.events()) {
+    for (const sync::LoggedEvent& event : Decoded(page.events())) {
       village_link = village_link || (event.event().has_link_started() &&
                                       event.event().link_started().link_id() == "L-v2");
     }
@@ -206,8 +204,8 @@ TEST_F(PushPullTest, ATabletRelaysAPhonesSignedEventsAttributedToThePhone) {
   v1::PushResponse relayed = MustPush(tablet(), {visit});
   const uint64_t offset = relayed.results(0).accepted().offset();
   EXPECT_EQ(relayed.next_expected_seq().at(phone().id()), 2u);
-  std::vector<v1::StoredEvent> log = harness().ReadLog();
-  const v1::StoredEvent& stored = log.back();
+  std::vector<sync::LoggedEvent> log = harness().ReadLog();
+  const sync::LoggedEvent& stored = log.back();
   EXPECT_EQ(stored.offset(), offset);
   EXPECT_EQ(stored.event().device_id(), phone().id());
   EXPECT_EQ(stored.actor(), "cadre1");

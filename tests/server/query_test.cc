@@ -95,13 +95,13 @@ TEST_F(QueryTest, GetHistoryListsASubjectsEventsInOrderAndPages) {
   request.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
   request.mutable_subject()->set_id(kH1);
   request.set_limit(2);
-  std::vector<v1::StoredEvent> events;
+  std::vector<sync::LoggedEvent> events;
   for (int i = 0; i < 10; ++i) {
     v1::GetHistoryResponse response;
     auto context = ServiceHarness::Context(phone().token());
     grpc::Status status = query().GetHistory(context.get(), request, &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
-    for (const v1::StoredEvent& event : response.events()) events.push_back(event);
+    for (const sync::LoggedEvent& event : Decoded(response.events())) events.push_back(event);
     if (!response.more()) break;
     request.set_after_offset(response.next_after_offset());
   }

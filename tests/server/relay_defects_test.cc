@@ -84,7 +84,7 @@ TEST_F(RelayDefectsTest, ARelayOutOfTheEventsScopeCannotDestroyAPhonesValidVisit
   ASSERT_TRUE(relayed.results(0).has_accepted()) << relayed.results(0).ShortDebugString();
   const uint64_t offset = relayed.results(0).accepted().offset();
   EXPECT_EQ(relayed.next_expected_seq().at(phone().id()), 2u);
-  const v1::StoredEvent stored = harness().ReadLog().back();
+  const sync::LoggedEvent stored = harness().ReadLog().back();
   EXPECT_EQ(stored.offset(), offset);
   EXPECT_EQ(stored.actor(), "cadre1");
   EXPECT_EQ(stored.relayed_by(), county_b().id());
@@ -189,10 +189,10 @@ TEST_F(RelayDefectsTest, EventsSignedByReadOnlyRolesAreRefusedWhenRelayed) {
   ASSERT_TRUE(relayed.results(3).has_accepted()) << relayed.results(3).ShortDebugString();
   const uint64_t offset = relayed.results(3).accepted().offset();
   // Nothing they signed is in the log (rejection markers aside).
-  for (const v1::StoredEvent& stored : harness().ReadLog()) {
-    if (sync::IsRejectionMarker(stored)) continue;
-    EXPECT_NE(stored.event().device_id(), hq->id()) << stored.ShortDebugString();
-    EXPECT_NE(stored.event().device_id(), admin_device->id()) << stored.ShortDebugString();
+  for (const sync::LoggedEvent& stored : harness().ReadLog()) {
+    if (stored.is_marker()) continue;
+    EXPECT_NE(stored.event().device_id(), hq->id()) << stored.event().ShortDebugString();
+    EXPECT_NE(stored.event().device_id(), admin_device->id()) << stored.event().ShortDebugString();
   }
   // Refused as the signer's own: the HQ device's numbers are spent, and the
   // phone's own push of its visit is a duplicate of the relayed one.
@@ -257,7 +257,7 @@ TEST_F(RelayDefectsTest, ARecordOfUnprovenOriginBelongsToThePushingDeviceOnly) {
 
   // The phone's next event as the stranger guesses it, with a bad signature.
   v1::Event planted = phone().Visit(kH1, kV1, "假的走訪");
-  planted.set_signature(std::string(64, 'x'));
+  SetTestSignature(planted, std::string(64, 'x'));
   phone().set_next_seq(planted.device_seq());
   v1::PushResponse refused;
   ASSERT_TRUE(Push(*stranger, {planted}, &refused).ok());

@@ -170,7 +170,7 @@ class ReportWorld : public SyncWorld {
   v1::PushResponse PushWithClock(TestDevice& device, const std::vector<v1::Event>& events,
                                  absl::Duration clock_offset) {
     v1::PushRequest request;
-    for (const v1::Event& e : events) *request.add_events() = e;
+    for (const v1::Event& e : events) *request.add_events() = SealForPush(e);
     *request.mutable_device_time() = Ts(harness().clock().Now() + clock_offset);
     v1::PushResponse response;
     auto context = ServiceHarness::Context(device.token());

@@ -69,7 +69,8 @@ TEST_F(RuntimeBoundsTest, APullStopsAfterTheExaminedBudgetOfRecordsItDoesNotShow
   std::vector<uint64_t> offsets;
   for (const v1::PullResponse& response : rest) {
     EXPECT_LE(static_cast<uint32_t>(response.events_size()), kBudget);
-    for (const v1::StoredEvent& event : response.events()) offsets.push_back(event.offset());
+    for (const sync::LoggedEvent& event : Decoded(response.events()))
+      offsets.push_back(event.offset());
   }
   EXPECT_EQ(offsets, std::vector<uint64_t>{visit.results(0).accepted().offset()});
 }
@@ -133,7 +134,8 @@ TEST_F(RuntimeBoundsTest, AHistoryCallStopsAtTheExaminedBudgetAndResumesFromItsO
     ASSERT_TRUE(status.ok()) << status.error_message();
     ++calls;
     EXPECT_LE(static_cast<uint32_t>(response.events_size()), kBudget);
-    for (const v1::StoredEvent& event : response.events()) offsets.push_back(event.offset());
+    for (const sync::LoggedEvent& event : Decoded(response.events()))
+      offsets.push_back(event.offset());
     if (!response.more()) break;
     request.set_after_offset(response.next_after_offset());
     ASSERT_LT(calls, 20) << "the calls must end";

@@ -80,15 +80,15 @@ std::unique_ptr<grpc::ClientContext> ServiceHarness::Context(const std::string& 
   return context;
 }
 
-std::vector<v1::StoredEvent> ServiceHarness::ReadLog() {
-  std::vector<v1::StoredEvent> events;
+std::vector<sync::LoggedEvent> ServiceHarness::ReadLog() {
+  std::vector<sync::LoggedEvent> events;
   uint64_t after = 0;
   while (true) {
     absl::StatusOr<std::vector<storage::LogRecord>> records =
         store_->ReadAfter(after, storage::ReadLimits{});
     if (!records.ok() || records->empty()) break;
     for (const storage::LogRecord& record : *records) {
-      absl::StatusOr<v1::StoredEvent> event = sync::DecodeRecord(record);
+      absl::StatusOr<sync::LoggedEvent> event = sync::DecodeRecord(record);
       if (event.ok()) events.push_back(*std::move(event));
       after = record.offset;
     }
@@ -182,14 +182,17 @@ absl::Status TestDevice::Enroll(grpc::Channel& channel, const std::string& admin
   return absl::OkStatus();
 }
 
-void TestDevice::Sign(v1::Event& event) const {
-  event.clear_signature();
-  const std::string canonical = sync::CanonicalEventBytes(event);
+void TestDevice::Sign(v1::Event& event) const { testsig::SignForTest(secret_key_, event); }
+
+v1::SignedEvent TestDevice::SignBytes(std::string bytes) const {
+  v1::SignedEvent out;
+  out.set_event(std::move(bytes));
   unsigned char signature[crypto_sign_BYTES];
-  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(canonical.data()),
-                       canonical.size(),
-                       reinterpret_cast<const unsigned char*>(secret_key_.data()));
-  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  crypto_sign_detached(
+      signature, nullptr, reinterpret_cast<const unsigned char*>(out.event().data()),
+      out.event().size(), reinterpret_cast<const unsigned char*>(secret_key_.data()));
+  out.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
+  return out;
 }
 
 v1::Event TestDevice::Make(const v1::SubjectRef& subject, const std::string& area_code,

@@ -27,8 +27,16 @@
 #include "server/server_state.h"
 #include "server/services.h"
 #include "storage/event_store.h"
+#include "tests/sync/test_signing.h"
 
 namespace fieldsync::testing {
+
+using testsig::Decoded;
+using testsig::EventOf;
+using testsig::SealForPush;
+using testsig::SetTestSignature;
+using testsig::TestEventBytes;
+using testsig::TestSignature;
 
 // A clock tests move by hand. Thread-safe.
 class FakeClock {
@@ -85,7 +93,7 @@ class ServiceHarness {
   static std::unique_ptr<grpc::ClientContext> Context(const std::string& token);
 
   // Every event of the log, decoded, in offset order.
-  std::vector<v1::StoredEvent> ReadLog();
+  std::vector<sync::LoggedEvent> ReadLog();
 
  private:
   ServiceHarness() = default;
@@ -145,8 +153,14 @@ class TestDevice {
   // device_time, subject and area; `body` fills the body before signing.
   v1::Event Make(const v1::SubjectRef& subject, const std::string& area_code,
                  const std::function<void(v1::Event&)>& body);
-  // Signs `event` again (after a test changed it).
+  // Signs `event` again (after a test changed it); the signature rides with
+  // the event until a push seals it (tests/sync/test_signing.h).
   void Sign(v1::Event& event) const;
+  // The SignedEvent this device pushes for `event` (SealForPush).
+  v1::SignedEvent Seal(const v1::Event& event) const { return SealForPush(event); }
+  // `bytes` as they are (any encoding, even not an Event), signed with this
+  // device's key: what another protobuf library's client would send.
+  v1::SignedEvent SignBytes(std::string bytes) const;
   // Folds a server HLC in, as after a pull.
   void Observe(uint64_t hlc) { hlc_ = std::max(hlc_, hlc); }
 

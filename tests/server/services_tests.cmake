@@ -263,3 +263,11 @@ fieldsync_test(admin_bounds_test
 fieldsync_test(stream_stall_test
   SOURCES stream_stall_test.cc
   DEPS fieldsync_sync_world)
+
+# Issue 9 (wire contract): signed bytes verified and kept verbatim, unknown
+# fields and unparseable bytes MALFORMED per event, Held behind a gap or a bad
+# signature (per signer), EVENT_ID_REUSED before SEQUENCE_REUSED, the chain and
+# every signature recomputed from a Subscribe stream.
+fieldsync_test(wire_contract_test
+  SOURCES wire_contract_test.cc
+  DEPS fieldsync_sync_world PkgConfig::SODIUM OpenSSL::Crypto)

@@ -68,14 +68,15 @@ TEST(SigtermDuringPushTest, AdmittedPushCompletesLaterCallsAreRefusedAndExitIsZe
   // A first push warms the connection, so the big one goes out at once.
   {
     v1::PushRequest warm;
-    *warm.add_events() = tablet.Register(HouseholdId(999999), kVillage, "0000");
+    *warm.add_events() = SealForPush(tablet.Register(HouseholdId(999999), kVillage, "0000"));
     v1::PushResponse response;
     auto warm_context = ServiceHarness::Context(tablet.token());
     ASSERT_TRUE(sync->Push(warm_context.get(), warm, &response).ok());
   }
   v1::PushRequest request;
   for (int i = 0; i < kBatch; ++i) {
-    *request.add_events() = tablet.Register(HouseholdId(i), kVillage, absl::StrCat(1000 + i));
+    *request.add_events() =
+        SealForPush(tablet.Register(HouseholdId(i), kVillage, absl::StrCat(1000 + i)));
   }
 
   // The push goes out on the async API. The signal is sent once the server
@@ -126,7 +127,7 @@ TEST(SigtermDuringPushTest, AdmittedPushCompletesLaterCallsAreRefusedAndExitIsZe
     ASSERT_TRUE(result.has_accepted()) << result.DebugString();
     // The engine indexes events per signing device.
     auto offset = (*store)->LookupEventId(
-        sync::LogEventId(request.events(i).device_id(), request.events(i).event_id()));
+        sync::LogEventId(tablet.id(), testsig::EventOf(request.events(i)).event_id()));
     ASSERT_TRUE(offset.ok()) << offset.status();
     ASSERT_TRUE(offset->has_value()) << "acknowledged event " << i << " is missing";
     EXPECT_EQ(**offset, result.accepted().offset());

@@ -44,22 +44,24 @@ class StreamDefectsTest : public SyncWorld {
     Stream(Stream&&) = default;
 
     // Reads until caught_up; returns the events before it.
-    std::vector<v1::StoredEvent> CatchUp() {
-      std::vector<v1::StoredEvent> events;
+    std::vector<sync::LoggedEvent> CatchUp() {
+      std::vector<sync::LoggedEvent> events;
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (response.has_caught_up()) return events;
-        for (const v1::StoredEvent& event : response.batch().events()) events.push_back(event);
+        for (const sync::LoggedEvent& event : Decoded(response.batch().events()))
+          events.push_back(event);
       }
       ADD_FAILURE() << "the stream ended before caught_up";
       return events;
     }
     // Reads to the end of the stream; returns its status and the events.
-    grpc::Status ReadToEnd(std::vector<v1::StoredEvent>* events = nullptr) {
+    grpc::Status ReadToEnd(std::vector<sync::LoggedEvent>* events = nullptr) {
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (events == nullptr) continue;
-        for (const v1::StoredEvent& event : response.batch().events()) events->push_back(event);
+        for (const sync::LoggedEvent& event : Decoded(response.batch().events()))
+          events->push_back(event);
       }
       finished = true;
       return reader->Finish();
@@ -144,7 +146,7 @@ TEST_F(StreamDefectsTest, RevokingADeviceEndsItsOpenSubscribeAtOnce) {
   v1::SubscribeResponse next;
   ASSERT_TRUE(other.reader->Read(&next));
   ASSERT_TRUE(next.has_batch()) << next.ShortDebugString();
-  EXPECT_TRUE(next.batch().events(0).event().has_device_revoked());
+  EXPECT_TRUE(Decoded(next.batch().events(0)).event().has_device_revoked());
 }
 
 TEST_F(StreamDefectsTest, DisablingAUserEndsEveryOpenSubscribeOfThatUserAtOnce) {
@@ -170,7 +172,7 @@ TEST_F(StreamDefectsTest, DisablingAUserEndsEveryOpenSubscribeOfThatUserAtOnce) 
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   v1::SubscribeResponse next;
   ASSERT_TRUE(bystander.reader->Read(&next));  // hq1 is untouched.
-  EXPECT_TRUE(next.has_batch() && next.batch().events(0).event().has_user_upserted())
+  EXPECT_TRUE(next.has_batch() && Decoded(next.batch().events(0)).event().has_user_upserted())
       << next.ShortDebugString();
 }
 
@@ -212,11 +214,12 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
   // Reads its first message (so it holds its slot), then nothing until cut.
   std::unique_ptr<v1::StreamService::Stub> narrow = NarrowStub();
   Stream stalled = Open(hq_token(), {}, absl::Seconds(30), narrow.get());
-  std::vector<v1::StoredEvent> received;
+  std::vector<sync::LoggedEvent> received;
   v1::SubscribeResponse first_of_stalled;
   ASSERT_TRUE(stalled.reader->Read(&first_of_stalled));
   ASSERT_TRUE(first_of_stalled.has_batch()) << first_of_stalled.ShortDebugString();
-  for (const v1::StoredEvent& event : first_of_stalled.batch().events()) received.push_back(event);
+  for (const sync::LoggedEvent& event : Decoded(first_of_stalled.batch().events()))
+    received.push_back(event);
   v1::SubscribeRequest quiet;
   quiet.add_scope_prefixes(kV4);
   Stream reading = Open(hq_token(), quiet);  // hq1's second (last) slot.
@@ -261,7 +264,7 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
   v1::SubscribeRequest resume;
   resume.set_from_offset(received.back().offset());
   Stream again = Open(admin_token(), resume);
-  std::vector<v1::StoredEvent> rest = again.CatchUp();
+  std::vector<sync::LoggedEvent> rest = again.CatchUp();
   ASSERT_FALSE(rest.empty());
   EXPECT_GT(rest.front().offset(), received.back().offset());
   EXPECT_EQ(rest.back().offset(), Head());
@@ -269,22 +272,11 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
 
 // --- Item 14a: the hash chain, from the documented formula alone -------------------------
 
-// What event.proto documents for StoredEvent.hash: SHA-256 over prev_hash
-// (32 bytes), the offset as 8 bytes big-endian, and the StoredEvent with
-// offset, prev_hash and hash cleared, in protobuf's deterministic
-// serialization.
-std::string DocumentedHash(const v1::StoredEvent& received) {
-  v1::StoredEvent payload = received;
-  payload.clear_offset();
-  payload.clear_prev_hash();
-  payload.clear_hash();
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream out(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    payload.SerializeToCodedStream(&coded);
-  }
+// What event.proto documents for LogEntry.hash: SHA-256 over prev_hash
+// (32 bytes), the offset as 8 bytes big-endian, and the record bytes as
+// received (never a re-encoding).
+std::string DocumentedHash(const sync::LoggedEvent& received) {
+  const std::string& bytes = received.record();
   std::string message = received.prev_hash();
   base::AppendBe64(&message, received.offset());
   message += bytes;
@@ -314,12 +306,12 @@ TEST_F(StreamDefectsTest, EveryStreamedRecordsHashRecomputesFromTheDocumentedFor
   MustPush(tablet(), {tablet().SetField(kH2, kV1, "phone", Text("13900000000"), 0)});
 
   Stream stream = Open(admin_token());
-  std::vector<v1::StoredEvent> records = stream.CatchUp();
+  std::vector<sync::LoggedEvent> records = stream.CatchUp();
   ASSERT_GE(records.size(), 200u);
   ASSERT_EQ(records.size(), Head()) << "a record is missing from the stream";
   size_t matched = 0;
   for (size_t i = 0; i < records.size(); ++i) {
-    const v1::StoredEvent& record = records[i];
+    const sync::LoggedEvent& record = records[i];
     ASSERT_EQ(record.offset(), i + 1);
     ASSERT_EQ(record.hash().size(), 32u);
     const std::string expected_prev = i == 0 ? std::string(32, '\0') : records[i - 1].hash();

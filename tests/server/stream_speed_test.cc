@@ -47,8 +47,8 @@ class StreamSpeedTest : public SyncWorld {
     Stream(Stream&&) = default;
 
     // Reads until caught_up; returns the events before it.
-    std::vector<v1::StoredEvent> CatchUp(uint64_t* head = nullptr) {
-      std::vector<v1::StoredEvent> events;
+    std::vector<sync::LoggedEvent> CatchUp(uint64_t* head = nullptr) {
+      std::vector<sync::LoggedEvent> events;
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (response.has_caught_up()) {
@@ -57,26 +57,28 @@ class StreamSpeedTest : public SyncWorld {
         }
         if (!response.has_batch()) continue;  // A heartbeat.
         batches.push_back(response.batch());
-        for (const v1::StoredEvent& event : response.batch().events()) events.push_back(event);
+        for (const sync::LoggedEvent& event : Decoded(response.batch().events()))
+          events.push_back(event);
       }
       ADD_FAILURE() << "the stream ended before caught_up";
       return events;
     }
     // The events of the next batch (heartbeats skipped).
-    std::vector<v1::StoredEvent> NextBatch() {
+    std::vector<sync::LoggedEvent> NextBatch() {
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (!response.has_batch()) continue;
         batches.push_back(response.batch());
-        return {response.batch().events().begin(), response.batch().events().end()};
+        return Decoded(response.batch().events());
       }
       ADD_FAILURE() << "the stream ended";
       return {};
     }
-    grpc::Status ReadToEnd(std::vector<v1::StoredEvent>* events) {
+    grpc::Status ReadToEnd(std::vector<sync::LoggedEvent>* events) {
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
-        for (const v1::StoredEvent& event : response.batch().events()) events->push_back(event);
+        for (const sync::LoggedEvent& event : Decoded(response.batch().events()))
+          events->push_back(event);
       }
       finished = true;
       return reader->Finish();
@@ -84,7 +86,7 @@ class StreamSpeedTest : public SyncWorld {
     ~Stream() {
       if (reader == nullptr || finished) return;
       context->TryCancel();
-      std::vector<v1::StoredEvent> ignored;
+      std::vector<sync::LoggedEvent> ignored;
       ReadToEnd(&ignored);
     }
   };
@@ -98,10 +100,10 @@ class StreamSpeedTest : public SyncWorld {
     return stream;
   }
 
-  std::vector<v1::StoredEvent> LoggedEvents(uint64_t after = 0) {
-    std::vector<v1::StoredEvent> events;
-    for (v1::StoredEvent& event : harness().ReadLog()) {
-      if (!sync::IsRejectionMarker(event) && event.offset() > after) {
+  std::vector<sync::LoggedEvent> LoggedEvents(uint64_t after = 0) {
+    std::vector<sync::LoggedEvent> events;
+    for (sync::LoggedEvent& event : harness().ReadLog()) {
+      if (!event.is_marker() && event.offset() > after) {
         events.push_back(std::move(event));
       }
     }
@@ -116,15 +118,16 @@ class StreamSpeedTest : public SyncWorld {
       std::vector<storage::AppendEntry> entries;
       for (; entries.size() < per_append && done < count; ++done) {
         v1::StoredEvent stored;
-        v1::Event& event = *stored.mutable_event();
+        v1::Event event;
         event.set_event_id(absl::StrCat("direct-", appended_++));
         event.set_device_id("direct-device");
         event.set_area_code(kV1);
         event.mutable_subject()->set_kind(v1::SUBJECT_KIND_HOUSEHOLD);
         event.mutable_subject()->set_id(kH1);
         event.mutable_visit_recorded()->set_notes("走訪 direct");
+        stored.set_event(event.SerializeAsString());
         stored.set_actor("cadre1");
-        entries.push_back(sync::ToAppendEntry(stored));
+        entries.push_back(sync::ToAppendEntry(stored, event));
       }
       ASSERT_TRUE(harness().store().Append(std::move(entries)).ok());
     }
@@ -143,9 +146,9 @@ class StreamSpeedRoomyTest : public StreamSpeedTest {
   }
 };
 
-std::vector<uint64_t> Offsets(const std::vector<v1::StoredEvent>& events) {
+std::vector<uint64_t> Offsets(const std::vector<sync::LoggedEvent>& events) {
   std::vector<uint64_t> offsets;
-  for (const v1::StoredEvent& event : events) offsets.push_back(event.offset());
+  for (const sync::LoggedEvent& event : events) offsets.push_back(event.offset());
   return offsets;
 }
 
@@ -155,7 +158,7 @@ TEST_F(StreamSpeedTest, CatchUpComesInBatchesWithinTheRequestedBounds) {
     for (int i = 0; i < 20; ++i) visits.push_back(phone().Visit(kH1, kV1, std::string(300, 'n')));
     MustPush(phone(), visits);
   }
-  const std::vector<v1::StoredEvent> logged = LoggedEvents();
+  const std::vector<sync::LoggedEvent> logged = LoggedEvents();
   ASSERT_GE(logged.size(), 60u);
 
   // Default bounds: the whole (small) log in one message.
@@ -184,7 +187,7 @@ TEST_F(StreamSpeedTest, CatchUpComesInBatchesWithinTheRequestedBounds) {
   size_t multi = 0;
   for (const v1::EventBatch& batch : sized.batches) {
     size_t bytes = 0;
-    for (const v1::StoredEvent& event : batch.events()) bytes += event.ByteSizeLong();
+    for (const v1::LogEntry& event : batch.events()) bytes += event.ByteSizeLong();
     if (batch.events_size() > 1) {
       ++multi;
       EXPECT_LE(bytes, 1024u) << batch.events_size() << " events";
@@ -202,7 +205,7 @@ TEST_F(StreamSpeedTest, LiveBatchesAreWokenByTheCommitWithTheClockStandingStill)
   for (int round = 0; round < 5; ++round) {
     v1::Event visit = phone().Visit(kH1, kV1, absl::StrCat("live ", round));
     v1::PushResponse pushed = MustPush(phone(), {visit});
-    std::vector<v1::StoredEvent> live = stream.NextBatch();
+    std::vector<sync::LoggedEvent> live = stream.NextBatch();
     ASSERT_EQ(live.size(), 1u);
     EXPECT_EQ(live[0].event().event_id(), visit.event_id());
     EXPECT_EQ(live[0].offset(), pushed.results(0).accepted().offset());
@@ -217,9 +220,9 @@ TEST_F(StreamSpeedTest, ASlowLiveConsumerIsCutWithTheResumeOffsetAndResumingLose
   // Some live events reach the consumer, then it stops reading while more
   // than its 16 KiB buffer commits.
   for (int i = 0; i < 3; ++i) MustPush(phone(), {phone().Visit(kH1, kV1, "small")});
-  std::vector<v1::StoredEvent> received;
+  std::vector<sync::LoggedEvent> received;
   for (int i = 0; i < 3 && received.size() < 3; ++i) {
-    for (v1::StoredEvent& event : stream.NextBatch()) received.push_back(std::move(event));
+    for (sync::LoggedEvent& event : stream.NextBatch()) received.push_back(std::move(event));
   }
   ASSERT_EQ(received.size(), 3u);
   for (int push = 0; push < 3; ++push) {
@@ -240,12 +243,12 @@ TEST_F(StreamSpeedTest, ASlowLiveConsumerIsCutWithTheResumeOffsetAndResumingLose
   EXPECT_LT(resume, Head());
   // Everything received is at most the offset named, and everything up to
   // it was received.
-  for (const v1::StoredEvent& event : received) EXPECT_LE(event.offset(), resume);
+  for (const sync::LoggedEvent& event : received) EXPECT_LE(event.offset(), resume);
 
   v1::SubscribeRequest again;
   again.set_from_offset(resume);
   Stream resumed = Open(again);
-  for (v1::StoredEvent& event : resumed.CatchUp()) received.push_back(std::move(event));
+  for (sync::LoggedEvent& event : resumed.CatchUp()) received.push_back(std::move(event));
   EXPECT_EQ(Offsets(received), Offsets(LoggedEvents(head)));  // No gap, no repeat.
 }
 
@@ -269,7 +272,7 @@ TEST_F(StreamSpeedTest, AFilterThatMatchesNothingEndsItsCatchUpAndGoesLive) {
   live.CatchUp();
   v1::Event visit = phone().Visit(kH1, kV1);
   MustPush(phone(), {visit});
-  std::vector<v1::StoredEvent> batch = live.NextBatch();
+  std::vector<sync::LoggedEvent> batch = live.NextBatch();
   ASSERT_EQ(batch.size(), 1u);
   EXPECT_EQ(batch[0].event().event_id(), visit.event_id());
 }
@@ -280,7 +283,7 @@ TEST_F(StreamSpeedRoomyTest, CommitsDuringCatchUpAreNeitherLostNorRepeatedAtTheS
   request.set_max_batch_events(500);
   Stream stream = Open(request);
   // Pushes commit while the stream reads its catch-up.
-  std::vector<v1::StoredEvent> seen;
+  std::vector<sync::LoggedEvent> seen;
   for (int round = 0; round < 10; ++round) {
     MustPush(phone(), {phone().Visit(kH1, kV1, absl::StrCat("during ", round))});
     AppendVisits(700, 700);
@@ -290,9 +293,9 @@ TEST_F(StreamSpeedRoomyTest, CommitsDuringCatchUpAreNeitherLostNorRepeatedAtTheS
   const uint64_t final_head = Head();
   // Whatever the catch-up did not take comes live.
   while (seen.empty() || seen.back().offset() < final_head) {
-    std::vector<v1::StoredEvent> batch = stream.NextBatch();
+    std::vector<sync::LoggedEvent> batch = stream.NextBatch();
     if (batch.empty()) break;  // The stream ended (NextBatch failed the test).
-    for (v1::StoredEvent& event : batch) seen.push_back(std::move(event));
+    for (sync::LoggedEvent& event : batch) seen.push_back(std::move(event));
   }
   EXPECT_EQ(Offsets(seen), Offsets(LoggedEvents()));
 }
@@ -309,29 +312,19 @@ TEST_F(StreamSpeedRoomyTest, UnfilteredStreamsReadingTogetherEachGetTheWholeLogO
   Stream third = Open(request);
   const uint64_t head = Head();
   for (Stream* stream : {&first, &second, &third}) {
-    std::vector<v1::StoredEvent> seen = stream->CatchUp();
+    std::vector<sync::LoggedEvent> seen = stream->CatchUp();
     while (seen.empty() || seen.back().offset() < head) {
-      std::vector<v1::StoredEvent> batch = stream->NextBatch();
+      std::vector<sync::LoggedEvent> batch = stream->NextBatch();
       if (batch.empty()) break;  // The stream ended (NextBatch failed the test).
-      for (v1::StoredEvent& event : batch) seen.push_back(std::move(event));
+      for (sync::LoggedEvent& event : batch) seen.push_back(std::move(event));
     }
     EXPECT_EQ(Offsets(seen), Offsets(LoggedEvents()));
   }
 }
 
-// What event.proto documents for StoredEvent.hash (see stream_defects_test).
-std::string DocumentedHash(const v1::StoredEvent& received) {
-  v1::StoredEvent payload = received;
-  payload.clear_offset();
-  payload.clear_prev_hash();
-  payload.clear_hash();
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream out(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    payload.SerializeToCodedStream(&coded);
-  }
+// What event.proto documents for LogEntry.hash (see stream_defects_test).
+std::string DocumentedHash(const sync::LoggedEvent& received) {
+  const std::string& bytes = received.record();
   std::string message = received.prev_hash();
   for (int shift = 56; shift >= 0; shift -= 8) {
     message.push_back(static_cast<char>((received.offset() >> shift) & 0xff));
@@ -351,11 +344,11 @@ TEST_F(StreamSpeedTest, AConsumerRecomputesTheHashChainFromTheBatchedStream) {
   v1::SubscribeRequest request;
   request.set_max_batch_events(16);
   Stream stream = Open(request);
-  std::vector<v1::StoredEvent> records = stream.CatchUp();
+  std::vector<sync::LoggedEvent> records = stream.CatchUp();
   ASSERT_EQ(records.size(), Head()) << "a record is missing (no rejection in this log)";
   ASSERT_GT(stream.batches.size(), 40u);
   for (size_t i = 0; i < records.size(); ++i) {
-    const v1::StoredEvent& record = records[i];
+    const sync::LoggedEvent& record = records[i];
     ASSERT_EQ(record.offset(), i + 1);
     const std::string expected_prev = i == 0 ? std::string(32, '\0') : records[i - 1].hash();
     ASSERT_EQ(record.prev_hash(), expected_prev) << "chain broken at offset " << record.offset();
@@ -363,7 +356,7 @@ TEST_F(StreamSpeedTest, AConsumerRecomputesTheHashChainFromTheBatchedStream) {
   }
   // And the live tail carries the same proofs.
   MustPush(phone(), {phone().Visit(kH1, kV1, "tail")});
-  std::vector<v1::StoredEvent> live = stream.NextBatch();
+  std::vector<sync::LoggedEvent> live = stream.NextBatch();
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0].prev_hash(), records.back().hash());
   EXPECT_EQ(DocumentedHash(live[0]), live[0].hash());

@@ -41,8 +41,8 @@ class SubscribeTest : public SyncWorld {
       return response;
     }
     // Reads until caught_up; returns the events before it.
-    std::vector<v1::StoredEvent> CatchUp(uint64_t* head = nullptr) {
-      std::vector<v1::StoredEvent> events;
+    std::vector<sync::LoggedEvent> CatchUp(uint64_t* head = nullptr) {
+      std::vector<sync::LoggedEvent> events;
       v1::SubscribeResponse response;
       while (reader->Read(&response)) {
         if (response.has_caught_up()) {
@@ -50,7 +50,8 @@ class SubscribeTest : public SyncWorld {
           return events;
         }
         EXPECT_TRUE(response.has_batch()) << response.ShortDebugString();
-        for (const v1::StoredEvent& event : response.batch().events()) events.push_back(event);
+        for (const sync::LoggedEvent& event : Decoded(response.batch().events()))
+          events.push_back(event);
       }
       ADD_FAILURE() << "the stream ended before caught_up";
       return events;
@@ -72,10 +73,10 @@ class SubscribeTest : public SyncWorld {
     return stream;
   }
 
-  std::vector<v1::StoredEvent> LoggedEvents() {
-    std::vector<v1::StoredEvent> events;
-    for (v1::StoredEvent& event : harness().ReadLog()) {
-      if (!sync::IsRejectionMarker(event)) events.push_back(std::move(event));
+  std::vector<sync::LoggedEvent> LoggedEvents() {
+    std::vector<sync::LoggedEvent> events;
+    for (sync::LoggedEvent& event : harness().ReadLog()) {
+      if (!event.is_marker()) events.push_back(std::move(event));
     }
     return events;
   }
@@ -98,8 +99,8 @@ TEST_F(SubscribeTest, CatchesUpMarksItThenStreamsLiveEventsWithoutRejectionMarke
 
   Stream stream = Open({});
   uint64_t head = 0;
-  std::vector<v1::StoredEvent> caught_up = stream.CatchUp(&head);
-  std::vector<v1::StoredEvent> logged = LoggedEvents();
+  std::vector<sync::LoggedEvent> caught_up = stream.CatchUp(&head);
+  std::vector<sync::LoggedEvent> logged = LoggedEvents();
   ASSERT_EQ(caught_up.size(), logged.size());
   for (size_t i = 0; i < logged.size(); ++i) {
     EXPECT_EQ(caught_up[i].offset(), logged[i].offset());
@@ -116,9 +117,9 @@ TEST_F(SubscribeTest, CatchesUpMarksItThenStreamsLiveEventsWithoutRejectionMarke
   v1::SubscribeResponse live = stream.Next();
   ASSERT_TRUE(live.has_batch()) << live.ShortDebugString();
   ASSERT_EQ(live.batch().events_size(), 1) << live.ShortDebugString();
-  EXPECT_EQ(live.batch().events(0).event().event_id(), visit.event_id());
+  EXPECT_EQ(Decoded(live.batch().events(0)).event().event_id(), visit.event_id());
   EXPECT_EQ(live.batch().events(0).offset(), pushed.results(0).accepted().offset());
-  EXPECT_EQ(live.batch().events(0).actor(), "cadre1");
+  EXPECT_EQ(Decoded(live.batch().events(0)).actor(), "cadre1");
 }
 
 TEST_F(SubscribeTest, HeartbeatsComeByTheServersClockWithTheOffsetSentThrough) {
@@ -141,10 +142,10 @@ TEST_F(SubscribeTest, FiltersByKindAndScopePrefixInCatchUpAndLive) {
   request.add_kinds(v1::EVENT_KIND_VISIT_RECORDED);
   request.add_scope_prefixes(kTownA1);
   Stream stream = Open(request);
-  std::vector<v1::StoredEvent> caught_up = stream.CatchUp();
+  std::vector<sync::LoggedEvent> caught_up = stream.CatchUp();
   std::set<std::string> registered;
-  for (const v1::StoredEvent& event : caught_up) {
-    ASSERT_TRUE(event.event().has_household_registered()) << event.ShortDebugString();
+  for (const sync::LoggedEvent& event : caught_up) {
+    ASSERT_TRUE(event.event().has_household_registered()) << event.event().ShortDebugString();
     registered.insert(event.event().subject().id());
   }
   EXPECT_EQ(registered, (std::set<std::string>{kH1, kH2, kH3}));  // Not kH4, not the link.
@@ -157,14 +158,14 @@ TEST_F(SubscribeTest, FiltersByKindAndScopePrefixInCatchUpAndLive) {
   v1::SubscribeResponse live = stream.Next();
   ASSERT_TRUE(live.has_batch());
   ASSERT_EQ(live.batch().events_size(), 1) << live.ShortDebugString();
-  EXPECT_EQ(live.batch().events(0).event().event_id(), visit.event_id());
+  EXPECT_EQ(Decoded(live.batch().events(0)).event().event_id(), visit.event_id());
 
   // From an offset, with a village prefix (a length the scope index serves).
   v1::SubscribeRequest village;
   village.add_scope_prefixes(kV4);
   village.set_from_offset(1);
   Stream second = Open(village);
-  std::vector<v1::StoredEvent> v4 = second.CatchUp();
+  std::vector<sync::LoggedEvent> v4 = second.CatchUp();
   ASSERT_EQ(v4.size(), 2u);
   EXPECT_TRUE(v4[0].event().has_household_registered());
   EXPECT_TRUE(v4[1].event().has_visit_recorded());
@@ -195,7 +196,7 @@ TEST_F(SubscribeTest, ASlowConsumerIsCutAndResumesFromItsLastOffset) {
   v1::SubscribeRequest resume;
   resume.set_from_offset(head);
   Stream again = Open(resume);
-  std::vector<v1::StoredEvent> events = again.CatchUp();
+  std::vector<sync::LoggedEvent> events = again.CatchUp();
   ASSERT_EQ(events.size(), 20u);
   for (size_t i = 0; i < events.size(); ++i) {
     EXPECT_EQ(events[i].event().event_id(), visits[i].event_id());

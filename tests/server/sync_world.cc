@@ -35,6 +35,8 @@ std::string OutcomeOf(const v1::PushResult& result) {
       return "conflict";
     case v1::PushResult::kRejected:
       return v1::RejectionCode_Name(result.rejected().code());
+    case v1::PushResult::kHeld:
+      return "held";
     default:
       return "none";
   }
@@ -136,7 +138,7 @@ grpc::Status SyncWorld::Push(const TestDevice& device, const std::vector<v1::Eve
                              v1::PushResponse* response,
                              std::multimap<std::string, std::string>* trailers) {
   v1::PushRequest request;
-  for (const v1::Event& event : events) *request.add_events() = event;
+  for (const v1::Event& event : events) *request.add_events() = SealForPush(event);
   auto context = ServiceHarness::Context(device.token());
   grpc::Status status = sync_->Push(context.get(), request, response);
   if (trailers != nullptr) {
@@ -146,6 +148,15 @@ grpc::Status SyncWorld::Push(const TestDevice& device, const std::vector<v1::Eve
     }
   }
   return status;
+}
+
+grpc::Status SyncWorld::PushSigned(const TestDevice& device,
+                                   const std::vector<v1::SignedEvent>& events,
+                                   v1::PushResponse* response) {
+  v1::PushRequest request;
+  for (const v1::SignedEvent& event : events) *request.add_events() = event;
+  auto context = ServiceHarness::Context(device.token());
+  return sync_->Push(context.get(), request, response);
 }
 
 v1::PushResponse SyncWorld::MustPush(const TestDevice& device,

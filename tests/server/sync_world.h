@@ -73,10 +73,14 @@ class SyncWorld : public ::testing::Test {
   v1::StreamService::Stub& stream() { return *stream_; }
   v1::AdminService::Stub& admin() { return *admin_; }
 
-  // Push as `device` (its token). `trailers` receives the trailing metadata.
+  // Push as `device` (its token), each event sealed as its signer signed it
+  // (SealForPush). `trailers` receives the trailing metadata.
   grpc::Status Push(const TestDevice& device, const std::vector<v1::Event>& events,
                     v1::PushResponse* response,
                     std::multimap<std::string, std::string>* trailers = nullptr);
+  // The same with SignedEvents as they are (tests of the bytes themselves).
+  grpc::Status PushSigned(const TestDevice& device, const std::vector<v1::SignedEvent>& events,
+                          v1::PushResponse* response);
   // Push that must succeed; returns the response (test failure otherwise).
   v1::PushResponse MustPush(const TestDevice& device, const std::vector<v1::Event>& events);
   grpc::Status Pull(const std::string& token, const v1::PullRequest& request,

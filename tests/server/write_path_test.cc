@@ -24,7 +24,7 @@ class WritePathTest : public SyncWorld {
  protected:
   // The node device: the signer of the first event of every store.
   std::string NodeId() {
-    std::vector<v1::StoredEvent> log = harness().ReadLog();
+    std::vector<sync::LoggedEvent> log = harness().ReadLog();
     EXPECT_FALSE(log.empty());
     return log.empty() ? "" : log.front().event().device_id();
   }
@@ -33,8 +33,8 @@ class WritePathTest : public SyncWorld {
   // three bytes, as a damaged store would hold it, through the store's own
   // API: an append whose record is a body-less marker (readers skip it).
   void CorruptHighWaterMark(const std::string& device_id) {
-    v1::StoredEvent marker;
-    marker.mutable_event()->set_event_id(RandomUuid());
+    v1::StoredEvent marker;  // Without event bytes: readers skip it.
+    marker.set_actor("test");
     storage::AppendEntry entry;
     entry.event_id = absl::StrCat("test/corrupt/", RandomUuid());
     entry.payload = sync::EncodePayload(marker);
@@ -69,7 +69,7 @@ TEST_F(WritePathTest, AnAdminChangeOrdersAfterEveryHlcTheEngineAdopted) {
   ASSERT_TRUE(pushed.results(0).has_accepted()) << pushed.ShortDebugString();
 
   ASSERT_TRUE(UpsertAnalyst("cadre-late").ok());
-  std::vector<v1::StoredEvent> log = harness().ReadLog();
+  std::vector<sync::LoggedEvent> log = harness().ReadLog();
   ASSERT_TRUE(log.back().event().has_user_upserted());
   // One clock: the server's event comes after what the engine has seen.
   EXPECT_GT(log.back().event().hlc(), ahead);
@@ -80,7 +80,7 @@ TEST_F(WritePathTest, TheNodeIsSequencedInTheEnginesHighWaterMarks) {
   ASSERT_TRUE(UpsertAnalyst("cadre-seq").ok());
   const std::string node = NodeId();
   uint64_t last = 0;
-  for (const v1::StoredEvent& stored : harness().ReadLog()) {
+  for (const sync::LoggedEvent& stored : harness().ReadLog()) {
     if (stored.event().device_id() == node) last = stored.event().device_seq();
   }
   ASSERT_GT(last, 1u);

@@ -27,6 +27,7 @@ struct Fixture {
 
 enum class Want {
   kStatus,    // The whole push fails with `status`; nothing is written.
+  kHeld,      // Every event is Held (not judged); nothing is written.
   kRejected,  // The last event is rejected with `code`; only its rejection record (and
               // the device's sequence, if `advances`) is written.
   kAccepted,  // The last event is accepted; `check` looks at the details.
@@ -175,7 +176,7 @@ std::vector<Case> Cases() {
       "signature_of_wrong_length",
       [](Fixture& f) {
         v1::Event e = Visit(f);
-        e.set_signature("sig");
+        SetTestSignature(e, "sig");
         return std::vector<v1::Event>{e};
       },
       v1::REJECTION_CODE_BAD_SIGNATURE, false);
@@ -294,7 +295,7 @@ std::vector<Case> Cases() {
       v1::REJECTION_CODE_UNKNOWN_REFERENCE);
   cases.back().role = v1::ROLE_TOWNSHIP_STAFF;  // A role that may resolve.
 
-  // --- Whole-push failures ---
+  // --- Held: not judged, nothing written ---
   {
     Case c;
     c.name = "sequence_gap";
@@ -302,10 +303,11 @@ std::vector<Case> Cases() {
       Visit(f);  // seq 2, lost on the way
       return std::vector<v1::Event>{Visit(f)};
     };
-    c.want = Want::kStatus;
-    c.status = absl::StatusCode::kFailedPrecondition;
+    c.want = Want::kHeld;
     cases.push_back(std::move(c));
   }
+
+  // --- Whole-push failures ---
   {
     Case c;
     c.name = "too_many_events";
@@ -343,7 +345,7 @@ std::vector<Case> Cases() {
     c.want = Want::kAccepted;
     c.check = [](Fixture& f, const sync::PushOutcome& outcome) {
       const uint64_t offset = outcome.response.results(0).accepted().offset();
-      v1::StoredEvent stored = *sync::DecodeRecord(*f.env.store().Read(offset));
+      sync::LoggedEvent stored = *sync::DecodeRecord(*f.env.store().Read(offset));
       EXPECT_TRUE(stored.hlc_flagged());
       EXPECT_NE(stored.adopted_hlc(), stored.event().hlc());
     };
@@ -389,9 +391,15 @@ TEST_P(BadInputTest, AnswersAsExpectedAndWritesNothingItShouldNot) {
       EXPECT_EQ(outcome.status().code(), c.status) << outcome.status();
       EXPECT_EQ(env.store().Head(), head);
       EXPECT_EQ(after, before);
-      if (c.status == absl::StatusCode::kFailedPrecondition) {
-        EXPECT_TRUE(sync::SequenceGapOf(outcome.status()).has_value());
+      break;
+    case Want::kHeld:
+      ASSERT_OK(outcome.status());
+      for (const v1::PushResult& result : outcome->response.results()) {
+        EXPECT_TRUE(result.has_held()) << result.ShortDebugString();
+        EXPECT_EQ(result.held().expected_device_seq(), next_before);
       }
+      EXPECT_EQ(env.store().Head(), head);
+      EXPECT_EQ(after, before);
       break;
     case Want::kRejected: {
       ASSERT_OK(outcome.status());
@@ -416,7 +424,7 @@ TEST_P(BadInputTest, AnswersAsExpectedAndWritesNothingItShouldNot) {
       // At most a body-less marker was appended, never the event.
       EXPECT_LE(env.store().Head(), head + 1);
       for (uint64_t offset = head + 1; offset <= env.store().Head(); ++offset) {
-        EXPECT_TRUE(sync::IsRejectionMarker(*sync::DecodeRecord(*env.store().Read(offset))));
+        EXPECT_TRUE(sync::DecodeRecord(*env.store().Read(offset))->is_marker());
       }
       // A replay answers the same and writes nothing more.
       ASSERT_OK_AND_ASSIGN(sync::PushOutcome replay, env.Push(f.phone, {events.back()}, c.scope));

@@ -62,7 +62,7 @@ class PullTest : public ::testing::Test {
     for (int i = 0; i < 1000; ++i) {
       v1::PullResponse r = Pull(scope, cursor, max_events, max_bytes);
       EXPECT_FALSE(r.has_reset());
-      for (const v1::StoredEvent& e : r.events()) ids.push_back(e.event().event_id());
+      for (const sync::LoggedEvent& e : Decoded(r.events())) ids.push_back(e.event().event_id());
       *cursor = r.checkpoint();
       if (pages != nullptr) ++*pages;
       if (!r.more()) return ids;
@@ -119,9 +119,10 @@ TEST_F(PullTest, AnIncrementalPullReturnsOnlyNewEventsInScope) {
   ASSERT_OK(env_.Push(phone_, {va, vc, fa}).status());
   v1::PullResponse r = Pull(scope, &cursor);
   ASSERT_EQ(r.events_size(), 2);
-  EXPECT_EQ(r.events(0).event().event_id(), va.event_id());
-  EXPECT_EQ(r.events(1).event().event_id(), fa.event_id());
-  EXPECT_EQ(r.events(1).writes(0).field(), "phone") << "clients replay writes without merge logic";
+  EXPECT_EQ(Decoded(r.events(0)).event().event_id(), va.event_id());
+  EXPECT_EQ(Decoded(r.events(1)).event().event_id(), fa.event_id());
+  EXPECT_EQ(Decoded(r.events(1)).writes()[0].field(), "phone")
+      << "clients replay writes without merge logic";
   EXPECT_FALSE(r.events(0).hash().empty());
   EXPECT_EQ(r.checkpoint().offset(), env_.store().Head());
   EXPECT_FALSE(r.more());
@@ -162,7 +163,7 @@ TEST_F(PullTest, PagesAreBoundedByCountAndBytesAndLoseNothing) {
   EXPECT_EQ(Drain(scope, &cursor, 0, 10), pushed);
 }
 
-TEST_F(PullTest, OmittingProofsLeavesSignaturesAndHashesOut) {
+TEST_F(PullTest, OmittingProofsLeavesHashesOutAndTheRecordAsStored) {
   const std::string a1 = Register(kVillageA);
   v1::PullRequest request;
   request.set_omit_proofs(true);
@@ -170,7 +171,8 @@ TEST_F(PullTest, OmittingProofsLeavesSignaturesAndHashesOut) {
   ASSERT_OK(env_.Push(phone_, {phone_.Visit(HouseholdRef(a1), kVillageA)}).status());
   ASSERT_OK_AND_ASSIGN(v1::PullResponse r, env_.engine().Pull(AreaScope({kVillageA}), request));
   ASSERT_EQ(r.events_size(), 1);
-  EXPECT_TRUE(r.events(0).event().signature().empty());
+  // The record is the stored bytes, signature included: never re-encoded.
+  EXPECT_EQ(Decoded(r.events(0)).signature().size(), 64u);
   EXPECT_TRUE(r.events(0).hash().empty());
   EXPECT_TRUE(r.events(0).prev_hash().empty());
 }
@@ -186,7 +188,7 @@ TEST_F(PullTest, RejectionMarkersNeverReachAPull) {
   ASSERT_TRUE(outcome.response.results(0).has_rejected());
   v1::PullResponse r = Pull(scope, &cursor);
   ASSERT_EQ(r.events_size(), 1);
-  EXPECT_FALSE(sync::IsRejectionMarker(r.events(0)));
+  EXPECT_FALSE(Decoded(r.events(0)).is_marker());
 }
 
 TEST_F(PullTest, ANamedSubjectScopeSeesItsSubjectsWhereverTheyLive) {
@@ -237,7 +239,7 @@ TEST_F(SnapshotPagingTest, ALargeSnapshotIsPagedWithATokenAndThenTheLogFollows) 
     for (const v1::Household& h : r.snapshot().households()) {
       EXPECT_TRUE(seen.insert(h.id()).second) << "no household twice";
     }
-    for (const v1::StoredEvent& e : r.events()) events.push_back(e.event().event_id());
+    for (const sync::LoggedEvent& e : Decoded(r.events())) events.push_back(e.event().event_id());
   }
   EXPECT_EQ(seen, all);
   EXPECT_EQ(pages, 4);
@@ -315,7 +317,7 @@ TEST_F(PullTest, AScopeChangeSendsTheAdditionsAndTheRemovals) {
   // The events after the cursor in the new scope follow (h3's may already be
   // reflected by its snapshot: the client skips those by last_offset).
   std::vector<std::string> events;
-  for (const v1::StoredEvent& e : r.events()) events.push_back(e.event().event_id());
+  for (const sync::LoggedEvent& e : Decoded(r.events())) events.push_back(e.event().event_id());
   EXPECT_EQ(events, (std::vector<std::string>{visit3.event_id(), visit2.event_id()}));
   EXPECT_EQ(r.checkpoint().scope_digest(), sync::ScopeDigest(after));
   EXPECT_FALSE(r.more());

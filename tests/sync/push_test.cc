@@ -21,10 +21,10 @@ class PushTest : public ::testing::Test {
       : phone_(env_.AddDevice("phone-1", "cadre-1", v1::ROLE_CADRE)),
         tablet_(env_.AddDevice("tablet-1", "township-1", v1::ROLE_TOWNSHIP_STAFF)) {}
 
-  v1::StoredEvent ReadStored(uint64_t offset) {
+  sync::LoggedEvent ReadStored(uint64_t offset) {
     absl::StatusOr<storage::LogRecord> record = env_.store().Read(offset);
     EXPECT_TRUE(record.ok()) << record.status();
-    absl::StatusOr<v1::StoredEvent> stored = sync::DecodeRecord(*record);
+    absl::StatusOr<sync::LoggedEvent> stored = sync::DecodeRecord(*record);
     EXPECT_TRUE(stored.ok()) << stored.status();
     return *stored;
   }
@@ -42,7 +42,6 @@ TEST_F(PushTest, AcceptsABatchInOrderAndAppliesIt) {
   ASSERT_OK_AND_ASSIGN(sync::PushOutcome outcome, env_.Push(phone_, events));
   ASSERT_EQ(outcome.response.results_size(), 3);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(outcome.response.results(i).event_id(), events[i].event_id());
     ASSERT_TRUE(outcome.response.results(i).has_accepted())
         << outcome.response.results(i).DebugString();
     EXPECT_EQ(outcome.response.results(i).accepted().offset(), static_cast<uint64_t>(i + 1));
@@ -60,13 +59,13 @@ TEST_F(PushTest, AcceptsABatchInOrderAndAppliesIt) {
   EXPECT_EQ(h->last_offset(), 3u);
 
   // The stored event carries what the server added.
-  const v1::StoredEvent stored = ReadStored(3);
+  const sync::LoggedEvent stored = ReadStored(3);
   EXPECT_EQ(stored.actor(), "cadre-1");
   EXPECT_TRUE(stored.relayed_by().empty());
   EXPECT_EQ(stored.adopted_hlc(), events[2].hlc());
-  ASSERT_EQ(stored.writes_size(), 1);
-  EXPECT_EQ(stored.writes(0).field(), "phone");
-  EXPECT_EQ(stored.writes(0).result(), v1::WRITE_RESULT_APPLIED);
+  ASSERT_EQ(stored.writes().size(), 1);
+  EXPECT_EQ(stored.writes()[0].field(), "phone");
+  EXPECT_EQ(stored.writes()[0].result(), v1::WRITE_RESULT_APPLIED);
   EXPECT_TRUE(env_.store().VerifyChain(1, env_.store().Head()).ok());
 }
 
@@ -111,20 +110,20 @@ TEST_F(PushTest, TheSameEventIdWithOtherContentIsRejected) {
   EXPECT_EQ(outcome.response.next_expected_seq().at("phone-1"), 3u);
 }
 
-TEST_F(PushTest, AGapFailsTheWholePushNamingTheNextExpectedNumber) {
+TEST_F(PushTest, AGapHoldsTheEventNamingTheNextExpectedNumberAndWritesNothing) {
   const std::string hid = NewUuid();
   ASSERT_OK(env_.Push(phone_, {phone_.Register(hid, kVillage, "H0005")}).status());
   v1::Event second = phone_.Visit(HouseholdRef(hid), kVillage);  // seq 2, never pushed
   (void)second;
   v1::Event third = phone_.Visit(HouseholdRef(hid), kVillage);  // seq 3
   const auto before = AllProjections(env_.store());
-  absl::StatusOr<sync::PushOutcome> outcome = env_.Push(phone_, {third});
-  ASSERT_EQ(outcome.status().code(), absl::StatusCode::kFailedPrecondition);
-  std::optional<v1::SequenceGap> gap = sync::SequenceGapOf(outcome.status());
-  ASSERT_TRUE(gap.has_value());
-  EXPECT_EQ(gap->device_id(), "phone-1");
-  EXPECT_EQ(gap->next_expected_seq(), 2u);
-  EXPECT_EQ(gap->got_seq(), 3u);
+  ASSERT_OK_AND_ASSIGN(sync::PushOutcome outcome, env_.Push(phone_, {third}));
+  ASSERT_EQ(outcome.response.results_size(), 1);
+  const v1::PushResult& held = outcome.response.results(0);
+  ASSERT_TRUE(held.has_held()) << held.ShortDebugString();
+  EXPECT_EQ(held.held().expected_device_seq(), 2u);
+  EXPECT_EQ(outcome.response.next_expected_seq().at("phone-1"), 2u);
+  EXPECT_EQ(outcome.held, 1u);
   EXPECT_EQ(env_.store().Head(), 1u);
   EXPECT_EQ(AllProjections(env_.store()), before);
 
@@ -212,7 +211,7 @@ TEST_F(PushTest, ARelayedEventKeepsItsSignerAndRecordsTheRelay) {
   ASSERT_TRUE(outcome.response.results(1).has_accepted());
   EXPECT_EQ(outcome.response.next_expected_seq().at("phone-1"), 3u);
   EXPECT_EQ(outcome.response.next_expected_seq().at("tablet-1"), 1u);
-  const v1::StoredEvent stored = ReadStored(2);
+  const sync::LoggedEvent stored = ReadStored(2);
   EXPECT_EQ(stored.event().device_id(), "phone-1");
   EXPECT_EQ(stored.relayed_by(), "tablet-1");
   EXPECT_EQ(stored.actor(), "cadre-1");
@@ -239,8 +238,9 @@ TEST_F(PushTest, ARelayedEventMustLieInItsSignersScopeToo) {
   };
   ASSERT_OK_AND_ASSIGN(
       sync::PushOutcome outcome,
-      env_.engine().Push(context, {phone_.Visit(HouseholdRef(inside), kVillage),
-                                   phone_.Visit(HouseholdRef(outside), "620102002001")}));
+      env_.engine().Push(context, SealForPush(std::vector<v1::Event>{
+                                      phone_.Visit(HouseholdRef(inside), kVillage),
+                                      phone_.Visit(HouseholdRef(outside), "620102002001")})));
   EXPECT_TRUE(outcome.response.results(0).has_accepted());
   EXPECT_EQ(outcome.response.results(1).rejected().code(), v1::REJECTION_CODE_OUT_OF_SCOPE);
 }
@@ -257,7 +257,7 @@ TEST_F(PushTest, AClockFarAheadIsKeptAsEvidenceButNotAdopted) {
   phone_.Sign(future);
   ASSERT_OK_AND_ASSIGN(sync::PushOutcome outcome, env_.Push(phone_, {registered, future}));
   ASSERT_TRUE(outcome.response.results(1).has_accepted());
-  const v1::StoredEvent stored = ReadStored(2);
+  const sync::LoggedEvent stored = ReadStored(2);
   EXPECT_TRUE(stored.hlc_flagged());
   EXPECT_EQ(stored.event().hlc(), future.hlc());  // The evidence is kept as signed.
   EXPECT_LT(stored.adopted_hlc(), sync::HlcAt(env_.clock().Now() + absl::Minutes(6)));
@@ -271,7 +271,7 @@ TEST_F(PushTest, PushAsyncAnswersOnceWithoutBlockingTheCaller) {
   absl::StatusOr<sync::PushOutcome> answer;
   int calls = 0;
   env_.engine().PushAsync(env_.Context(phone_, Env::AllScope()),
-                          {phone_.Register(hid, kVillage, "H0010")},
+                          {SealForPush(phone_.Register(hid, kVillage, "H0010"))},
                           [&](absl::StatusOr<sync::PushOutcome> outcome) {
                             ++calls;
                             answer = std::move(outcome);

@@ -102,15 +102,7 @@ sync::DeviceInfo SimDevice::Info() const {
   return info;
 }
 
-void SimDevice::Sign(v1::Event& event) const {
-  event.clear_signature();
-  const std::string canonical = sync::CanonicalEventBytes(event);
-  unsigned char signature[crypto_sign_BYTES];
-  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(canonical.data()),
-                       canonical.size(),
-                       reinterpret_cast<const unsigned char*>(secret_key_.data()));
-  event.set_signature(std::string(reinterpret_cast<char*>(signature), sizeof signature));
-}
+void SimDevice::Sign(v1::Event& event) const { testsig::SignForTest(secret_key_, event); }
 
 void SimDevice::Observe(uint64_t hlc) { hlc_ = std::max(hlc_, hlc); }
 
@@ -301,6 +293,12 @@ sync::PushContext Env::Context(const SimDevice& pusher, const sync::Scope& scope
 absl::StatusOr<sync::PushOutcome> Env::Push(const SimDevice& pusher,
                                             const std::vector<v1::Event>& events,
                                             const sync::Scope& scope) {
+  return engine_->Push(Context(pusher, scope), SealForPush(events));
+}
+
+absl::StatusOr<sync::PushOutcome> Env::PushSigned(const SimDevice& pusher,
+                                                  const std::vector<v1::SignedEvent>& events,
+                                                  const sync::Scope& scope) {
   return engine_->Push(Context(pusher, scope), events);
 }
 

@@ -24,8 +24,16 @@
 #include "sync/scope.h"
 #include "sync/sync_engine.h"
 #include "tests/storage/test_util.h"
+#include "tests/sync/test_signing.h"
 
 namespace fieldsync::test {
+
+using testsig::Decoded;
+using testsig::EventOf;
+using testsig::SealForPush;
+using testsig::SetTestSignature;
+using testsig::TestEventBytes;
+using testsig::TestSignature;
 
 using storage::test::ScopedTempDir;
 
@@ -93,7 +101,9 @@ class SimDevice {
   // device_time, subject and area; `body` fills the body before signing.
   v1::Event Make(const v1::SubjectRef& subject, const std::string& area_code,
                  const std::function<void(v1::Event&)>& body);
-  // Signs `event` with this device's key (after a test changed it).
+  // Signs `event` with this device's key (after a test changed it); the
+  // signature rides with the event until Env::Push seals it
+  // (tests/sync/test_signing.h).
   void Sign(v1::Event& event) const;
   // Folds a server HLC in (as a device does after a pull).
   void Observe(uint64_t hlc);
@@ -144,10 +154,15 @@ class Env {
   // Enrolls a simulated device (owned by the Env).
   SimDevice& AddDevice(const std::string& id, const std::string& user_id, v1::Role role);
 
-  // Pushes as `pusher` (the token's device and user) with `scope`.
+  // Pushes as `pusher` (the token's device and user) with `scope`: each event
+  // sealed as its device signed it (SealForPush).
   absl::StatusOr<sync::PushOutcome> Push(const SimDevice& pusher,
                                          const std::vector<v1::Event>& events,
                                          const sync::Scope& scope = AllScope());
+  // The same with SignedEvents as they are (tests of the bytes themselves).
+  absl::StatusOr<sync::PushOutcome> PushSigned(const SimDevice& pusher,
+                                               const std::vector<v1::SignedEvent>& events,
+                                               const sync::Scope& scope = AllScope());
   sync::PushContext Context(const SimDevice& pusher, const sync::Scope& scope) const;
 
   static sync::Scope AllScope();
