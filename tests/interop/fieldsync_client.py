@@ -34,6 +34,7 @@ def compile_protos(proto_dir, out_dir):
         os.path.join("fieldsync", "v1", name)
         for name in os.listdir(os.path.join(proto_dir, "fieldsync", "v1"))
         if name.endswith(".proto"))
+    os.makedirs(out_dir, exist_ok=True)
     subprocess.run([protoc, "-I" + proto_dir, "--python_out=" + out_dir] + sources, check=True)
     if out_dir not in sys.path:
         sys.path.insert(0, out_dir)

@@ -83,6 +83,7 @@ def main():
     started = time.monotonic()
     work = tempfile.mkdtemp(prefix="fieldsync_foreign_client_")
     server = None
+    log_path = None
     try:
         pb = fc.compile_protos(os.path.join(REPO, "proto"), os.path.join(work, "py"))
         if not hasattr(pb, "SignedEvent"):
@@ -101,9 +102,11 @@ def main():
         sys.path.insert(0, stubs)
 
         data_dir = os.path.join(work, "data")
+        log_path = os.path.join(work, "fieldsyncd.log")
+        log = open(log_path, "w")
         server = subprocess.Popen(
             [fieldsyncd, "--data_dir=" + data_dir, "--listen=127.0.0.1:0",
-             "--metrics_listen=off"], stdout=subprocess.PIPE, text=True)
+             "--metrics_listen=off"], stdout=subprocess.PIPE, stderr=log, text=True)
         port = None
         for line in server.stdout:
             match = re.match(r"fieldsyncd listening on [^ ]+:(\d+)\s*$", line)
@@ -125,6 +128,10 @@ def main():
         return 0
     except Failure as failure:
         print("FAIL: %s" % failure, file=sys.stderr)
+        if log_path and os.path.exists(log_path):
+            with open(log_path) as f:
+                print("fieldsyncd's last log lines:\n" + "".join(f.readlines()[-30:]),
+                      file=sys.stderr)
         return 1
     finally:
         if server is not None:
@@ -330,21 +337,25 @@ class Scenario:
               % (fresh.field(household, "phone"), replicas["cadre2"].field(household, "phone")))
 
     # 6.
-    def node_key(self):
-        node_id, seed = None, None
-        with open(os.path.join(self.data_dir, "node-key")) as f:
-            for line in f:
-                if line.startswith("node_id "):
-                    node_id = line.split()[1]
-                elif line.startswith("seed "):
-                    seed = bytes.fromhex(line.split()[1])
-        check(node_id and seed, "node-key has no node_id and seed")
-        return node_id, fc.DeviceKey(seed).public_key()
+    def node_keys(self):
+        """The server's node device(s), which sign admin events: AdminService.ListDevices."""
+        keys = {}
+        token = ""
+        while True:
+            page = self.admin_call("ListDevices", user_id="system", include_revoked=True,
+                                   page_token=token)
+            for device in page.devices:
+                keys[device.id] = device.public_key
+            token = page.next_page_token
+            if not token:
+                return keys
 
     def chain_and_signatures(self):
         pb = self.pb
-        node_id, node_public = self.node_key()
-        self.keys[node_id] = node_public
+        # Keys: the node's from ListDevices; every device's from its DeviceEnrolled event in
+        # the stream itself (checked against the keys this client made).
+        keys = self.node_keys()
+        check(keys, "ListDevices lists no node device")
         hq = self.devices["hq1"]
         entries = []
         stream = self.api.call("StreamService", "Subscribe", pb.SubscribeRequest(from_offset=0),
@@ -372,11 +383,20 @@ class Scenario:
             stored = pb.StoredEvent.FromString(entry.record)
             check(stored.event, "offset %d: a record without event bytes travelled" % entry.offset)
             event = pb.Event.FromString(stored.event)
-            key = self.keys.get(event.device_id)
+            if event.WhichOneof("body") == "device_enrolled":
+                enrolled_key = event.device_enrolled.public_key
+                mine = self.keys.get(event.subject.id)
+                check(mine is None or mine == enrolled_key,
+                      "DeviceEnrolled of %s carries another key" % event.subject.id)
+                keys[event.subject.id] = enrolled_key
+            key = keys.get(event.device_id)
             check(key is not None, "offset %d: unknown device %s" % (entry.offset, event.device_id))
             check(fc.verify_signature(key, stored.event, stored.signature),
                   "offset %d: the signature does not verify over the event bytes" % entry.offset)
             signed += 1
+        for device_id in self.keys:
+            check(keys.get(device_id) == self.keys[device_id],
+                  "the stream has no DeviceEnrolled with the key of %s" % device_id)
         print("verified %d records' hashes and signatures from Subscribe (offsets %d..%d)"
               % (signed, entries[0].offset, entries[-1].offset))
 
