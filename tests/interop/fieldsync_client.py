@@ -243,21 +243,47 @@ class Replica:
             else:
                 self.conflicts.pop(conflict.id, None)
 
+    def _body_values(self, event):
+        """The values an event's body gives its fields by name (a write's value when the
+        WriteOutcome carries none)."""
+        pb = self.pb
+        body = event.WhichOneof("body")
+        values = {}
+        if body == "household_fields_set":
+            for patch in event.household_fields_set.patches:
+                values[patch.field] = patch.value
+        elif body == "household_registered":
+            registered = event.household_registered
+            values["head_name"] = pb.FieldValue(string_value=registered.head_name)
+            values["head_id_number"] = pb.FieldValue(string_value=registered.head_id_number)
+            if registered.HasField("location"):
+                values["location"] = pb.FieldValue(location_value=registered.location)
+            for name, value in registered.fields.items():
+                values[name] = value
+        return values
+
     def apply_entry(self, entry):
+        """Applies one LogEntry: the server's WriteOutcomes decide, the client merges nothing."""
         stored = self.pb.StoredEvent.FromString(entry.record)
         if not stored.event:
-            return  # not an event (never sent, but harmless)
+            return  # a record without an event never travels; harmless if it did
         event = self.pb.Event.FromString(stored.event)
+        body_values = self._body_values(event)
         for write in stored.writes:
             if write.entity.kind != self.pb.SUBJECT_KIND_HOUSEHOLD:
                 continue
             local = self._household(write.entity.id)
-            if entry.offset <= local["last_offset"] and write.field in local["fields"]:
+            if entry.offset <= local["last_offset"]:
                 continue  # the snapshot already reflects it
             if write.result == self.pb.WRITE_RESULT_LOST:
                 continue  # kept in the conflict, not the current value
-            if "value" in write.DESCRIPTOR.fields_by_name and write.HasField("value"):
-                local["fields"][write.field] = (write.version, write.value)
+            value = None
+            if write.DESCRIPTOR.oneofs_by_name.get("value") and write.HasField("value"):
+                value = getattr(write, write.WhichOneof("value"))
+            elif write.field in body_values:
+                value = body_values[write.field]
+            if value is not None:
+                local["fields"][write.field] = (write.version, value)
         if event.subject.kind == self.pb.SUBJECT_KIND_HOUSEHOLD:
             local = self._household(event.subject.id)
             local["last_offset"] = max(local["last_offset"], entry.offset)
@@ -304,3 +330,11 @@ def conflict_records(response):
                 "fieldsync.v1.Conflict" and field.label == field.LABEL_REPEATED):
             found.extend(getattr(response, field.name))
     return found
+
+
+def error_detail(pb, rpc_error):
+    """The ErrorDetail a RESOURCE_EXHAUSTED carries in the trailer fieldsync-error-bin, or None."""
+    for key, value in rpc_error.trailing_metadata() or ():
+        if key == "fieldsync-error-bin":
+            return pb.ErrorDetail.FromString(value)
+    return None

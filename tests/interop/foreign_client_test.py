@@ -402,11 +402,37 @@ class Scenario:
 
     # 7.
     def schema(self):
+        pb = self.pb
         check(self.pb.has_method("SyncService", "GetSchema"), "SyncService has no GetSchema")
         device = self.devices["cadre1"]
-        schema = self.api.call("SyncService", "GetSchema",
+        answer = self.api.call("SyncService", "GetSchema",
                                self.api.request("SyncService", "GetSchema"), token=device.token)
-        check(schema.ByteSize() > 0, "GetSchema answered an empty message")
+        check(answer.schema_version, "GetSchema has no schema_version")
+        fields = {f.name: f for f in answer.schema.household_fields}
+        check("phone" in fields and fields["phone"].type == pb.FIELD_TYPE_STRING,
+              "GetSchema: household field phone missing or not a string: %s"
+              % fields.get("phone"))
+        check(answer.limits.max_push_events > 0 and answer.limits.max_event_bytes > 0,
+              "GetSchema limits: %s" % answer.limits)
+        again = self.api.call("SyncService", "GetSchema",
+                              self.api.request("SyncService", "GetSchema"), token=device.token)
+        check(again.schema_version == answer.schema_version, "schema_version is not stable")
+
+        # A batch over limits.max_push_events: RESOURCE_EXHAUSTED whose detail says "make it
+        # smaller" and names the limit, without parsing the message.
+        limit = answer.limits.max_push_events
+        junk = pb.SignedEvent(event=b"\x0a\x01x", signature=b"\0" * 64)
+        try:
+            device.push([junk] * (limit + 1))
+            raise Failure("a push of %d events (limit %d) succeeded" % (limit + 1, limit))
+        except self.grpc.RpcError as error:
+            check(error.code() == self.grpc.StatusCode.RESOURCE_EXHAUSTED,
+                  "a push over max_push_events: %s %s" % (error.code(), error.details()))
+            detail = fc.error_detail(pb, error)
+            check(detail is not None, "RESOURCE_EXHAUSTED without fieldsync-error-bin")
+            check(detail.action == pb.ErrorDetail.ACTION_MAKE_SMALLER and
+                  detail.limit == "limits.max_push_events" and detail.limit_value == limit,
+                  "RESOURCE_EXHAUSTED detail: %s" % detail)
 
 
 if __name__ == "__main__":
