@@ -227,6 +227,7 @@ class Replica:
         self.households = {}   # id -> {"last_offset": n, "fields": {name: (version, FieldValue)}}
         self.conflicts = {}    # id -> Conflict (open ones)
         self.resets = 0
+        self.last_reset_reason = None
 
     def _household(self, household_id):
         return self.households.setdefault(household_id, {"last_offset": 0, "fields": {}})
@@ -299,6 +300,7 @@ class Replica:
             pages += 1
             if response.HasField("reset"):
                 self.resets += 1
+                self.last_reset_reason = response.reset.reason
                 self.households.clear()
                 self.conflicts.clear()
             if response.HasField("snapshot"):

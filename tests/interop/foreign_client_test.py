@@ -18,10 +18,12 @@ from protoc --python_out of the repository's protos, compiled into a temp dir at
   5. makes a conflict between the two cadres' devices (the same field from base 0), has
      the township staff resolve it, and checks that both cadres' replicas, built only from
      what Pull returns (snapshot, LogEntry records' WriteOutcomes, conflicts), converge on
-     the resolved value with no open conflict;
+     the resolved value with no open conflict; an invented cursor answers
+     RESET(UNKNOWN_CURSOR) and the rebuilt replica is the same;
   6. subscribes with the HQ token and verifies, from the bytes received, every record's
      hash, the chain where offsets are consecutive, and every event's signature;
-  7. fetches SyncService.GetSchema;
+  7. fetches SyncService.GetSchema (schema, version, limits) and pushes one event more than
+     its max_push_events: RESOURCE_EXHAUSTED with the ErrorDetail "make it smaller";
   8. stops the server with SIGTERM (exit status 0).
 
 Usage: foreign_client_test.py FIELDSYNCD PROTO_ROOT
@@ -330,6 +332,16 @@ class Scenario:
                   "%s's replica has phone %s, want %s" % (name, value, chosen))
             check(conflict_ids[0] not in replica.conflicts,
                   "%s's replica still has the conflict open" % name)
+        # An invented cursor: RESET(UNKNOWN_CURSOR) and a snapshot; the replica is rebuilt.
+        invented = fc.Replica(pb)
+        invented.cursor = pb.Checkpoint(offset=3, scope_digest=b"\x07" * 32)
+        invented.pull(self.api, cadre1.token)
+        check(invented.resets == 1 and
+              invented.last_reset_reason == pb.RESET_REASON_UNKNOWN_CURSOR,
+              "an invented cursor answered reset %s, want RESET_REASON_UNKNOWN_CURSOR"
+              % invented.last_reset_reason)
+        check(invented.field(household, "phone") == replicas["cadre1"].field(household, "phone"),
+              "the replica rebuilt after a reset differs")
         fresh = fc.Replica(pb)
         fresh.pull(self.api, cadre2.token)
         check(fresh.field(household, "phone") == replicas["cadre2"].field(household, "phone"),
