@@ -79,6 +79,9 @@ absl::Status ResolveField(MergeContext& mc, const v1::Conflict& conflict, v1::Ho
   out.set_field(conflict.field());
   out.set_version(version);
   out.set_result(v1::WRITE_RESULT_APPLIED);
+  // The body names a side, not the value: the outcome carries it, so a
+  // client replays the resolution from the pulled event alone.
+  *out.mutable_field_value() = value;
   mc.result().writes.push_back(std::move(out));
   return absl::OkStatus();
 }
@@ -109,6 +112,7 @@ absl::Status ResolvePlan(MergeContext& mc, const v1::Conflict& conflict) {
   out.set_field("items");
   out.set_version(plan->version());
   out.set_result(v1::WRITE_RESULT_APPLIED);
+  *out.mutable_plan() = side->plan();
   mc.result().writes.push_back(std::move(out));
   return absl::OkStatus();
 }
@@ -140,8 +144,17 @@ absl::Status ResolveStatus(MergeContext& mc, const v1::Conflict& conflict, v1::H
       return absl::OkStatus();
   }
   if (to != h.status() || type != h.monitoring_type()) {
+    const v1::HouseholdStatus from = h.status();
     RETURN_IF_ERROR(ApplyStatus(mc, h, to, type));
     *household_changed = true;
+    // ApplyStatus recorded the "status" write last: it carries the status
+    // set (a chosen side names it only through the conflict).
+    if (!mc.result().writes.empty() && mc.result().writes.back().field() == "status") {
+      v1::StatusTransition* set = mc.result().writes.back().mutable_status();
+      set->set_from_status(from);
+      set->set_to_status(h.status());
+      set->set_monitoring_type(h.monitoring_type());
+    }
   }
   return absl::OkStatus();
 }

@@ -22,12 +22,16 @@ const std::vector<FieldSchema>& BuildHouseholdFields() {
       {.name = "location", .type = FieldType::kLocation},
       {.name = "phone", .type = FieldType::kString, .max = 32},
       {.name = "identification_year", .type = FieldType::kInt, .min = 2000, .max = 2100},
-      {.name = "standard", .type = FieldType::kEnum, .enum_valid = ValidPovertyStandard},
-      {.name = "attribute", .type = FieldType::kEnum, .enum_valid = ValidHouseholdAttribute},
-      {.name = "main_poverty_cause", .type = FieldType::kEnum, .enum_valid = ValidPovertyCause},
+      {.name = "standard", .type = FieldType::kEnum, .enum_valid = ValidPovertyStandard,
+       .enum_type = &v1::PovertyStandard_descriptor},
+      {.name = "attribute", .type = FieldType::kEnum, .enum_valid = ValidHouseholdAttribute,
+       .enum_type = &v1::HouseholdAttribute_descriptor},
+      {.name = "main_poverty_cause", .type = FieldType::kEnum, .enum_valid = ValidPovertyCause,
+       .enum_type = &v1::PovertyCause_descriptor},
       {.name = "secondary_poverty_causes",
        .type = FieldType::kEnumList,
-       .enum_valid = ValidPovertyCause},
+       .enum_valid = ValidPovertyCause,
+       .enum_type = &v1::PovertyCause_descriptor},
       {.name = "planned_exit_year", .type = FieldType::kInt, .min = 2000, .max = 2100},
       // Areas in 0.01 mu (land) and 0.01 m² (housing).
       {.name = "cultivated_land_area", .type = FieldType::kInt, .min = 0, .max = kMaxArea},
@@ -51,7 +55,8 @@ const std::vector<FieldSchema>& BuildMemberFields() {
       {.name = "relation",
        .type = FieldType::kEnum,
        .enum_valid = ValidMemberRelation,
-       .required = true},
+       .required = true,
+       .enum_type = &v1::MemberRelation_descriptor},
       {.name = "birth_date", .type = FieldType::kDate},
       {.name = "gender", .type = FieldType::kString, .max = 16},
       {.name = "education", .type = FieldType::kString, .max = 64},
@@ -87,6 +92,75 @@ bool ValidMemberRelation(int v) { return v != 0 && v1::MemberRelation_IsValid(v)
 
 const std::vector<FieldSchema>& HouseholdFields() { return BuildHouseholdFields(); }
 const std::vector<FieldSchema>& MemberFields() { return BuildMemberFields(); }
+namespace {
+
+v1::FieldType PublishedType(FieldType type) {
+  switch (type) {
+    case FieldType::kString:
+      return v1::FIELD_TYPE_STRING;
+    case FieldType::kInt:
+      return v1::FIELD_TYPE_INT;
+    case FieldType::kEnum:
+      return v1::FIELD_TYPE_ENUM;
+    case FieldType::kBool:
+      return v1::FIELD_TYPE_BOOL;
+    case FieldType::kStringList:
+      return v1::FIELD_TYPE_STRING_LIST;
+    case FieldType::kEnumList:
+      return v1::FIELD_TYPE_ENUM_LIST;
+    case FieldType::kDate:
+      return v1::FIELD_TYPE_DATE;
+    case FieldType::kLocation:
+      return v1::FIELD_TYPE_LOCATION;
+    case FieldType::kIdNumber:
+      return v1::FIELD_TYPE_ID_NUMBER;
+  }
+  return v1::FIELD_TYPE_UNSPECIFIED;
+}
+
+void Publish(const FieldSchema& field, v1::FieldSpec* out) {
+  out->set_name(std::string(field.name));
+  out->set_type(PublishedType(field.type));
+  out->set_required(field.required);
+  switch (field.type) {
+    case FieldType::kInt:
+      out->set_min(field.min);
+      out->set_max(field.max);
+      break;
+    case FieldType::kString:
+    case FieldType::kStringList:
+      out->set_max_length(static_cast<uint32_t>(field.max));
+      break;
+    case FieldType::kEnum:
+    case FieldType::kEnumList:
+      if (field.enum_type != nullptr) {
+        const google::protobuf::EnumDescriptor* type = field.enum_type();
+        out->set_enum_type(type->full_name());
+        // The values the check accepts, so the published list and the
+        // server's judgement cannot disagree.
+        for (int i = 0; i < type->value_count(); ++i) {
+          const google::protobuf::EnumValueDescriptor* value = type->value(i);
+          if (field.enum_valid == nullptr || !field.enum_valid(value->number())) continue;
+          v1::EnumValue* published = out->add_enum_values();
+          published->set_number(value->number());
+          published->set_name(value->name());
+        }
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+v1::FieldSchemaSet PublishedFieldSchema() {
+  v1::FieldSchemaSet schema;
+  for (const FieldSchema& field : HouseholdFields()) Publish(field, schema.add_household_fields());
+  for (const FieldSchema& field : MemberFields()) Publish(field, schema.add_member_fields());
+  return schema;
+}
+
 const FieldSchema* HouseholdField(std::string_view name) { return Find(HouseholdFields(), name); }
 const FieldSchema* MemberField(std::string_view name) { return Find(MemberFields(), name); }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fieldsync/v1/common.pb.h"
+#include "fieldsync/v1/sync_service.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "sync/merge_policy.h"
 
@@ -40,6 +41,9 @@ struct FieldSchema {
   bool (*enum_valid)(int) = nullptr;
   // True if the field may not be cleared (set to no value).
   bool required = false;
+  // For kEnum and kEnumList: the enum of common.proto the numbers come from
+  // (the published schema lists its values that enum_valid accepts).
+  const google::protobuf::EnumDescriptor* (*enum_type)() = nullptr;
 };
 
 // The schema of a household field, or nullptr if the household has no such
@@ -51,6 +55,10 @@ const FieldSchema* MemberField(std::string_view name);
 // Every household / member field, for documentation and tests.
 const std::vector<FieldSchema>& HouseholdFields();
 const std::vector<FieldSchema>& MemberFields();
+
+// The schema as clients read it (SyncService.GetSchema): every household and
+// member field, in the order above, with its type, bounds and enum values.
+v1::FieldSchemaSet PublishedFieldSchema();
 
 // Checks `value` against `schema`; `path` names the field in a rejection.
 // No variant set means "clear the field".

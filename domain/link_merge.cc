@@ -47,6 +47,19 @@ absl::Status MergeLinkStarted(MergeContext& mc) {
     if (!household) return absl::OkStatus();
     area_code = household->village_code();
   }
+  // An AREA target is a county (the only area a link role names): the
+  // engine found the area imported, its level is the body's to check.
+  if (event.subject().kind() == v1::SUBJECT_KIND_AREA) {
+    ASSIGN_OR_RETURN(std::optional<v1::Area> area, mc.Load<v1::Area>(keys::Area(area_code)));
+    if (!area || area->level() != v1::AREA_LEVEL_COUNTY) {
+      mc.Reject(v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
+                absl::StrCat("area_code ", area_code, " is not a county the server knows",
+                             area ? absl::StrCat(" (it is a ", v1::AreaLevel_Name(area->level()),
+                                                 ")")
+                                  : ""));
+      return absl::OkStatus();
+    }
+  }
   ASSIGN_OR_RETURN(std::optional<std::string> existing, mc.Get(keys::LinkTarget(body.link_id())));
   if (existing) {
     mc.Reject(v1::REJECTION_CODE_SUBJECT_EXISTS, "link_started.link_id", "the link already exists");

@@ -2,6 +2,8 @@
 // Validation lives in validation.cc.
 #include "domain/shuanglian_policy.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/area_code.h"
 #include "base/status_macros.h"
@@ -168,6 +170,32 @@ absl::Status ShuanglianPolicy::AppendSnapshot(const sync::ProjectionReader& read
   }
   if (area_code.empty()) return absl::OkStatus();
   return AppendAreaChain(reader, area_code, out->mutable_areas());
+}
+
+absl::Status ShuanglianPolicy::AppendConflictsOf(
+    const sync::ProjectionReader& reader, const v1::StoredEvent& stored,
+    google::protobuf::RepeatedPtrField<v1::Conflict>* out) const {
+  std::vector<std::string> ids;
+  for (const v1::WriteOutcome& write : stored.writes()) {
+    if (!write.conflict_id().empty()) ids.push_back(write.conflict_id());
+  }
+  if (stored.event().body_case() == v1::Event::kConflictResolved) {
+    ids.push_back(stored.event().conflict_resolved().conflict_id());
+  }
+  for (const std::string& id : ids) {
+    if (std::any_of(out->begin(), out->end(),
+                    [&](const v1::Conflict& c) { return c.id() == id; })) {
+      continue;
+    }
+    const std::string key = keys::Conflict(id);
+    ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader.Get(key));
+    // An accepted event names only conflicts its merge saved.
+    if (!bytes) return absl::DataLossError(absl::StrCat("conflict ", id, " is missing"));
+    if (!out->Add()->ParseFromString(*bytes)) {
+      return absl::DataLossError(absl::StrCat("projection ", key, " does not parse"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fieldsync::domain

@@ -83,6 +83,11 @@ class ShuanglianPolicy : public sync::MergePolicy {
   // own) and its ancestors, for display.
   absl::Status AppendSnapshot(const sync::ProjectionReader& reader, const v1::SubjectRef& subject,
                               v1::Snapshot* out) const override;
+  // The conflicts an event's writes opened (WriteOutcome.conflict_id) and the
+  // one a ConflictResolved closed, read from dom/conflict/<id>.
+  absl::Status AppendConflictsOf(
+      const sync::ProjectionReader& reader, const v1::StoredEvent& stored,
+      google::protobuf::RepeatedPtrField<v1::Conflict>* out) const override;
 
   const DomainOptions& options() const { return options_; }
 

@@ -1,8 +1,15 @@
 #include "server/auth.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/stubs/logging.h>
+
 #include <algorithm>
+#include <mutex>
+#include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/types/optional.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/call_log.h"
@@ -35,6 +42,7 @@ std::vector<PolicyRow> BuildTable() {
       row(kSync, "UploadBlob", kFieldRoles, R::kRoleOnly),
       row(kSync, "GetBlobStatus", kFieldRoles, R::kRoleOnly),
       row(kSync, "Enroll", 0, R::kPublic),
+      row(kSync, "GetSchema", kEveryRole, R::kRoleOnly),
       row(kStream, "Subscribe", kHq | kAdmin, R::kRequestPrefix),
       row(kQuery, "GetHousehold", kEveryRole, R::kSubject),
       row(kQuery, "ListHouseholds", kEveryRole, R::kRequestPrefix),
@@ -115,6 +123,192 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+namespace {
+
+// The payload type URL of an ErrorDetail inside an absl::Status.
+constexpr char kErrorDetailPayload[] = "type.googleapis.com/fieldsync.v1.ErrorDetail";
+
+absl::Status WithDetail(absl::Status status, const v1::ErrorDetail& detail) {
+  status.SetPayload(kErrorDetailPayload, absl::Cord(detail.SerializeAsString()));
+  return status;
+}
+
+}  // namespace
+
+absl::Status OverSizeLimit(std::string message, std::string_view limit, uint64_t value,
+                           uint64_t requested) {
+  v1::ErrorDetail detail;
+  detail.set_action(v1::ErrorDetail::ACTION_MAKE_SMALLER);
+  detail.set_limit(std::string(limit));
+  detail.set_limit_value(value);
+  detail.set_requested(requested);
+  return WithDetail(absl::ResourceExhaustedError(std::move(message)), detail);
+}
+
+absl::Status RetryLater(std::string message, std::string_view limit, uint64_t value,
+                        absl::Duration retry_after) {
+  v1::ErrorDetail detail;
+  detail.set_action(v1::ErrorDetail::ACTION_RETRY_LATER);
+  detail.set_limit(std::string(limit));
+  detail.set_limit_value(value);
+  if (retry_after > absl::ZeroDuration() && retry_after != absl::InfiniteDuration()) {
+    // Rounded up, at least 1 ms: a client that waits exactly this long finds a token.
+    detail.set_retry_after_ms(static_cast<uint64_t>(std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(absl::Ceil(retry_after, absl::Milliseconds(1))))));
+  }
+  return WithDetail(absl::ResourceExhaustedError(std::move(message)), detail);
+}
+
+std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrorDetailPayload);
+  if (!payload) return std::nullopt;
+  v1::ErrorDetail detail;
+  if (!detail.ParseFromString(std::string(*payload))) return std::nullopt;
+  return detail;
+}
+
+void AddErrorTrailers(grpc::ServerContextBase* context, const absl::Status& status) {
+  if (context == nullptr || status.ok()) return;
+  std::optional<v1::ErrorDetail> detail = ErrorDetailOf(status);
+  if (!detail) return;
+  context->AddTrailingMetadata(kErrorDetailTrailer, detail->SerializeAsString());
+  if (detail->retry_after_ms() > 0) {
+    context->AddTrailingMetadata(kRetryAfterTrailer, absl::StrCat(detail->retry_after_ms()));
+  }
+}
+
+// --- Requests that do not parse --------------------------------------------------------
+
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+using grpc::experimental::InterceptorBatchMethods;
+using grpc::experimental::ServerRpcInfo;
+
+// The full name ("fieldsync.v1.Unit.name") of the last string field that
+// failed protobuf's UTF-8 check on this thread, from protobuf's log.
+thread_local std::string t_invalid_utf8_field;
+google::protobuf::LogHandler* g_previous_log_handler = nullptr;
+
+// Records the field of a UTF-8 failure, then logs as before.
+void CaptureInvalidUtf8(google::protobuf::LogLevel level, const char* filename, int line,
+                        const std::string& message) {
+  constexpr std::string_view kHead = "String field '";
+  if (std::string_view(message).starts_with(kHead) &&
+      message.find("contains invalid UTF-8 data when parsing") != std::string::npos) {
+    const size_t end = message.find('\'', kHead.size());
+    if (end != std::string::npos) {
+      t_invalid_utf8_field = message.substr(kHead.size(), end - kHead.size());
+    }
+  }
+  if (g_previous_log_handler != nullptr) g_previous_log_handler(level, filename, line, message);
+}
+
+// The path of the field `full_name` from `type` ("unit.name"), or empty.
+std::string FieldPath(const google::protobuf::Descriptor* type, std::string_view full_name,
+                      int depth = 0) {
+  for (int i = 0; i < type->field_count(); ++i) {
+    if (type->field(i)->full_name() == full_name) return type->field(i)->name();
+  }
+  if (depth >= 8) return "";
+  for (int i = 0; i < type->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = type->field(i);
+    if (field->message_type() == nullptr) continue;
+    std::string below = FieldPath(field->message_type(), full_name, depth + 1);
+    if (!below.empty()) return absl::StrCat(field->name(), ".", below);
+  }
+  return "";
+}
+
+// The request type of a method path ("/fieldsync.v1.QueryService/GetHousehold").
+const google::protobuf::Descriptor* RequestTypeOf(std::string_view path) {
+  if (!path.starts_with("/")) return nullptr;
+  const size_t slash = path.find('/', 1);
+  if (slash == std::string_view::npos) return nullptr;
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          std::string(path.substr(1, slash - 1)));
+  if (service == nullptr) return nullptr;
+  const google::protobuf::MethodDescriptor* method =
+      service->FindMethodByName(std::string(path.substr(slash + 1)));
+  return method == nullptr ? nullptr : method->input_type();
+}
+
+class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit MalformedRequestInterceptor(ServerRpcInfo* info)
+      : method_(info->method() == nullptr ? "" : info->method()) {}
+
+  void Intercept(InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      // Deserialize ran just before, on this thread.
+      std::string field = std::exchange(t_invalid_utf8_field, std::string());
+      if (methods->GetRecvMessage() == nullptr) {
+        malformed_ = true;
+        invalid_utf8_field_ = std::move(field);
+      }
+    }
+    if (malformed_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status sent = methods->GetSendStatus();
+      // Only gRPC's own answer to the failed parse: no handler ran.
+      if (sent.error_code() == grpc::StatusCode::UNIMPLEMENTED && sent.error_message().empty()) {
+        methods->ModifySendStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, Describe()));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string Describe() const {
+    const google::protobuf::Descriptor* type = RequestTypeOf(method_);
+    const std::string type_name = type == nullptr ? "the method's request" : type->full_name();
+    if (!invalid_utf8_field_.empty()) {
+      std::string path = type == nullptr ? "" : FieldPath(type, invalid_utf8_field_);
+      if (path.empty()) path = invalid_utf8_field_;
+      return absl::StrCat("request field ", path, " (", invalid_utf8_field_,
+                          ") is not valid UTF-8: the request does not parse as ", type_name,
+                          "; send strings as whole UTF-8 characters (bytes fields take any bytes)");
+    }
+    return absl::StrCat("the request does not parse as ", type_name,
+                        ": the bytes are not a protobuf encoding of it (truncated, or a field "
+                        "with the wrong wire type)");
+  }
+
+  const std::string method_;
+  bool malformed_ = false;
+  std::string invalid_utf8_field_;
+};
+
+class MalformedRequestFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  MalformedRequestFactory() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      g_previous_log_handler = google::protobuf::SetLogHandler(&CaptureInvalidUtf8);
+    });
+  }
+  grpc::experimental::Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
+    return new MalformedRequestInterceptor(info);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewMalformedRequestFactory() {
+  return std::make_unique<MalformedRequestFactory>();
+}
+
+absl::Status NotReadable(const Principal& principal, const sync::Scope& scope,
+                         std::string_view what, std::string_view subject_key, bool exists) {
+  const bool named = !subject_key.empty() && scope.subject_keys.contains(std::string(subject_key));
+  if (!exists && (scope.all || named)) {
+    return absl::NotFoundError(absl::StrCat("no ", std::string(what)));
+  }
+  return OutOfScope(principal, what);
+}
+
 absl::Status OutOfScope(const Principal& principal, std::string_view what) {
   return absl::PermissionDeniedError(
       absl::StrCat(std::string(what), " is outside the scope of user ", principal.user_id(), " (",
@@ -124,11 +318,12 @@ absl::Status OutOfScope(const Principal& principal, std::string_view what) {
 // --- CallGuard ---------------------------------------------------------------------------
 
 CallGuard::CallGuard(ServerState* state, const Identity* identity, RateLimiter* limiter,
-                     std::string rate_limit_description)
+                     std::string rate_limit_description, uint64_t device_requests_per_second)
     : state_(state),
       identity_(identity),
       limiter_(limiter),
-      rate_limit_description_(std::move(rate_limit_description)) {}
+      rate_limit_description_(std::move(rate_limit_description)),
+      device_requests_per_second_(device_requests_per_second) {}
 
 Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_view method) const {
   Admission admission;
@@ -189,11 +384,19 @@ Admission CallGuard::Admit(grpc::CallbackServerContext* context, std::string_vie
   }
 
   // 5. Rate.
-  if (limiter_ != nullptr && !limiter_->Allow(admission.principal->device_id())) {
-    admission.status = absl::ResourceExhaustedError(
-        absl::StrCat("request rate of device ", admission.principal->device_id(),
-                     " is over the limit ", rate_limit_description_));
-    return admission;
+  if (limiter_ != nullptr) {
+    const absl::Duration wait = limiter_->Take(admission.principal->device_id());
+    if (wait > absl::ZeroDuration()) {
+      absl::Status limited = RetryLater(
+          absl::StrCat("request rate of device ", admission.principal->device_id(),
+                       " is over the limit ", rate_limit_description_),
+          "limits.device_requests_per_second", device_requests_per_second_, wait);
+      // Streams finish without a GuardedUnary: the trailers go on here, and
+      // the status the handler finishes with carries no detail twice.
+      AddErrorTrailers(context, limited);
+      admission.status = absl::ResourceExhaustedError(limited.message());
+      return admission;
+    }
   }
 
   // 6. The caller's scope, once for the whole call.
@@ -223,7 +426,8 @@ absl::Status CallGuard::LimitPublic(grpc::CallbackServerContext* context) const 
   const std::string peer = PeerHost(context->peer());
   std::string what;
   absl::Duration wait = public_per_peer_->Take(peer);
-  if (wait > absl::ZeroDuration()) {
+  const bool per_peer = wait > absl::ZeroDuration();
+  if (per_peer) {
     what = absl::StrCat("from ", peer,
                         " (auth.enroll_per_peer_per_minute=", public_per_peer_per_minute_, ")");
   } else {
@@ -233,10 +437,15 @@ absl::Status CallGuard::LimitPublic(grpc::CallbackServerContext* context) const 
   }
   const int64_t wait_ms =
       std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
-  context->AddTrailingMetadata("retry-after-ms", absl::StrCat(wait_ms));
-  return absl::ResourceExhaustedError(
+  absl::Status limited = RetryLater(
       absl::StrCat("too many enrollment attempts ", what, "; retry in ",
-                   absl::FormatDuration(absl::Milliseconds(wait_ms))));
+                   absl::FormatDuration(absl::Milliseconds(wait_ms))),
+      per_peer ? "auth.enroll_per_peer_per_minute" : "auth.enroll_per_minute",
+      static_cast<uint64_t>(per_peer ? public_per_peer_per_minute_ : public_per_minute_),
+      absl::Milliseconds(wait_ms));
+  // Admit's caller finishes with the status alone: the trailers go on here.
+  AddErrorTrailers(context, limited);
+  return absl::ResourceExhaustedError(limited.message());
 }
 
 std::string PeerHost(std::string_view peer) {
@@ -260,7 +469,7 @@ void CallGuard::Release(const Admission& admission) const {
 
 GuardedUnary::GuardedUnary(const CallGuard* guard, grpc::CallbackServerContext* context,
                            std::string_view method)
-    : guard_(guard), admission_(guard->Admit(context, method)) {
+    : guard_(guard), context_(context), admission_(guard->Admit(context, method)) {
   if (!admission_.status.ok()) Finish(admission_.status);
 }
 

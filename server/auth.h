@@ -29,6 +29,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <array>
 #include <cstdint>
@@ -41,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "fieldsync/v1/common.pb.h"
 #include "domain/scope.h"
 #include "server/directory.h"
@@ -100,6 +102,28 @@ std::string MethodPath(std::string_view service_full_name, std::string_view meth
 // The absl -> gRPC status border.
 grpc::Status ToGrpc(const absl::Status& status);
 
+// The binary trailer that carries a serialized v1.ErrorDetail with
+// RESOURCE_EXHAUSTED (docs/sync.md "Error details"), and the text trailer of
+// the wait in milliseconds that a retry-later detail also sets.
+inline constexpr char kErrorDetailTrailer[] = "fieldsync-error-bin";
+inline constexpr char kRetryAfterTrailer[] = "retry-after-ms";
+
+// RESOURCE_EXHAUSTED for a request over a size limit: `limit` is the
+// setting's name ("limits.max_push_events"), `value` its value, `requested`
+// what the request asked for. The detail rides in the status's payload until
+// FinishWithDetail/AddErrorTrailers puts it in the trailer.
+absl::Status OverSizeLimit(std::string message, std::string_view limit, uint64_t value,
+                           uint64_t requested);
+// RESOURCE_EXHAUSTED for a rate or queue limit: retry after `retry_after`
+// (zero: with back-off). Also sets `retry-after-ms` when retry_after > 0.
+absl::Status RetryLater(std::string message, std::string_view limit, uint64_t value,
+                        absl::Duration retry_after);
+// The detail a status carries, if it has one.
+std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status);
+// Adds the trailers of `status`'s detail (none if it has none) to `context`;
+// call before the call is finished.
+void AddErrorTrailers(grpc::ServerContextBase* context, const absl::Status& status);
+
 // The outcome of the guard for one call.
 struct Admission {
   bool started = false;                // A call slot is held: ServerState::FinishCall is owed.
@@ -114,8 +138,10 @@ struct Admission {
 class CallGuard {
  public:
   // Borrowed pointers must outlive the guard. `limiter` may be null (no limit).
+  // `device_requests_per_second` is the limiter's rate as configured, for
+  // the error detail of a refused call.
   CallGuard(ServerState* state, const Identity* identity, RateLimiter* limiter,
-            std::string rate_limit_description);
+            std::string rate_limit_description, uint64_t device_requests_per_second = 0);
 
   // Limits the public RPCs: `per_peer_per_minute` attempts a minute from
   // one peer address, `per_minute` from all peers, each also as a burst.
@@ -142,6 +168,7 @@ class CallGuard {
 
   RateLimiter* limiter_;
   std::string rate_limit_description_;
+  uint64_t device_requests_per_second_ = 0;
   std::unique_ptr<RateLimiter> public_per_peer_;
   std::unique_ptr<RateLimiter> public_global_;
   double public_per_peer_per_minute_ = 0;
@@ -166,11 +193,16 @@ class GuardedUnary final : public grpc::ServerUnaryReactor {
   // The caller's scope, computed once by the guard (admitted calls only).
   const sync::Scope& scope() const { return *admission_.scope; }
 
-  void Finish(const absl::Status& status) { grpc::ServerUnaryReactor::Finish(ToGrpc(status)); }
+  // Finishes the call with `status`, its error detail (if any) in the trailers.
+  void Finish(const absl::Status& status) {
+    AddErrorTrailers(context_, status);
+    grpc::ServerUnaryReactor::Finish(ToGrpc(status));
+  }
   void OnDone() override;
 
  private:
   const CallGuard* guard_;
+  grpc::CallbackServerContext* context_;
   Admission admission_;
 };
 
@@ -199,7 +231,32 @@ using FinishedWriter = FinishedStream<grpc::ServerWriteReactor<Response>>;
 template <typename Request>
 using FinishedReader = FinishedStream<grpc::ServerReadReactor<Request>>;
 
+// Requests that do not parse. gRPC C++ (1.51, callback API) answers a
+// request whose bytes do not deserialize UNIMPLEMENTED with an empty message
+// (CallbackUnaryHandler::RunHandler: a failed Deserialize gets an
+// UnimplementedUnaryReactor), before any handler of ours runs. This factory's
+// interceptor sees that (POST_RECV_MESSAGE without a message) and rewrites the
+// status it sends into INVALID_ARGUMENT with a message naming the request type
+// and, for a string that is not valid UTF-8, the field (its path from the
+// request, e.g. "unit.name"), which protobuf reports only in its log (a log
+// handler installed once by the first factory records it for the thread that
+// parsed). One place for every service and unary or server-streaming RPC;
+// install it first in ServerBuilder::experimental().SetInterceptorCreators.
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewMalformedRequestFactory();
+
 // PERMISSION_DENIED for a request outside the caller's scope.
 absl::Status OutOfScope(const Principal& principal, std::string_view what);
+
+// The answer for a subject a request names by id (`what`, as the request
+// named it, e.g. "household 7f3c...", "household number 6201..."; never
+// something read from the store) that does not exist, or exists outside the
+// caller's scope: the same PERMISSION_DENIED and message either way, so no
+// caller learns whether an id outside its scope exists (docs/authorization.md
+// "No existence oracle"). A caller who may see the subject wherever it is
+// (scope all, or the subject named in its scope: `subject_key`, empty if the
+// request named no key) is told NOT_FOUND when it does not exist.
+absl::Status NotReadable(const Principal& principal, const sync::Scope& scope,
+                         std::string_view what, std::string_view subject_key, bool exists);
 
 }  // namespace fieldsync::server

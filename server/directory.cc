@@ -227,9 +227,14 @@ absl::StatusOr<std::string> Directory::AreaOfSubject(const v1::SubjectRef& subje
 
 absl::StatusOr<std::optional<std::string>> Directory::AreaOfEventSubject(
     const v1::SubjectRef& subject) const {
-  if (subject.kind() == v1::SUBJECT_KIND_VILLAGE) {
+  if (subject.kind() == v1::SUBJECT_KIND_VILLAGE || subject.kind() == v1::SUBJECT_KIND_AREA) {
+    // A VILLAGE subject is an imported village; an AREA subject any other
+    // imported area (a village is named as a VILLAGE). The body may narrow
+    // the level further (a county link: domain/link_merge.cc).
     ASSIGN_OR_RETURN(std::optional<v1::Area> area, GetArea(subject.id()));
-    if (!area.has_value() || area->level() != v1::AREA_LEVEL_VILLAGE) return std::nullopt;
+    if (!area.has_value()) return std::nullopt;
+    const bool village = area->level() == v1::AREA_LEVEL_VILLAGE;
+    if (village != (subject.kind() == v1::SUBJECT_KIND_VILLAGE)) return std::nullopt;
     return area->code();
   }
   absl::StatusOr<std::string> area = AreaOfSubject(subject);

@@ -149,8 +149,9 @@ class Directory {
 
   // Where the subject of a pushed event lives, for the sync engine's scope
   // check (sync::SyncOptions::subject_area): AreaOfSubject, with nullopt for
-  // a subject the directory does not know, and a VILLAGE subject must be an
-  // area of village level. Errors: the store's.
+  // a subject the directory does not know, a VILLAGE subject must be an
+  // area of village level and an AREA subject one of any other level
+  // (docs/sync.md "Area codes"). Errors: the store's.
   absl::StatusOr<std::optional<std::string>> AreaOfEventSubject(
       const v1::SubjectRef& subject) const;
 

@@ -27,11 +27,14 @@ namespace fieldsync::server {
 
 // The answer of a call refused because the read queue is full.
 inline absl::Status ReadQueueFull(const BoundedExecutor& reads) {
-  return absl::ResourceExhaustedError(
+  // No wait can be promised (the queue drains at the pace of the reads):
+  // retry with back-off (retry_after_ms = 0).
+  return RetryLater(
       absl::StrCat("server busy: ", reads.queue_capacity(),
                    " calls are waiting for a read thread (limits.read_queue_depth=",
                    reads.queue_capacity(), ", limits.read_threads=", reads.threads(),
-                   "); retry later"));
+                   "); retry later"),
+      "limits.read_queue_depth", reads.queue_capacity(), absl::ZeroDuration());
 }
 
 // Runs `task` on ctx.reads (inline when the context has no executor: tests of

@@ -46,10 +46,12 @@ absl::Status CheckSubjectReadable(const Directory& directory, const Principal& p
     ASSIGN_OR_RETURN(std::optional<v1::Device> device, directory.GetDevice(subject.id()));
     if (device.has_value() && device->user_id() == principal.user_id()) return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::string area, directory.AreaOfSubject(subject));
-  if (!sync::Contains(scope, area, sync::SubjectKey(subject))) {
-    return OutOfScope(principal, sync::SubjectKey(subject));
-  }
+  const std::string key = sync::SubjectKey(subject);
+  absl::StatusOr<std::string> area = directory.AreaOfSubject(subject);
+  // A subject that does not exist and one outside the scope answer alike.
+  if (absl::IsNotFound(area.status())) return NotReadable(principal, scope, key, key, false);
+  RETURN_IF_ERROR(area.status());
+  if (!sync::Contains(scope, *area, key)) return NotReadable(principal, scope, key, key, true);
   return absl::OkStatus();
 }
 
@@ -63,24 +65,34 @@ grpc::ServerUnaryReactor* QueryServiceImpl::GetHousehold(grpc::CallbackServerCon
   FinishOffloaded(*ctx_, call, context, [ctx, call, request, response]() -> absl::Status {
     std::optional<HouseholdPlace> place;
     const HouseholdLocator& households = ctx->directory->households();
+    // What the request named, for the answer: never the id a number
+    // resolved to (that would tell an out-of-scope caller the id).
+    std::string named;
+    std::string named_key;
     switch (request->key_case()) {
       case v1::GetHouseholdRequest::kId: {
         RETURN_IF_ERROR(KeyField("id", request->id()));
         ASSIGN_OR_RETURN(place, households.FindById(request->id()));
+        named = absl::StrCat("household ", request->id());
+        named_key = absl::StrCat("household/", request->id());
         break;
       }
       case v1::GetHouseholdRequest::kHouseholdNumber: {
         RETURN_IF_ERROR(KeyField("household_number", request->household_number()));
         ASSIGN_OR_RETURN(place, households.FindByNumber(request->household_number()));
+        named = absl::StrCat("household number ", request->household_number());
         break;
       }
       default:
         return Invalid("id or household_number is required");
     }
-    if (!place.has_value()) return absl::NotFoundError("no such household");
     const Scope& scope = call->scope();
+    // Not registered and registered out of scope answer alike.
+    if (!place.has_value()) return NotReadable(call->principal(), scope, named, named_key, false);
     std::string key = absl::StrCat("household/", place->id);
-    if (!sync::Contains(scope, place->village_code, key)) return OutOfScope(call->principal(), key);
+    if (!sync::Contains(scope, place->village_code, key)) {
+      return NotReadable(call->principal(), scope, named, named_key, true);
+    }
     ASSIGN_OR_RETURN(*response, ctx->queries->GetHousehold(scope, *request));
     return absl::OkStatus();
   });
@@ -174,15 +186,17 @@ grpc::ServerUnaryReactor* QueryServiceImpl::ListRejections(grpc::CallbackServerC
     // everything for callers who see everything.
     ASSIGN_OR_RETURN(std::optional<v1::Device> device,
                      ctx->directory->GetDevice(request->device_id()));
+    // Another user's device and no device answer alike (the id as asked).
+    const std::string named = absl::StrCat("device ", request->device_id(),
+                                           " (not yours: give a scope_prefix of your area)");
     if (!device.has_value()) {
-      return absl::NotFoundError(absl::StrCat("no device '", request->device_id(), "'"));
+      if (scope.all) {
+        return absl::NotFoundError(absl::StrCat("no device '", request->device_id(), "'"));
+      }
+      return OutOfScope(principal, named);
     }
     if (device->user_id() != principal.user_id()) {
-      if (!scope.all) {
-        return OutOfScope(principal,
-                          absl::StrCat("device ", device->id(),
-                                       " (not yours: give a scope_prefix of your area)"));
-      }
+      if (!scope.all) return OutOfScope(principal, named);
     }
     // A device's own rejections are its user's to see whatever they name,
     // including those with no subject (a bad signature, a malformed event).

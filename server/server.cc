@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
+#include "server/auth.h"
 #include "server/call_log.h"
 #include "server/config.h"
 #include "server/kafka_exporter.h"
@@ -235,6 +236,8 @@ class FieldsyncServerImpl final : public FieldsyncServer {
     builder.SetMaxSendMessageSize(max_message);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
+    // First: the call log then logs the status it rewrites.
+    interceptors.push_back(NewMalformedRequestFactory());
     interceptors.push_back(NewCallLogFactory(&metrics_));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
     for (grpc::Service* service : services_->services()) builder.RegisterService(service);

@@ -123,7 +123,8 @@ class ServiceSetImpl final : public ServiceSet {
     set->guard_ = std::make_unique<CallGuard>(
         deps.state, set->identity_.get(), set->limiter_.get(),
         absl::StrCat("(limits.device_requests_per_second=", settings.device_requests_per_second,
-                     ", limits.device_request_burst=", settings.device_request_burst, ")"));
+                     ", limits.device_request_burst=", settings.device_request_burst, ")"),
+        static_cast<uint64_t>(settings.device_requests_per_second));
     set->guard_->LimitPublicCalls(settings.enroll_per_peer_per_minute, settings.enroll_per_minute,
                                   clock);
     // Every admitted call carries its caller's scope, computed once.

@@ -5,10 +5,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "base/status_macros.h"
 #include "base/text.h"
 #include "base/time.h"
+#include "domain/field_schema.h"
 #include "server/offload.h"
 #include "storage/sha256.h"
 
@@ -27,9 +31,9 @@ constexpr size_t kMaxContentTypeBytes = 255;
 // in flight, so nothing touches the reactor after OnDone.
 class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
-  UploadBlobReactor(const ServiceContext* ctx, Admission admission,
-                    v1::UploadBlobResponse* response)
-      : ctx_(ctx), admission_(std::move(admission)), response_(response) {
+  UploadBlobReactor(const ServiceContext* ctx, grpc::CallbackServerContext* context,
+                    Admission admission, v1::UploadBlobResponse* response)
+      : ctx_(ctx), context_(context), admission_(std::move(admission)), response_(response) {
     StartRead(&request_);
   }
 
@@ -74,7 +78,10 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
   }
 
  private:
-  void Fail(const absl::Status& status) { Finish(ToGrpc(status)); }
+  void Fail(const absl::Status& status) {
+    AddErrorTrailers(context_, status);
+    Finish(ToGrpc(status));
+  }
 
   // UploadBlob is for field roles only: the guard authenticated the caller.
   const Principal& principal() const { return *admission_.principal; }
@@ -89,9 +96,10 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
       }
       if (header.total_size() == 0) return Invalid("header.total_size is required");
       if (header.total_size() > ctx_->settings.max_blob_bytes) {
-        return absl::ResourceExhaustedError(
+        return OverSizeLimit(
             absl::StrCat("a blob of ", header.total_size(),
-                         " bytes is over limits.max_blob_bytes=", ctx_->settings.max_blob_bytes));
+                         " bytes is over limits.max_blob_bytes=", ctx_->settings.max_blob_bytes),
+            "limits.max_blob_bytes", ctx_->settings.max_blob_bytes, header.total_size());
       }
       if (!base::IsCleanText(header.content_type(), kMaxContentTypeBytes)) {
         return Invalid("header.content_type is required (e.g. \"image/jpeg\")");
@@ -114,9 +122,11 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
       if (!have_header_) return Invalid("an upload starts with a header, then chunks");
       if (size == 0) return Invalid("chunk.data is empty");
       if (size > ctx_->settings.max_message_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "a chunk of ", size,
-            " bytes is over limits.max_message_bytes=", ctx_->settings.max_message_bytes));
+        return OverSizeLimit(
+            absl::StrCat("a chunk of ", size,
+                         " bytes is over limits.max_message_bytes=",
+                         ctx_->settings.max_message_bytes),
+            "limits.max_message_bytes", ctx_->settings.max_message_bytes, size);
       }
       if (offset > total_size_ || size > total_size_ - offset) {
         return Invalid(absl::StrCat("chunk [", offset, ", ", offset + size,
@@ -173,6 +183,7 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
   }
 
   const ServiceContext* ctx_;
+  grpc::CallbackServerContext* context_;
   Admission admission_;
   v1::UploadBlobResponse* response_;
   v1::UploadBlobRequest request_;
@@ -194,17 +205,21 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   const ServiceSettings& settings = ctx_->settings;
   // The engine checks these too; here the answer names the settings.
   if (static_cast<size_t>(request->events_size()) > settings.max_push_events) {
-    call->Finish(absl::ResourceExhaustedError(absl::StrCat(
-        "a push of ", request->events_size(),
-        " events is over limits.max_push_events=", settings.max_push_events, "; split the batch")));
+    call->Finish(OverSizeLimit(
+        absl::StrCat("a push of ", request->events_size(),
+                     " events is over limits.max_push_events=", settings.max_push_events,
+                     "; split the batch"),
+        "limits.max_push_events", settings.max_push_events,
+        static_cast<uint64_t>(request->events_size())));
     return call;
   }
   size_t bytes = 0;
   for (const v1::Event& event : request->events()) bytes += event.ByteSizeLong();
   if (bytes > settings.max_push_bytes) {
-    call->Finish(absl::ResourceExhaustedError(
+    call->Finish(OverSizeLimit(
         absl::StrCat("a push of ", bytes, " bytes of events is over limits.max_push_bytes=",
-                     settings.max_push_bytes, "; split the batch")));
+                     settings.max_push_bytes, "; split the batch"),
+        "limits.max_push_bytes", settings.max_push_bytes, bytes));
     return call;
   }
   // The rest (the scope, the engine's signature checks and point reads) runs
@@ -280,7 +295,7 @@ grpc::ServerReadReactor<v1::UploadBlobRequest>* SyncServiceImpl::UploadBlob(
     absl::Status status = admission.status;
     return new FinishedReader<v1::UploadBlobRequest>(ctx_->guard, std::move(admission), status);
   }
-  return new UploadBlobReactor(ctx_, std::move(admission), response);
+  return new UploadBlobReactor(ctx_, context, std::move(admission), response);
 }
 
 grpc::ServerUnaryReactor* SyncServiceImpl::GetBlobStatus(grpc::CallbackServerContext* context,
@@ -325,6 +340,45 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Enroll(grpc::CallbackServerContext* c
     *response->mutable_server_time() = base::ToTimestamp(clock());
     call->Finish(absl::OkStatus());
   });
+  return call;
+}
+
+std::string SchemaVersion(const v1::FieldSchemaSet& schema) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    schema.SerializeToCodedStream(&out);
+  }
+  return absl::BytesToHexString(storage::DigestBytes(storage::Sha256({bytes})));
+}
+
+grpc::ServerUnaryReactor* SyncServiceImpl::GetSchema(grpc::CallbackServerContext* context,
+                                                     const v1::GetSchemaRequest* /*request*/,
+                                                     v1::GetSchemaResponse* response) {
+  const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, GetSchema);
+  auto* call = new GuardedUnary(ctx_->guard, context, path);
+  if (!call->admitted()) return call;
+  // Built once: the schema is compiled in, so are its version's inputs.
+  static const auto* published = [] {
+    auto* response = new v1::GetSchemaResponse;
+    *response->mutable_schema() = domain::PublishedFieldSchema();
+    response->set_schema_version(SchemaVersion(response->schema()));
+    return response;
+  }();
+  *response = *published;
+  const ServiceSettings& settings = ctx_->settings;
+  v1::ClientLimits* limits = response->mutable_limits();
+  limits->set_max_push_events(settings.max_push_events);
+  limits->set_max_push_bytes(settings.max_push_bytes);
+  limits->set_max_event_bytes(settings.max_event_bytes);
+  limits->set_device_requests_per_second(
+      static_cast<uint32_t>(settings.device_requests_per_second));
+  limits->set_device_request_burst(static_cast<uint32_t>(settings.device_request_burst));
+  limits->set_max_message_bytes(settings.max_message_bytes);
+  limits->set_max_blob_bytes(settings.max_blob_bytes);
+  call->Finish(absl::OkStatus());
   return call;
 }
 

@@ -40,6 +40,9 @@
 //     partial upload, or the complete blob): two point reads, on the gRPC
 //     thread.
 //   - Enroll: a device with a one-time code.
+//   - GetSchema: the registry's field schema (domain/field_schema.h
+//     PublishedFieldSchema), its version (SchemaVersion) and the limits of
+//     the live configuration; no reads, on the gRPC thread.
 //
 // Thread-safety: safe for concurrent calls.
 #pragma once
@@ -51,6 +54,11 @@ namespace fieldsync::server {
 
 // The trailing metadata key of a sequence gap (a serialized v1.SequenceGap).
 inline constexpr char kSequenceGapTrailer[] = "fieldsync-sequence-gap-bin";
+
+// The schema_version of a published schema: hex SHA-256 of its
+// deterministic serialization (stable across restarts and builds of the same
+// schema; any change of a name, type, bound or enum value changes it).
+std::string SchemaVersion(const v1::FieldSchemaSet& schema);
 
 class SyncServiceImpl final : public v1::SyncService::CallbackService {
  public:
@@ -71,6 +79,9 @@ class SyncServiceImpl final : public v1::SyncService::CallbackService {
   grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
                                    const v1::EnrollRequest* request,
                                    v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* GetSchema(grpc::CallbackServerContext* context,
+                                      const v1::GetSchemaRequest* request,
+                                      v1::GetSchemaResponse* response) override;
 
  private:
   const ServiceContext* ctx_;

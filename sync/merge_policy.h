@@ -205,6 +205,16 @@ class MergePolicy {
   // The engine drops an area a page already carries (same code).
   virtual absl::Status AppendSnapshot(const ProjectionReader& reader, const v1::SubjectRef& subject,
                                       v1::Snapshot* out) const = 0;
+
+  // Appends to `out` the conflict records `stored` opened or resolved, as
+  // they stand now (PullResponse.conflicts), unless `out` holds them already
+  // (same id). Called by Pull for each event it returns; on pulling threads.
+  // Default: nothing (a policy without conflict records).
+  virtual absl::Status AppendConflictsOf(
+      const ProjectionReader& /*reader*/, const v1::StoredEvent& /*stored*/,
+      google::protobuf::RepeatedPtrField<v1::Conflict>* /*out*/) const {
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace fieldsync::sync

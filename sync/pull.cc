@@ -316,6 +316,9 @@ absl::Status SyncEngine::AppendEvents(const Scope& scope, uint64_t after, uint64
       if (*bytes > 0 && *bytes + size > max_bytes) break;
       *bytes += size;
       ++count;
+      // The conflicts it opened or closed travel with it, so a client keeps
+      // its conflict list from incremental pulls alone.
+      RETURN_IF_ERROR(policy_->AppendConflictsOf(reader_, stored, out->mutable_conflicts()));
       *out->add_events() = std::move(stored);
     }
     examined = next;
@@ -433,7 +436,12 @@ absl::StatusOr<v1::PullResponse> SyncEngine::Pull(const Scope& scope_in,
       !request.has_cursor() ||
       (cursor.offset() == 0 && cursor.scope_digest().empty() && cursor.snapshot_token().empty());
   if (first) return reset(v1::RESET_REASON_UNSPECIFIED);
-  if (cursor.scope_digest().size() != 32) return reset(v1::RESET_REASON_UNKNOWN_CURSOR);
+  // A digest this deployment never issued (invented, mangled, or another
+  // deployment's) is an unknown cursor; only an issued one whose scope is not
+  // the caller's any more is a scope change.
+  if (!IsIssuedScopeDigest(cursor.scope_digest(), options_.scope_digest_salt)) {
+    return reset(v1::RESET_REASON_UNKNOWN_CURSOR);
+  }
 
   v1::PullResponse response;
   size_t bytes = 0;

@@ -41,11 +41,40 @@ std::string CanonicalScopeBytes(const Scope& scope) {
   return out;
 }
 
+namespace {
+
+constexpr size_t kScopeDigestBody = 24;
+constexpr size_t kScopeDigestCheck = 8;
+
+std::string SaltFrame(std::string_view salt) {
+  std::string frame;
+  base::AppendBe64(&frame, salt.size());
+  return frame;
+}
+
+// The check bytes of a digest body under `salt`.
+std::string DigestCheck(std::string_view body, std::string_view salt) {
+  const std::string frame = SaltFrame(salt);
+  return storage::DigestBytes(storage::Sha256({"fieldsync.scope-check.v1", frame, salt, body}))
+      .substr(0, kScopeDigestCheck);
+}
+
+}  // namespace
+
 std::string ScopeDigest(const Scope& scope, std::string_view salt) {
-  std::string salt_frame;
-  base::AppendBe64(&salt_frame, salt.size());
-  return storage::DigestBytes(
-      storage::Sha256({"fieldsync.scope.v1", salt_frame, salt, CanonicalScopeBytes(scope)}));
+  const std::string frame = SaltFrame(salt);
+  std::string digest =
+      storage::DigestBytes(
+          storage::Sha256({"fieldsync.scope.v1", frame, salt, CanonicalScopeBytes(scope)}))
+          .substr(0, kScopeDigestBody);
+  digest.append(DigestCheck(digest, salt));
+  return digest;
+}
+
+bool IsIssuedScopeDigest(std::string_view digest, std::string_view salt) {
+  if (digest.size() != kScopeDigestBody + kScopeDigestCheck) return false;
+  return DigestCheck(digest.substr(0, kScopeDigestBody), salt) ==
+         digest.substr(kScopeDigestBody);
 }
 
 bool CoversArea(const Scope& scope, std::string_view area_code) {

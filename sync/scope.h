@@ -54,10 +54,18 @@ Scope Normalize(const Scope& scope);
 // The canonical byte form of Normalize(scope): the input of the digest.
 std::string CanonicalScopeBytes(const Scope& scope);
 
-// SHA-256 (32 bytes) of `salt` and the canonical form. The salt is a
-// deployment identity (SyncOptions::scope_digest_salt) so that a checkpoint
-// from another deployment never matches.
+// 32 bytes naming a scope: the first 24 bytes of SHA-256 of `salt` and the
+// canonical form, then an 8-byte check of those 24 bytes and the salt. The
+// salt is a deployment identity (SyncOptions::scope_digest_salt) so that a
+// checkpoint from another deployment never matches. The check lets Pull tell
+// a digest this deployment issued (whose scope it may have forgotten:
+// SCOPE_CHANGED) from one it never issued (UNKNOWN_CURSOR) without keeping
+// every scope it ever served; it is not a secret (the salt is the node's
+// device id), only a guard against invented and mangled cursors.
 std::string ScopeDigest(const Scope& scope, std::string_view salt = {});
+
+// True if `digest` has the form and check ScopeDigest(any scope, salt) gives.
+bool IsIssuedScopeDigest(std::string_view digest, std::string_view salt = {});
 
 // True if an area code lies inside the scope's area prefixes (or the scope is
 // `all`). The empty area code lies inside only `all`.

@@ -408,6 +408,20 @@ absl::StatusOr<SyncEngine::PushRun::Placement> SyncEngine::PushRun::RealArea(
     placed.creates = true;
     return placed;
   }
+  // A village or area subject is its own area code (the envelope check):
+  // one the imported tree lacks (at the subject's level) is a reference to
+  // nothing, named by the code.
+  if (event.subject().kind() == v1::SUBJECT_KIND_VILLAGE ||
+      event.subject().kind() == v1::SUBJECT_KIND_AREA) {
+    placed.rejection = Rejection{
+        v1::REJECTION_CODE_UNKNOWN_REFERENCE, "area_code",
+        absl::StrCat("area_code ", event.area_code(), " is not ",
+                     event.subject().kind() == v1::SUBJECT_KIND_VILLAGE
+                         ? "a village"
+                         : "an area (other than a village)",
+                     " the server knows")};
+    return placed;
+  }
   placed.rejection = Rejection{v1::REJECTION_CODE_UNKNOWN_SUBJECT, "subject",
                                absl::StrCat(subject_key, " is not known to the server")};
   return placed;

@@ -509,6 +509,8 @@ TEST_F(GrpcBadInputTest, OtherRpcsRefuseBadInputAndWriteNothing) {
          return t.query().ListHouseholds(context.get(), request, &response);
        },
        grpc::StatusCode::INVALID_ARGUMENT},
+      // As an out-of-scope one (no existence oracle, docs/authorization.md): county staff
+      // cannot tell it from a household of another county.
       {"household nobody registered",
        [](GrpcBadInputTest& t) {
          v1::GetHouseholdRequest request;
@@ -517,7 +519,7 @@ TEST_F(GrpcBadInputTest, OtherRpcsRefuseBadInputAndWriteNothing) {
          auto context = ServiceHarness::Context(t.county().token());
          return t.query().GetHousehold(context.get(), request, &response);
        },
-       grpc::StatusCode::NOT_FOUND},
+       grpc::StatusCode::PERMISSION_DENIED},
       {"household outside the cadre's links",
        [](GrpcBadInputTest& t) {
          v1::GetHouseholdRequest request;

@@ -13,6 +13,7 @@
 #include "base/time.h"
 #include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/identity.h"
 #include "sync/event_codec.h"
@@ -48,6 +49,11 @@ absl::StatusOr<std::unique_ptr<ServiceHarness>> ServiceHarness::Start(const std:
         static_cast<int>(harness->config_.limits().max_message_bytes()));
     builder.SetMaxSendMessageSize(static_cast<int>(harness->config_.limits().max_message_bytes()));
   }
+  // As fieldsyncd: a request that does not parse is INVALID_ARGUMENT naming the field.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(server::NewMalformedRequestFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   for (grpc::Service* service : harness->services_->services()) builder.RegisterService(service);
   harness->server_ = builder.BuildAndStart();
   if (harness->server_ == nullptr || port == 0) {

@@ -227,3 +227,29 @@ fieldsync_test(demo_test
 fieldsync_uses_fieldsyncd(demo_test)
 target_compile_definitions(demo_test PRIVATE
   AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
+
+# Issue 9 (contract): Pull alone replays conflicts and their resolutions; area
+# codes exist at the level the body needs; no existence oracle; GetSchema;
+# RESOURCE_EXHAUSTED details; an invented cursor is UNKNOWN_CURSOR; a request
+# that does not parse is INVALID_ARGUMENT naming the field.
+fieldsync_test(pull_replay_test
+  SOURCES pull_replay_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(area_exists_test
+  SOURCES area_exists_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(existence_oracle_test
+  SOURCES existence_oracle_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(schema_test
+  SOURCES schema_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(error_detail_test
+  SOURCES error_detail_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(unknown_cursor_test
+  SOURCES unknown_cursor_test.cc
+  DEPS fieldsync_sync_world)
+fieldsync_test(malformed_request_test
+  SOURCES malformed_request_test.cc
+  DEPS fieldsync_service_harness)
