@@ -10,7 +10,7 @@ packages=(
   librocksdb-dev libabsl-dev libssl-dev libsodium-dev libsqlite3-dev
   libspdlog-dev libfmt-dev librdkafka-dev libcpp-httplib-dev kcat
   libgtest-dev libgmock-dev libbenchmark-dev
-  prometheus openssl python3 python3-grpcio
+  prometheus openssl python3 python3-grpcio python3-cryptography
   clang clang-14 libclang-rt-14-dev
 )
 

@@ -60,9 +60,12 @@ fieldsync_test(admin_service_test
   DEPS fieldsync_service_harness)
 target_compile_definitions(admin_service_test PRIVATE FIELDSYNC_AREAS_CSV="${FIELDSYNC_AREAS_CSV}")
 
-# A client we did not write: Debian's python3-grpcio drives the real fieldsyncd
-# (health, reflection, AdminService, Enroll). Skipped (77) only when
-# /usr/bin/python3 itself is missing; a missing python3-grpcio fails.
+# A client we did not write: Python (Debian's python3-grpcio, python3-protobuf,
+# python3-cryptography; tests/interop/fieldsync_client.py, written from
+# docs/protocol.md) drives the real fieldsyncd through the whole contract of
+# issue 9 and recomputes the golden vectors. Skipped (77) when /usr/bin/python3
+# is missing or the tree's protos predate SignedEvent; a missing Python
+# package fails.
 if(EXISTS /usr/bin/python3)
   add_test(NAME ForeignClient.PythonGrpcioDrivesFieldsyncd
     COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/interop/foreign_client_test.py
