@@ -120,13 +120,13 @@ class GoldenPushTest : public ::testing::Test {
     context_.scope = Env::AllScope();
   }
 
-  // The golden event as the engine takes it today (an Event whose signature
-  // covers the bytes the device encoded).
-  v1::Event Signed(const GoldenEvent& golden, std::string signature) {
-    v1::Event event;
-    EXPECT_TRUE(event.ParseFromString(golden.event));
-    event.set_signature(std::move(signature));
-    return event;
+  // The golden event as a device pushes it: its bytes, verbatim, and the
+  // signature over them.
+  v1::SignedEvent Signed(const GoldenEvent& golden, std::string signature) {
+    v1::SignedEvent signed_event;
+    signed_event.set_event(golden.event);
+    signed_event.set_signature(std::move(signature));
+    return signed_event;
   }
 
   Golden golden_;
@@ -144,7 +144,7 @@ TEST_F(GoldenPushTest, GoldenSignaturesVerifyAndAFlippedBitIsBadSignature) {
   ASSERT_TRUE(bad->response.results(0).has_rejected());
   EXPECT_EQ(bad->response.results(0).rejected().code(), v1::REJECTION_CODE_BAD_SIGNATURE);
 
-  std::vector<v1::Event> events;
+  std::vector<v1::SignedEvent> events;
   for (const GoldenEvent& e : golden_.events) events.push_back(Signed(e, e.signature));
   auto good = env_.engine().Push(context_, events);
   ASSERT_TRUE(good.ok()) << good.status();
