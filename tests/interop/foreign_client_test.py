@@ -29,8 +29,8 @@ from protoc --python_out of the repository's protos, compiled into a temp dir at
 Usage: foreign_client_test.py FIELDSYNCD PROTO_ROOT
   PROTO_ROOT is tests/proto (the health and reflection protos); the fieldsync protos are
   read from ../../proto relative to this script.
-Exit 0 if everything holds, 1 on any failure, 77 (skipped) if the tree's protos predate
-the signed-bytes contract (no fieldsync.v1.SignedEvent).
+Exit 0 if everything holds, 1 on any failure (protos without fieldsync.v1.SignedEvent
+included: the signed-bytes contract is what this client implements).
 """
 
 import os
@@ -89,9 +89,7 @@ def main():
     try:
         pb = fc.compile_protos(os.path.join(REPO, "proto"), os.path.join(work, "py"))
         if not hasattr(pb, "SignedEvent"):
-            print("SKIP: proto/fieldsync/v1 has no SignedEvent yet (the issue-9 wire contract "
-                  "is not in this tree)")
-            return 77
+            fail("proto/fieldsync/v1 has no SignedEvent: the tree lacks the signed-bytes contract")
         stubs = os.path.join(work, "stubs")
         os.makedirs(stubs)
         # Under names of their own: their module path must not fall inside the "grpc" package.
