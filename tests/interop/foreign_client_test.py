@@ -89,7 +89,7 @@ def main():
     try:
         pb = fc.compile_protos(os.path.join(REPO, "proto"), os.path.join(work, "py"))
         if not hasattr(pb, "SignedEvent"):
-            fail("proto/fieldsync/v1 has no SignedEvent: the tree lacks the signed-bytes contract")
+            raise Failure("proto/fieldsync/v1 has no SignedEvent: the tree lacks the signed-bytes contract")
         stubs = os.path.join(work, "stubs")
         os.makedirs(stubs)
         # Under names of their own: their module path must not fall inside the "grpc" package.
