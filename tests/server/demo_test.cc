@@ -22,9 +22,12 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server/server_process.h"
+#include "tests/sync/test_signing.h"
 
 namespace fieldsync::testing {
 namespace {
+
+using testsig::Decoded;
 
 constexpr char kCounty[] = "620122";  // 皋兰县, the demo's default
 

@@ -36,7 +36,7 @@ class Replica {
       last_offset_ = h.last_offset();
     }
     for (const v1::Conflict& c : page.snapshot().conflicts()) conflicts_[c.id()] = c;
-    for (const v1::StoredEvent& stored : page.events()) ApplyEvent(stored);
+    for (const sync::LoggedEvent& stored : testsig::Decoded(page.events())) ApplyEvent(stored);
     // Upsert by id; a closed one leaves the open list.
     for (const v1::Conflict& c : page.conflicts()) {
       if (c.open()) {
@@ -57,7 +57,7 @@ class Replica {
   const std::vector<std::string>& unknown() const { return unknown_; }
 
  private:
-  void ApplyEvent(const v1::StoredEvent& stored) {
+  void ApplyEvent(const sync::LoggedEvent& stored) {
     // The snapshot already reflects events up to the entity's last offset.
     if (stored.offset() <= last_offset_) return;
     for (const v1::WriteOutcome& write : stored.writes()) {
@@ -223,12 +223,12 @@ TEST_F(PullReplayTest, AResolutionByASideCarriesTheValueItSetInItsWriteOutcome) 
   ASSERT_TRUE(resolved.results(0).has_accepted()) << resolved.ShortDebugString();
   const uint64_t offset = resolved.results(0).accepted().offset();
   bool seen = false;
-  for (const v1::StoredEvent& stored : harness().ReadLog()) {
+  for (const sync::LoggedEvent& stored : harness().ReadLog()) {
     if (stored.offset() != offset) continue;
     seen = true;
-    ASSERT_EQ(stored.writes_size(), 1);
-    ASSERT_TRUE(stored.writes(0).has_field_value()) << stored.writes(0).ShortDebugString();
-    EXPECT_EQ(stored.writes(0).field_value().string_value(), "13900000011");
+    ASSERT_EQ(stored.writes().size(), 1);
+    ASSERT_TRUE(stored.writes()[0].has_field_value()) << stored.writes()[0].ShortDebugString();
+    EXPECT_EQ(stored.writes()[0].field_value().string_value(), "13900000011");
   }
   EXPECT_TRUE(seen);
 }

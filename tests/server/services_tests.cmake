@@ -223,7 +223,7 @@ fieldsync_test(node_key_test
 # second start adds nothing.
 fieldsync_test(demo_test
   SOURCES demo_test.cc
-  DEPS fieldsync_server_process fieldsync_proto)
+  DEPS fieldsync_server_process fieldsync_sync fieldsync_proto)
 fieldsync_uses_fieldsyncd(demo_test)
 target_compile_definitions(demo_test PRIVATE
   AREAS_CSV_PATH="${PROJECT_SOURCE_DIR}/deploy/gansu-admin-areas.csv")
