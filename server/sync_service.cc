@@ -196,12 +196,26 @@ class UploadBlobReactor final : public grpc::ServerReadReactor<v1::UploadBlobReq
 
 }  // namespace
 
+namespace {
+
+// Push and Pull answers travel compressed when the device accepts it: a
+// phone on 2G pays for every acknowledgement and pulled event. A compression
+// *level* (not an algorithm) lets gRPC pick among the encodings the caller
+// listed in grpc-accept-encoding, so a client that accepts none gets plain
+// messages. Subscribe (HQ, on a LAN) stays uncompressed: it is CPU-bound.
+void CompressAnswerIfAccepted(grpc::CallbackServerContext* context) {
+  context->set_compression_level(GRPC_COMPRESS_LEVEL_HIGH);
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* context,
                                                 const v1::PushRequest* request,
                                                 v1::PushResponse* response) {
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Push);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
+  CompressAnswerIfAccepted(context);
   const ServiceSettings& settings = ctx_->settings;
   // The engine checks these too; here the answer names the settings.
   if (static_cast<size_t>(request->events_size()) > settings.max_push_events) {
@@ -273,6 +287,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Pull(grpc::CallbackServerContext* con
   const std::string& path = FIELDSYNC_METHOD_PATH(SyncService, Pull);
   auto* call = new GuardedUnary(ctx_->guard, context, path);
   if (!call->admitted()) return call;
+  CompressAnswerIfAccepted(context);
   // Pull serves exactly the caller's scope, computed on the server by the
   // guard for this call, read on the read executor (the reads are bounded by limits.max_examined_records).
   const ServiceContext* ctx = ctx_;
