@@ -1602,7 +1602,7 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 // nothing reads these records back but a scan.
 storage::AppendEntry PreloadEntry(uint64_t i, Rng& rng) {
   v1::StoredEvent stored;
-  v1::Event& event = *stored.mutable_event();
+  v1::Event event;
   char id[48];
   const uint64_t r = rng.Next();
   std::snprintf(id, sizeof id, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64
@@ -1629,11 +1629,13 @@ storage::AppendEntry PreloadEntry(uint64_t i, Rng& rng) {
     const uint64_t word = rng.Next();
     std::memcpy(signature.data() + w, &word, 8);
   }
-  event.set_signature(signature);
+  // Stored as a device's bytes would be: the event encoded once, verbatim.
+  stored.set_event(sync::DeterministicBytes(event));
+  stored.set_signature(signature);
   *stored.mutable_received_at() = base::ToTimestamp(absl::FromUnixMillis(at_ms + 1000));
   stored.set_actor(absl::StrFormat("preload-user-%04d", device));
   stored.set_adopted_hlc(event.hlc());
-  return sync::ToAppendEntry(stored);
+  return sync::ToAppendEntry(stored, event);
 }
 
 // Appends `n` preload events to the store at `data_dir` (before fieldsyncd
@@ -1788,7 +1790,8 @@ absl::StatusOr<WorldFigures> RunWorld(const Flags& flags, uint64_t preload) {
     // Ed25519 verification of one outbox event, as the server does it.
     v1::PushRequest first;
     if (first.ParseFromString(outboxes[0].batches[0]) && first.events_size() > 0) {
-      fig.verify_us = VerifyMicros(sync::CanonicalEventBytes(first.events(0)));
+      // The server verifies the event bytes as received.
+      fig.verify_us = VerifyMicros(first.events(0).event());
     }
   }
 
