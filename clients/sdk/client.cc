@@ -1385,6 +1385,9 @@ absl::StatusOr<uint32_t> Client::ImportBundle(const std::string& path) {
 // Sync
 
 absl::StatusOr<SyncReport> Client::Sync(const std::function<void(const SyncProgress&)>& progress) {
+  // A device that never enrolled has nothing to sync with: say so before any
+  // call (the server would only answer UNAUTHENTICATED).
+  RETURN_IF_ERROR(identity().status());
   SyncReport report;
   RETURN_IF_ERROR(PushOutbox(report, progress));
   // Photos after their events: the server takes a blob only once an event
