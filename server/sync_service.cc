@@ -240,7 +240,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::Push(grpc::CallbackServerContext* con
   // on the read executor, never on this callback thread; the engine's
   // callback then finishes the call from the committer thread.
   const ServiceContext* ctx = ctx_;
-  Offload(*ctx_, call, context, [ctx, call, context, request, response] {
+  Offload(*ctx_, call, context, [ctx, call, request, response] {
     const Principal& principal = call->principal();
     absl::StatusOr<std::string> area = ctx->directory->AreaOfUser(principal.user);
     if (!area.ok()) return call->Finish(area.status());
