@@ -7,6 +7,11 @@ LISTEN ?= 127.0.0.1:50051
 DATA_DIR ?= ./var/data
 CTEST_ARGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
+# Debug builds (-g) hash the working directory unless told not to, so a fresh
+# clone elsewhere (CI, a helper's worktree) missed every object: with this, a
+# clone of the same sources hits the shared cache (debug info then names the
+# directory of the first build; nothing else depends on it).
+export CCACHE_NOHASHDIR := 1
 export CCACHE_MAXSIZE ?= 5G
 
 # `make fuzz`: the push fuzz target (tests/fuzz) built with clang, ASan and
