@@ -1,17 +1,42 @@
 #include "storage/rocksdb_options.h"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "storage/key_format.h"
 
 namespace fieldsync::storage {
 namespace {
+
+// RocksDB's own log, warnings and errors only, to stderr (the server's log)
+// instead of a LOG file in the data directory: on a full disk RocksDB's file
+// logger failed a write, then logged the resulting background error through
+// the same failed file writer, and RocksDB's assertion on that path aborted
+// the whole server (tests/server/full_disk_test.cc). Nothing of the log
+// needs the data disk.
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    const int n = std::vsnprintf(line, sizeof(line), format, ap);
+    if (n < 0) return;
+    std::string out = "rocksdb: ";
+    out.append(line, std::min<size_t>(static_cast<size_t>(n), sizeof(line) - 1));
+    out.push_back('\n');
+    std::fwrite(out.data(), 1, out.size(), stderr);  // One write: lines do not interleave.
+  }
+};
 
 rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
                                            const std::shared_ptr<rocksdb::Cache>& cache,
@@ -63,7 +88,8 @@ RocksDbOpenOptions StoreRocksDbOptions(const StoreOptions& options) {
   db.max_open_files = options.max_open_files;
   db.bytes_per_sync = 1 << 20;
   db.max_total_wal_size = 512 << 20;
-  db.keep_log_file_num = 4;
+  db.info_log = std::make_shared<StderrLogger>();
+  db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db.paranoid_checks = true;
   // Recover everything the WAL holds that was synced; a torn tail record from
   // a crash mid-write (never acknowledged) is dropped.

@@ -74,6 +74,24 @@ TEST(RocksDbOptionsTest, StoreOpensEveryFamilyWithTheSharedOptions) {
   EXPECT_FALSE(db.unordered_write) << "unordered_write would break the gapless order";
 }
 
+// Regression (session 5): RocksDB's info log wrote a LOG file into the data
+// directory; on a full disk its failed writer was used again to log the
+// background error, and RocksDB's assertion on that path aborted fieldsyncd
+// (tests/server/full_disk_test.cc). The log now goes to stderr: no LOG file.
+TEST(RocksDbOptionsTest, RocksDbLogsNothingIntoTheDataDirectory) {
+  ScopedTempDir dir;
+  {
+    auto store = OpenEventStore(dir.path(), StoreOptions());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Append({MakeEntry("e1", "payload")}).ok());
+  }
+  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+    const std::string name = file.path().filename().string();
+    EXPECT_NE(name.rfind("LOG", 0), 0u) << "RocksDB wrote its info log into the data dir: " << name;
+  }
+  EXPECT_NE(StoreRocksDbOptions(StoreOptions()).db.info_log, nullptr);
+}
+
 TEST(RocksDbOptionsTest, BloomFiltersOnlyOnThePointLookupFamilies) {
   const RocksDbOpenOptions o = StoreRocksDbOptions(StoreOptions());
   for (const rocksdb::ColumnFamilyDescriptor& f : o.families) {
