@@ -131,6 +131,14 @@ class Loader {
             if (value.ok() && value->has_value()) loader_->get_bytes_ += (*value)->size();
             return value;
           }
+          absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+              std::string_view prefix, std::string_view key, bool forward) override {
+            ++loader_->gets_;
+            ++loader_->gets_by_kind_[std::string(Kind(key))];
+            auto entry = ctx_.Nearest(prefix, key, forward);
+            if (entry.ok() && entry->has_value()) loader_->get_bytes_ += (*entry)->second.size();
+            return entry;
+          }
           void Put(std::string_view key, std::string_view value) override {
             ++loader_->puts_;
             ++loader_->puts_by_kind_[std::string(Kind(key))];

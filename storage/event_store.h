@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -170,6 +171,14 @@ class CommitContext {
   // The projection value of `key` including every write committed before this
   // entry in log order; nullopt if absent.
   virtual absl::StatusOr<std::optional<std::string>> Get(std::string_view key) = 0;
+  // The projection entry nearest `key` among those whose key starts with
+  // `prefix`, as Get sees them (earlier writes of the group included, deletes
+  // hiding stored entries): the first sorting after `key` (forward) or the
+  // last before it (backward); `key` itself never, and it need not exist.
+  // nullopt when there is none. One ordered seek (plus one step per deleted
+  // entry skipped), whatever the number of entries under the prefix.
+  virtual absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) = 0;
   virtual void Put(std::string_view key, std::string_view value) = 0;
   virtual void Delete(std::string_view key) = 0;
 };

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <thread>
@@ -56,6 +57,7 @@
 #include "storage/key_format.h"
 #include "storage/rocksdb_options.h"
 #include "storage/sha256.h"
+#include "storage/write_overlay.h"
 
 namespace fieldsync::storage {
 namespace {
@@ -193,7 +195,7 @@ struct PendingAppend {
 };
 
 // Projection values written earlier in the group: nullopt marks a delete.
-using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
+using Overlay = WriteOverlay;
 
 // One commit group, prepared by the committer and written by the writer.
 struct PreparedGroup {
@@ -226,17 +228,16 @@ absl::StatusOr<OpenedDb> OpenDb(const std::string& path, const StoreOptions& opt
                                 const RocksDbTuning& tune, rocksdb::Env* env,
                                 const std::shared_ptr<rocksdb::EventListener>& listener);
 
-// The CommitContext of one entry. Writes go to the group's WriteBatch (rolled
-// back with a save point if the request fails) and to the request's overlay.
+// The CommitContext of one entry. Writes go to the request's overlay, merged
+// into the group's when the request succeeds (dropped if it fails); the
+// group's overlay goes into its WriteBatch once, when the group is complete,
+// so a key written by many events of a group is written to RocksDB once.
 class EntryContext final : public CommitContext {
  public:
-  EntryContext(const RocksDbEventStore* store, rocksdb::WriteBatch* batch,
-               rocksdb::ColumnFamilyHandle* family, Overlay* request_overlay,
+  EntryContext(const RocksDbEventStore* store, Overlay* request_overlay,
                const Overlay* group_overlay, const Overlay* in_flight_overlay, uint64_t offset,
                std::string* payload)
       : store_(store),
-        batch_(batch),
-        family_(family),
         request_overlay_(request_overlay),
         group_overlay_(group_overlay),
         in_flight_overlay_(in_flight_overlay),
@@ -246,19 +247,18 @@ class EntryContext final : public CommitContext {
   uint64_t offset() const override { return offset_; }
   std::string& payload() override { return *payload_; }
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) override;
   void Put(std::string_view key, std::string_view value) override {
-    batch_->Put(family_, key, value);
-    (*request_overlay_)[std::string(key)] = std::string(value);
+    auto [it, added] = request_overlay_->try_emplace(std::string(key), std::in_place, value);
+    if (!added) it->second.emplace(value);
   }
   void Delete(std::string_view key) override {
-    batch_->Delete(family_, key);
     (*request_overlay_)[std::string(key)] = std::nullopt;
   }
 
  private:
   const RocksDbEventStore* store_;
-  rocksdb::WriteBatch* batch_;
-  rocksdb::ColumnFamilyHandle* family_;
   Overlay* request_overlay_;
   const Overlay* group_overlay_;
   const Overlay* in_flight_overlay_;  // Null when no group is being written.
@@ -460,6 +460,53 @@ class RocksDbEventStore final : public EventStore {
     if (s.IsNotFound()) return std::nullopt;
     RETURN_IF_ERROR(FromRocks(s, "reading a projection"));
     return value;
+  }
+
+  // CommitContext::Nearest over the stored projections with `overlays` (the
+  // writes not stored yet, the first hiding the others) on top.
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> NearestProjection(
+      std::string_view prefix, std::string_view key, bool forward,
+      std::initializer_list<const Overlay*> overlays) const {
+    absl::ReaderMutexLock db_lock(&db_mu_);
+    RETURN_IF_ERROR(CheckOpen());
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), projections_));
+    auto step = [&] { forward ? it->Next() : it->Prev(); };
+    if (forward) {
+      it->Seek(key);
+    } else {
+      it->SeekForPrev(key);
+    }
+    if (it->Valid() && it->key().ToStringView() == key) step();
+    std::string cursor(key);
+    while (true) {
+      RETURN_IF_ERROR(FromRocks(it->status(), "seeking a projection"));
+      std::optional<std::string_view> stored;
+      if (it->Valid() && it->key().ToStringView().starts_with(prefix)) {
+        stored = it->key().ToStringView();
+      }
+      // The overlay entry nearest the cursor; on a tie the first overlay's,
+      // which hides the others (an overlay nearer than another cannot hold
+      // the other's key, so the nearest is resolved by its own overlay).
+      const Overlay::value_type* written = nullptr;
+      for (const Overlay* overlay : overlays) {
+        if (overlay == nullptr) continue;
+        const Overlay::value_type* entry = OverlayNearest(*overlay, prefix, cursor, forward);
+        if (entry == nullptr) continue;
+        if (written == nullptr ||
+            (forward ? entry->first < written->first : entry->first > written->first)) {
+          written = entry;
+        }
+      }
+      if (!stored && written == nullptr) return std::nullopt;
+      const bool overlay_first =
+          written != nullptr &&
+          (!stored || (forward ? written->first <= *stored : written->first >= *stored));
+      if (!overlay_first) return std::make_pair(std::string(*stored), it->value().ToString());
+      if (written->second) return std::make_pair(written->first, *written->second);
+      // Deleted by a write not stored yet: look past it.
+      if (stored && *stored == written->first) step();
+      cursor = written->first;
+    }
   }
 
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanProjections(
@@ -835,6 +882,14 @@ class RocksDbEventStore final : public EventStore {
         if (prepared->records > 0) {
           prepared->batch.Put(meta_, kHeadKey, keys::LogKey(prepared->next_offset - 1));
         }
+        // The group's projection writes, each key once, in key order.
+        for (const auto& [key, value] : prepared->overlay) {
+          if (value) {
+            prepared->batch.Put(projections_, key, *value);
+          } else {
+            prepared->batch.Delete(projections_, key);
+          }
+        }
       }
       in_flight_ = std::move(prepared);
       absl::MutexLock lock(&mu_);
@@ -909,16 +964,9 @@ class RocksDbEventStore final : public EventStore {
           continue;
         }
         const uint64_t offset = request_next;
-        for (ProjectionWrite& w : e.projections) {
-          if (w.value) {
-            batch.Put(projections_, w.key, *w.value);
-          } else {
-            batch.Delete(projections_, w.key);
-          }
-          request_overlay[w.key] = std::move(w.value);
-        }
+        for (ProjectionWrite& w : e.projections) request_overlay[w.key] = std::move(w.value);
         if (e.prepare) {
-          EntryContext context(this, &batch, projections_, &request_overlay, &group_overlay,
+          EntryContext context(this, &request_overlay, &group_overlay,
                                in_flight == nullptr ? nullptr : &in_flight->overlay, offset,
                                &e.payload);
           failure = e.prepare(context);
@@ -1090,6 +1138,12 @@ absl::StatusOr<std::optional<std::string>> EntryContext::Get(std::string_view ke
     if (auto it = in_flight_overlay_->find(key); it != in_flight_overlay_->end()) return it->second;
   }
   return store_->GetProjection(key);
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> EntryContext::Nearest(
+    std::string_view prefix, std::string_view key, bool forward) {
+  return store_->NearestProjection(prefix, key, forward,
+                                   {request_overlay_, group_overlay_, in_flight_overlay_});
 }
 
 // ---- Blobs ----

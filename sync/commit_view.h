@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "fieldsync/v1/event.pb.h"
 #include "storage/event_store.h"
+#include "storage/write_overlay.h"
 #include "sync/merge_policy.h"
 
 namespace fieldsync::sync {
@@ -25,6 +26,8 @@ class BufferedView : public ProjectionView {
   explicit BufferedView(storage::CommitContext& context) : context_(context) {}
 
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) override;
   void Put(std::string_view key, std::string_view value) override;
   void Delete(std::string_view key) override;
   // Writes the buffered writes into the commit context.
@@ -32,7 +35,27 @@ class BufferedView : public ProjectionView {
 
  private:
   storage::CommitContext& context_;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+  storage::WriteOverlay writes_;
+};
+
+// The ProjectionView of a CommitContext itself: writes go straight into the
+// commit (for a prepare hook that never rejects, as the tests' and
+// benchmarks' loaders).
+class ContextView final : public ProjectionView {
+ public:
+  explicit ContextView(storage::CommitContext& context) : context_(context) {}
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    return context_.Get(key);
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) override {
+    return context_.Nearest(prefix, key, forward);
+  }
+  void Put(std::string_view key, std::string_view value) override { context_.Put(key, value); }
+  void Delete(std::string_view key) override { context_.Delete(key); }
+
+ private:
+  storage::CommitContext& context_;
 };
 
 // Records the subject of `event` in the subject index (sync/subj, sync/area;

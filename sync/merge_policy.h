@@ -87,6 +87,11 @@ class ProjectionView {
  public:
   virtual ~ProjectionView() = default;
   virtual absl::StatusOr<std::optional<std::string>> Get(std::string_view key) = 0;
+  // The entry nearest `key` under `prefix`, as Get sees entries: the first
+  // sorting after it (forward) or the last before it; never `key` itself.
+  // storage::CommitContext::Nearest states the rule; one ordered seek.
+  virtual absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) = 0;
   virtual void Put(std::string_view key, std::string_view value) = 0;
   virtual void Delete(std::string_view key) = 0;
 };

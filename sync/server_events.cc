@@ -43,6 +43,13 @@ absl::StatusOr<std::optional<std::string>> BufferedView::Get(std::string_view ke
   return context_.Get(key);
 }
 
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> BufferedView::Nearest(
+    std::string_view prefix, std::string_view key, bool forward) {
+  return storage::NearestThrough(writes_, prefix, key, forward, [&](std::string_view cursor) {
+    return context_.Nearest(prefix, cursor, forward);
+  });
+}
+
 void BufferedView::Put(std::string_view key, std::string_view value) {
   writes_[std::string(key)] = std::string(value);
 }

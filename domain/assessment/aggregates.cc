@@ -49,6 +49,19 @@ std::string ScanRoot(const std::string& kind, const std::string& prefix) {
   const size_t level = LevelAtOrAbove(prefix.size());
   return LevelRoot(kind, prefix.substr(0, level));
 }
+std::string CadreVisits(const std::string& user_id) {
+  return absl::StrCat("dom/as/cv/", user_id, std::string(1, '\0'));
+}
+std::string CadreVisit(const std::string& user_id, int64_t start_ms, uint64_t offset) {
+  // The sign bit flipped: keys sort as the signed start times do.
+  return absl::StrCat(CadreVisits(user_id), Hex16(static_cast<uint64_t>(start_ms) ^ (1ull << 63)),
+                      Hex16(offset));
+}
+std::string VisitById(const std::string& user_id, const std::string& event_id,
+                      const v1::SubjectRef& subject) {
+  return absl::StrCat("dom/as/ve/", user_id, std::string(1, '\0'), event_id,
+                      std::string(1, '\0'), sync::SubjectKey(subject));
+}
 std::string GroupLeaders(const std::string& county) {
   return absl::StrCat("dom/as/glu/", county);
 }
@@ -194,8 +207,8 @@ void AddCadreOwn(const in::AsCadre& cadre, const AssessmentOptions& options, Com
   }
 }
 
-void AddVisitTerm(const in::AsCadre& cadre, const in::AsVisit& visit, const in::AsVisit* earlier,
-                  const std::map<std::string, in::AsPhotoGroup>& groups,
+void AddVisitTerm(const std::string& cadre_id, const in::AsVisit& visit,
+                  const in::AsVisit* earlier, const std::map<std::string, in::AsPhotoGroup>& groups,
                   const AssessmentOptions& options, Computed& out) {
   const Day start = DayOf(absl::FromUnixMillis(visit.start_ms()), options.time_zone);
   const int year = YearOf(start);
@@ -209,7 +222,7 @@ void AddVisitTerm(const in::AsCadre& cadre, const in::AsVisit& visit, const in::
     v1::EvidenceFlag flag = base;
     flag.add_event_ids(visit.event_id());
     flag.add_offsets(visit.offset());
-    flag.set_cadre_id(cadre.user_id());
+    flag.set_cadre_id(cadre_id);
     flag.mutable_subject()->set_kind(static_cast<v1::SubjectKind>(visit.subject_kind()));
     flag.mutable_subject()->set_id(visit.subject_id());
     flag.set_area_code(visit.area_code());
@@ -234,9 +247,17 @@ Computed ComputeCadre(const in::AsCadre& cadre,
   AddCadreOwn(cadre, options, out);
   const std::vector<const in::AsVisit*> live = LiveVisits(cadre);
   for (size_t i = 0; i < live.size(); ++i) {
-    AddVisitTerm(cadre, *live[i], i > 0 ? live[i - 1] : nullptr, groups, options, out);
+    AddVisitTerm(cadre.user_id(), *live[i], i > 0 ? live[i - 1] : nullptr, groups, options, out);
   }
   return out;
+}
+
+absl::StatusOr<in::AsVisit> ParseVisit(const std::string& key, const std::string& bytes) {
+  in::AsVisit visit;
+  if (!visit.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("assessment record ", key, " does not parse"));
+  }
+  return visit;
 }
 
 template <typename M>
@@ -357,108 +378,89 @@ absl::Status RecomputeSubject(sync::ProjectionView& view, const std::string& sub
   return WriteDifference(view, keys::SubjectContribution(subject_key), now);
 }
 
-absl::Status LoadGroups(sync::ProjectionView& view, const in::AsCadre& cadre,
-                        std::map<std::string, in::AsPhotoGroup>& groups) {
-  for (const in::AsVisit& visit : cadre.visits()) {
-    if (visit.withdrawn()) continue;
-    for (const std::string& photo : visit.photos()) {
-      if (groups.count(photo)) continue;
-      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
-                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
-      groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
-    }
+}  // namespace
+
+absl::Status LoadVisits(sync::ProjectionView& view, in::AsCadre& cadre) {
+  cadre.clear_visits();
+  const std::string prefix = keys::CadreVisits(cadre.user_id());
+  std::string at = prefix;
+  while (true) {
+    ASSIGN_OR_RETURN(auto entry, view.Nearest(prefix, at, /*forward=*/true));
+    if (!entry) return absl::OkStatus();
+    ASSIGN_OR_RETURN(*cadre.add_visits(), ParseVisit(entry->first, entry->second));
+    at = std::move(entry->first);
   }
-  return absl::OkStatus();
 }
 
-// The cadre's live visits as indices into visits(), in LiveVisits' order.
-std::vector<int> LiveOrder(const in::AsCadre& cadre) {
-  std::vector<int> out;
-  for (int i = 0; i < cadre.visits_size(); ++i) {
-    if (!cadre.visits(i).withdrawn()) out.push_back(i);
+absl::Status LoadVisits(const sync::ProjectionReader& reader, in::AsCadre& cadre) {
+  cadre.clear_visits();
+  const std::string prefix = keys::CadreVisits(cadre.user_id());
+  std::string after;
+  while (true) {
+    ASSIGN_OR_RETURN(auto batch, reader.Scan(prefix, after, 256));
+    if (batch.empty()) return absl::OkStatus();
+    for (const auto& [key, value] : batch) {
+      ASSIGN_OR_RETURN(*cadre.add_visits(), ParseVisit(key, value));
+    }
+    after = batch.back().first;
   }
-  std::stable_sort(out.begin(), out.end(), [&](int a, int b) {
-    const in::AsVisit& x = cadre.visits(a);
-    const in::AsVisit& y = cadre.visits(b);
-    if (x.start_ms() != y.start_ms()) return x.start_ms() < y.start_ms();
-    return x.offset() < y.offset();
-  });
-  return out;
 }
 
-constexpr int kNotLive = -2;
-constexpr int kFirst = -1;
+namespace {
 
-// For each index < n: the index of the live visit before it, kFirst, or
-// kNotLive.
-std::vector<int> Predecessors(const in::AsCadre& cadre, int n) {
-  std::vector<int> out(static_cast<size_t>(n), kNotLive);
-  const std::vector<int> order = LiveOrder(cadre);
-  for (size_t k = 0; k < order.size(); ++k) {
-    out[static_cast<size_t>(order[k])] = k == 0 ? kFirst : order[k - 1];
-  }
-  return out;
-}
-
-// One visit of a cadre changed (recorded, corrected or withdrawn: index
-// `changed` of after.visits(), before.visits() lacking it when it is new),
-// turning no photo group duplicate or back (so every photo's IsDuplicate, all
-// a flag reads of a group, is the same before and after, and the groups as
-// they are now serve both sides): the cadre's own part is recomputed, and the terms
-// of the visits whose record or predecessor changed (the changed visit and
-// its successors in the old and new order); every other term is the same on
-// both sides, so the difference is exact without recomputing it.
-absl::Status ApplyVisitChange(sync::ProjectionView& view, const in::AsCadre& before,
-                              const in::AsCadre& after, int changed,
-                              const AssessmentOptions& options) {
-  const int n = after.visits_size();
-  const std::vector<int> pred_before = Predecessors(before, n);
-  const std::vector<int> pred_after = Predecessors(after, n);
-  std::vector<int> affected;
-  for (int i = 0; i < n; ++i) {
-    const int b = pred_before[static_cast<size_t>(i)], a = pred_after[static_cast<size_t>(i)];
-    if (i == changed || a != b || a == changed || b == changed) affected.push_back(i);
-  }
-  // The groups of the affected visits' photos, before and after.
-  std::map<std::string, in::AsPhotoGroup> groups;
-  auto load = [&](const google::protobuf::RepeatedPtrField<std::string>& photos) -> absl::Status {
-    for (const std::string& photo : photos) {
-      if (groups.count(photo)) continue;
-      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
-                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
-      groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
-    }
-    return absl::OkStatus();
-  };
-  for (int i : affected) {
-    RETURN_IF_ERROR(load(after.visits(i).photos()));
-    if (i < before.visits_size()) RETURN_IF_ERROR(load(before.visits(i).photos()));
-  }
-  Computed old_part, new_part;
-  AddCadreOwn(before, options, old_part);
-  AddCadreOwn(after, options, new_part);
-  for (int i : affected) {
-    const int b = pred_before[static_cast<size_t>(i)], a = pred_after[static_cast<size_t>(i)];
-    if (b != kNotLive) {
-      AddVisitTerm(before, before.visits(i), b == kFirst ? nullptr : &before.visits(b), groups,
-                   options, old_part);
-    }
-    if (a != kNotLive) {
-      AddVisitTerm(after, after.visits(i), a == kFirst ? nullptr : &after.visits(a), groups,
-                   options, new_part);
-    }
-  }
-  return ApplyDifference(view, old_part, new_part);
-}
-
-// A change of the cadre's links, name, unit or rank: only its own part
-// depends on them.
+// A change of the cadre's links, name, unit, rank or counted visits: only
+// its own part depends on them.
 absl::Status ApplyCadreOwnChange(sync::ProjectionView& view, const in::AsCadre& before,
                                  const in::AsCadre& after, const AssessmentOptions& options) {
   Computed old_part, new_part;
   AddCadreOwn(before, options, old_part);
   AddCadreOwn(after, options, new_part);
   return ApplyDifference(view, old_part, new_part);
+}
+
+// The prefix of a visit key: its cadre's visits ("dom/as/cv/<user_id>\0").
+std::string_view VisitPrefixOf(std::string_view visit_key) {
+  return visit_key.substr(0, visit_key.find('\0') + 1);
+}
+
+std::string CadreOfVisitKey(std::string_view visit_key) {
+  const std::string_view prefix = VisitPrefixOf(visit_key);
+  return std::string(prefix.substr(std::string_view("dom/as/cv/").size(),
+                                   prefix.size() - std::string_view("dom/as/cv/").size() - 1));
+}
+
+// The cadre's live visit next to `visit_key` (before or after it), as the
+// view holds them now.
+absl::StatusOr<std::optional<std::pair<std::string, in::AsVisit>>> VisitNextTo(
+    sync::ProjectionView& view, const std::string& visit_key, bool forward) {
+  ASSIGN_OR_RETURN(auto entry, view.Nearest(VisitPrefixOf(visit_key), visit_key, forward));
+  if (!entry) return std::optional<std::pair<std::string, in::AsVisit>>();
+  ASSIGN_OR_RETURN(in::AsVisit visit, ParseVisit(entry->first, entry->second));
+  return std::make_optional(std::make_pair(std::move(entry->first), std::move(visit)));
+}
+
+// Adds the terms of the visits at `visit_keys` as the view holds them now
+// (a key with no visit adds none): each a function of the visit, the live
+// visit before it and its photos' groups, `changed` overriding the stored
+// groups of the photos an event changes.
+absl::Status AddTermsNow(sync::ProjectionView& view, const std::set<std::string>& visit_keys,
+                         const std::map<std::string, in::AsPhotoGroup>& changed,
+                         const AssessmentOptions& options, Computed& out) {
+  std::map<std::string, in::AsPhotoGroup> groups = changed;
+  for (const std::string& key : visit_keys) {
+    ASSIGN_OR_RETURN(std::optional<in::AsVisit> visit, Load<in::AsVisit>(view, key));
+    if (!visit) continue;
+    ASSIGN_OR_RETURN(auto earlier, VisitNextTo(view, key, /*forward=*/false));
+    for (const std::string& photo : visit->photos()) {
+      if (groups.count(photo)) continue;
+      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
+                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+      groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
+    }
+    AddVisitTerm(CadreOfVisitKey(key), *visit, earlier ? &earlier->second : nullptr, groups,
+                 options, out);
+  }
+  return absl::OkStatus();
 }
 
 // The day an event without times of its own takes effect: its device_time's
@@ -590,47 +592,41 @@ absl::Status ApplyLink(const v1::Event& event, sync::ProjectionView& view,
     ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, link->cadre_id()));
     const in::AsCadre before = cadre;
     UpsertLink(*cadre.mutable_links(), as);
+    // Which visits count changes with the links: they are counted anew, the
+    // one step that reads the cadre's visits whole (links change rarely).
+    RETURN_IF_ERROR(LoadVisits(view, cadre));
+    CountVisits(cadre, options.time_zone);
+    cadre.clear_visits();
     Save(view, keys::Cadre(cadre.user_id()), cadre);
     RETURN_IF_ERROR(ApplyCadreOwnChange(view, before, cadre, options));
   }
   return absl::OkStatus();
 }
 
-// Adds (or removes) the visit's photo uses; returns the cadres sharing them.
-absl::Status UpdatePhotoUses(sync::ProjectionView& view, const std::string& cadre_id,
-                             const in::AsVisit& visit, bool add, std::set<std::string>& cadres) {
+// Removes (or adds) the visit's uses of its photos in `groups`.
+void EditPhotoUses(std::map<std::string, in::AsPhotoGroup>& groups, const std::string& cadre_id,
+                   const in::AsVisit& visit, bool add) {
   std::set<std::string> seen;
   for (const std::string& photo : visit.photos()) {
     if (!seen.insert(photo).second) continue;
-    const std::string key = keys::PhotoGroup(photo);
-    ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group, Load<in::AsPhotoGroup>(view, key));
-    if (!group) group.emplace();
-    auto* uses = group->mutable_uses();
+    auto* uses = groups[photo].mutable_uses();
     uses->erase(std::remove_if(uses->begin(), uses->end(),
                                [&](const in::AsPhotoUse& use) {
                                  return use.device_id() == visit.device_id() &&
                                         use.event_id() == visit.event_id();
                                }),
                 uses->end());
-    if (add) {
-      in::AsPhotoUse* use = group->add_uses();
-      use->set_cadre_id(cadre_id);
-      use->set_device_id(visit.device_id());
-      use->set_event_id(visit.event_id());
-      use->set_subject_kind(visit.subject_kind());
-      use->set_subject_id(visit.subject_id());
-      use->set_area_code(visit.area_code());
-      use->set_start_ms(visit.start_ms());
-      use->set_offset(visit.offset());
-    }
-    for (const in::AsPhotoUse& use : group->uses()) cadres.insert(use.cadre_id());
-    if (group->uses_size() == 0) {
-      view.Delete(key);
-    } else {
-      Save(view, key, *group);
-    }
+    if (!add) continue;
+    in::AsPhotoUse* use = uses->Add();
+    use->set_cadre_id(cadre_id);
+    use->set_device_id(visit.device_id());
+    use->set_event_id(visit.event_id());
+    use->set_subject_kind(visit.subject_kind());
+    use->set_subject_id(visit.subject_id());
+    use->set_area_code(visit.area_code());
+    use->set_start_ms(visit.start_ms());
+    use->set_offset(visit.offset());
   }
-  return absl::OkStatus();
 }
 
 int64_t Millis(const google::protobuf::Timestamp& t) {
@@ -654,28 +650,25 @@ void SetFix(in::AsVisit& visit, const v1::Event& event) {
   visit.set_accuracy_m(event.location().accuracy_m());
 }
 
-// The stored groups of `photos` (absent: nullopt), unless already taken.
-absl::Status SnapshotGroups(sync::ProjectionView& view,
-                            const google::protobuf::RepeatedPtrField<std::string>& photos,
-                            std::map<std::string, std::optional<in::AsPhotoGroup>>& out) {
-  for (const std::string& photo : photos) {
-    if (out.count(photo)) continue;
-    ASSIGN_OR_RETURN(out[photo], Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
-  }
-  return absl::OkStatus();
-}
-
+// One visit recorded, corrected or withdrawn. Its own record moves from
+// `before` to `after` (a correction may change its start, hence its key; a
+// withdrawal deletes it). The terms that can change are those of: the visit
+// at both keys; the visits that followed both keys before the change (the
+// one after the old key loses it as predecessor, the one after the new key
+// gains it; every other visit keeps its predecessor); and, when a photo group
+// turns duplicate or back, every visit using that photo (DUPLICATE_PHOTO reads
+// a group only through IsDuplicate). The own part changes with `counted`. So
+// a visit reads its cadre, its neighbours and its photos' groups, never the
+// cadre's history (docs/assessment.md "Cost at commit").
 absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
                         sync::ProjectionView& view, const AssessmentOptions& options) {
   const std::string& cadre_id = meta.author.actor;
-  ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, cadre_id));
-  const in::AsCadre before = cadre;
-  std::set<std::string> cadres = {cadre_id};
-  // The photo groups the event changes, as they were before it.
-  std::map<std::string, std::optional<in::AsPhotoGroup>> groups_before;
-  int changed = -1;
+  std::optional<in::AsVisit> before, after;
+  // dom/as/ve/: the key of the first visit in log order with the event's id,
+  // subject and author (the engine's reference rule), for its corrections.
+  std::string by_id_key;
   if (event.has_visit_recorded()) {
-    in::AsVisit visit;
+    in::AsVisit& visit = after.emplace();
     visit.set_event_id(event.event_id());
     visit.set_device_id(event.device_id());
     visit.set_offset(meta.offset);
@@ -699,69 +692,88 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
         visit.set_target_lng(household->location().lng());
       }
     }
-    RETURN_IF_ERROR(SnapshotGroups(view, visit.photos(), groups_before));
-    RETURN_IF_ERROR(UpdatePhotoUses(view, cadre_id, visit, true, cadres));
-    *cadre.add_visits() = std::move(visit);
-    changed = cadre.visits_size() - 1;
+    by_id_key = keys::VisitById(cadre_id, event.event_id(), event.subject());
   } else {
     const v1::VisitCorrected& body = event.visit_corrected();
-    // The original: the first visit in log order with that id, of the same
-    // subject, by the same user (the engine's reference rule).
-    in::AsVisit* original = nullptr;
-    for (int i = 0; i < cadre.visits_size(); ++i) {
-      in::AsVisit& visit = *cadre.mutable_visits(i);
-      if (visit.event_id() == body.original_event_id() &&
-          visit.subject_kind() == event.subject().kind() &&
-          visit.subject_id() == event.subject().id() &&
-          (original == nullptr || visit.offset() < original->offset())) {
-        original = &visit;
-        changed = i;
+    by_id_key = keys::VisitById(cadre_id, body.original_event_id(), event.subject());
+    ASSIGN_OR_RETURN(std::optional<std::string> at, view.Get(by_id_key));
+    if (!at) return absl::OkStatus();
+    ASSIGN_OR_RETURN(before, Load<in::AsVisit>(view, *at));
+    if (!before) return absl::OkStatus();  // Withdrawn.
+    if (!body.withdrawn()) {
+      after = before;
+      SetTimesAndPhotos(*after, body.corrected());
+      SetFix(*after, event);
+    }
+  }
+  const std::string before_key =
+      before ? keys::CadreVisit(cadre_id, before->start_ms(), before->offset()) : "";
+  const std::string after_key =
+      after ? keys::CadreVisit(cadre_id, after->start_ms(), after->offset()) : "";
+
+  // The photo groups the event changes, before and after it.
+  std::map<std::string, in::AsPhotoGroup> groups_before;
+  for (const std::optional<in::AsVisit>* visit : {&before, &after}) {
+    if (!*visit) continue;
+    for (const std::string& photo : (*visit)->photos()) {
+      if (groups_before.count(photo)) continue;
+      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
+                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+      groups_before[photo] = group ? *std::move(group) : in::AsPhotoGroup();
+    }
+  }
+  std::map<std::string, in::AsPhotoGroup> groups_after = groups_before;
+  if (before) EditPhotoUses(groups_after, cadre_id, *before, /*add=*/false);
+  if (after) EditPhotoUses(groups_after, cadre_id, *after, /*add=*/true);
+
+  std::set<std::string> affected;
+  for (const std::string* key : {&before_key, &after_key}) {
+    if (key->empty()) continue;
+    affected.insert(*key);
+    ASSIGN_OR_RETURN(auto next, VisitNextTo(view, *key, /*forward=*/true));
+    if (next) affected.insert(next->first);
+  }
+  for (const auto& [photo, group] : groups_before) {
+    const in::AsPhotoGroup& now = groups_after[photo];
+    if (IsDuplicate(group) == IsDuplicate(now)) continue;
+    for (const in::AsPhotoGroup* g : {&group, &now}) {
+      for (const in::AsPhotoUse& use : g->uses()) {
+        affected.insert(keys::CadreVisit(use.cadre_id(), use.start_ms(), use.offset()));
       }
     }
-    if (original == nullptr || original->withdrawn()) return absl::OkStatus();
-    RETURN_IF_ERROR(SnapshotGroups(view, original->photos(), groups_before));
-    RETURN_IF_ERROR(SnapshotGroups(view, body.corrected().photo_sha256(), groups_before));
-    RETURN_IF_ERROR(UpdatePhotoUses(view, cadre_id, *original, false, cadres));
-    if (body.withdrawn()) {
-      original->set_withdrawn(true);
+  }
+
+  ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, cadre_id));
+  in::AsCadre cadre_after = cadre;
+  if (before && VisitCounts(cadre, *before, options.time_zone)) {
+    AdjustCounted(cadre_after, VisitDays(*before, options.time_zone), -1);
+  }
+  if (after && VisitCounts(cadre, *after, options.time_zone)) {
+    AdjustCounted(cadre_after, VisitDays(*after, options.time_zone), +1);
+  }
+  Computed old_part, new_part;
+  AddCadreOwn(cadre, options, old_part);
+  AddCadreOwn(cadre_after, options, new_part);
+  RETURN_IF_ERROR(AddTermsNow(view, affected, groups_before, options, old_part));
+
+  if (before) view.Delete(before_key);
+  if (after) Save(view, after_key, *after);
+  if (event.has_visit_recorded()) {
+    ASSIGN_OR_RETURN(std::optional<std::string> first, view.Get(by_id_key));
+    if (!first) view.Put(by_id_key, after_key);
+  } else if (after && after_key != before_key) {
+    view.Put(by_id_key, after_key);
+  }  // Withdrawn: the entry stays, naming no visit, so later corrections find none.
+  for (const auto& [photo, group] : groups_after) {
+    if (group.uses_size() == 0) {
+      view.Delete(keys::PhotoGroup(photo));
     } else {
-      SetTimesAndPhotos(*original, body.corrected());
-      SetFix(*original, event);
-      RETURN_IF_ERROR(UpdatePhotoUses(view, cadre_id, *original, true, cadres));
+      Save(view, keys::PhotoGroup(photo), group);
     }
   }
-  Save(view, keys::Cadre(cadre_id), cadre);
-  // A visit's DUPLICATE_PHOTO flags depend on its photos' groups only through
-  // IsDuplicate (two subjects or more): while no group the event changed
-  // turns duplicate or back, no other visit's flags change.
-  bool duplicate_changed = false;
-  for (const auto& [photo, group] : groups_before) {
-    ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> now,
-                     Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
-    if ((group && IsDuplicate(*group)) != (now && IsDuplicate(*now))) duplicate_changed = true;
-  }
-  if (!duplicate_changed) return ApplyVisitChange(view, before, cadre, changed, options);
-  // A photo group turned duplicate or back: the flags of every cadre using
-  // one of its photos may change, so each of them is recomputed whole, before
-  // (with the groups as they were) and after.
-  for (const std::string& id : cadres) {
-    std::optional<in::AsCadre> other;
-    if (id != cadre_id) {
-      ASSIGN_OR_RETURN(other, Load<in::AsCadre>(view, keys::Cadre(id)));
-      if (!other) continue;
-    }
-    const in::AsCadre& old_record = other ? *other : before;
-    const in::AsCadre& new_record = other ? *other : cadre;
-    std::map<std::string, in::AsPhotoGroup> old_groups, new_groups;
-    RETURN_IF_ERROR(LoadGroups(view, new_record, new_groups));
-    RETURN_IF_ERROR(LoadGroups(view, old_record, old_groups));
-    for (const auto& [photo, group] : groups_before) {
-      if (old_groups.count(photo)) old_groups[photo] = group ? *group : in::AsPhotoGroup();
-    }
-    RETURN_IF_ERROR(ApplyDifference(view, ComputeCadre(old_record, old_groups, options),
-                                    ComputeCadre(new_record, new_groups, options)));
-  }
-  return absl::OkStatus();
+  Save(view, keys::Cadre(cadre_id), cadre_after);
+  RETURN_IF_ERROR(AddTermsNow(view, affected, groups_after, options, new_part));
+  return ApplyDifference(view, old_part, new_part);
 }
 
 absl::Status ApplyPlan(const v1::Event& event, const sync::EventMeta& meta,
@@ -943,7 +955,9 @@ in::AsContribution SubjectContributionOf(const in::AsSubject& subject,
 in::AsContribution CadreContributionOf(const in::AsCadre& cadre,
                                        const std::map<std::string, in::AsPhotoGroup>& groups,
                                        const AssessmentOptions& options) {
-  return ComputeCadre(cadre, groups, options).ToRecord();
+  in::AsCadre counted = cadre;
+  CountVisits(counted, options.time_zone);
+  return ComputeCadre(counted, groups, options).ToRecord();
 }
 
 absl::Status ApplyAtCommit(const v1::Event& event, const sync::EventMeta& meta,

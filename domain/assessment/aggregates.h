@@ -4,7 +4,9 @@
 // log. Key layout, all under "dom/as/" (L2 = the prefix's length, 2 digits;
 // <P> a level prefix of an area code: 2, 4, 6, 9 or 12 digits):
 //   dom/as/s/<subject_key>             AsSubject: a household or village (needs, links, plans)
-//   dom/as/c/<user_id>                 AsCadre: a cadre's links and visits
+//   dom/as/c/<user_id>                 AsCadre: a cadre's links and counted visits
+//   dom/as/cv/<user_id>\0<start><offset>  AsVisit: one live visit (keys::CadreVisit)
+//   dom/as/ve/<user_id>\0<event id>\0<subject_key>  the key of that visit, for corrections
 //   dom/as/ph/<photo sha256 hex>       AsPhotoGroup: the live visits using a photo
 //   dom/as/sc/<subject_key>            AsContribution the subject wrote
 //   dom/as/n/<L2>/<P>/<bucket hex8>    AsCounterBucket: counter deltas by day (bucket = day/8)
@@ -24,15 +26,14 @@
 // between one contribution before and after it:
 //   - a subject stores what it contributed (dom/as/sc/), re-read at its next
 //     change (subjects change rarely: links, statuses, plans);
-//   - a cadre stores none: its contribution before an event is derived from
-//     its record as it was (loaded anyway), and is split into the cadre's own
-//     part (links, rank, counted days: kCadres, kCadresMeetingAll, "ci") and
-//     one term per live visit (kVisits, kFlaggedVisits, "f": a function of
-//     the visit, the live visit before it and its photos' groups). A visit
-//     that touches no photo recomputes the own part and the terms of the
-//     visits whose record or predecessor changed, not the cadre's whole year
-//     (docs/assessment.md "Cost at commit"). Stores written before this rule
-//     may hold dom/as/cc/<user_id> records: nothing reads them.
+//   - a cadre stores none: its contribution is split into the cadre's own
+//     part (links, rank, counted visits: kCadres, kCadresMeetingAll, "ci"; a
+//     function of the small AsCadre record) and one term per live visit
+//     (kVisits, kFlaggedVisits, "f": a function of the visit, the live visit
+//     before it and its photos' groups). A visit recomputes the own part and
+//     the terms of the visits whose record or predecessor changed (found with
+//     ProjectionView::Nearest among the cadre's visit records), never the
+//     cadre's history (docs/assessment.md "Cost at commit").
 #pragma once
 
 #include <map>
@@ -93,6 +94,15 @@ std::string LevelRoot(const std::string& kind, const std::string& level_prefix);
 std::string ScanRoot(const std::string& kind, const std::string& prefix);
 // The group-leader unit links of a county (an AsSubject holding only links).
 std::string GroupLeaders(const std::string& county);
+// "dom/as/cv/<user_id>\0": the prefix of the cadre's visit records.
+std::string CadreVisits(const std::string& user_id);
+// A live visit: CadreVisits(user_id) + hex16(start ms, sign bit flipped) +
+// hex16(offset), so a cadre's visits sort in (start, offset) order.
+std::string CadreVisit(const std::string& user_id, int64_t start_ms, uint64_t offset);
+// "dom/as/ve/<user_id>\0<event_id>\0<subject key>": the key of the visit
+// recorded with that id (empty of a visit once it is withdrawn).
+std::string VisitById(const std::string& user_id, const std::string& event_id,
+                      const v1::SubjectRef& subject);
 std::string Hex8(uint32_t value);
 std::string Hex16(uint64_t value);
 }  // namespace keys
@@ -102,10 +112,17 @@ std::string Hex16(uint64_t value);
 absl::Status ApplyAtCommit(const v1::Event& event, const sync::EventMeta& meta,
                            sync::ProjectionView& view, const AssessmentOptions& options);
 
+// Fills cadre.visits with the cadre's live visit records, in (start, offset)
+// order: at commit (a recount) and in a report row.
+absl::Status LoadVisits(sync::ProjectionView& view, in::AsCadre& cadre);
+absl::Status LoadVisits(const sync::ProjectionReader& reader, in::AsCadre& cadre);
+
 // The contributions as computed now from the stored records (for the
 // property test's from-scratch recomputation).
 in::AsContribution SubjectContributionOf(const in::AsSubject& subject,
                                          const AssessmentOptions& options);
+// `cadre` with its visits loaded (LoadVisits); its counted visits are
+// recounted from them, not taken from the record.
 in::AsContribution CadreContributionOf(const in::AsCadre& cadre,
                                        const std::map<std::string, in::AsPhotoGroup>& groups,
                                        const AssessmentOptions& options);

@@ -205,6 +205,7 @@ absl::StatusOr<v1::GetAssessmentResponse> Assessment(const sync::ProjectionReade
           if (!cadre || !Contains(CadreInScopeSpans(*cadre, prefix), as_of)) return true;
           take({'c', key});
           if (full()) return false;
+          RETURN_IF_ERROR(LoadVisits(reader, *cadre));
           const CadreYear y = EvaluateCadre(*cadre, year, as_of, options);
           v1::CadreAssessment* c = out.add_cadres();
           c->set_user_id(cadre->user_id());

@@ -259,6 +259,43 @@ bool VisitCounts(const in::AsCadre& cadre, const in::AsVisit& visit, absl::TimeZ
   return false;
 }
 
+Span VisitDays(const in::AsVisit& visit, absl::TimeZone tz) {
+  const Day start = DayOfMs(visit.start_ms(), tz);
+  return {start, std::max(start, DayOfMs(visit.end_ms(), tz))};
+}
+
+void AdjustCounted(in::AsCadre& cadre, const Span& days, int delta) {
+  auto* counted = cadre.mutable_counted();
+  auto it = std::lower_bound(counted->begin(), counted->end(), days,
+                             [](const in::AsCounted& c, const Span& d) {
+                               return std::make_pair(c.start_day(), c.end_day()) < d;
+                             });
+  if (it != counted->end() && it->start_day() == days.first && it->end_day() == days.second) {
+    const int64_t count = static_cast<int64_t>(it->count()) + delta;
+    if (count > 0) {
+      it->set_count(static_cast<uint32_t>(count));
+    } else {
+      counted->erase(it);
+    }
+    return;
+  }
+  if (delta <= 0) return;
+  const int at = static_cast<int>(it - counted->begin());
+  in::AsCounted* added = counted->Add();
+  added->set_start_day(days.first);
+  added->set_end_day(days.second);
+  added->set_count(static_cast<uint32_t>(delta));
+  // Move the new entry (last) into its sorted place.
+  for (int i = counted->size() - 1; i > at; --i) counted->SwapElements(i, i - 1);
+}
+
+void CountVisits(in::AsCadre& cadre, absl::TimeZone tz) {
+  cadre.clear_counted();
+  for (const in::AsVisit* visit : LiveVisits(cadre)) {
+    if (VisitCounts(cadre, *visit, tz)) AdjustCounted(cadre, VisitDays(*visit, tz), 1);
+  }
+}
+
 uint32_t HouseholdQuota(v1::CadreRank rank, const AssessmentOptions& options) {
   switch (rank) {
     case v1::CADRE_RANK_PROVINCIAL_LEADER:
@@ -276,19 +313,29 @@ namespace {
 
 // The counted visits' day spans (start day .. end day), any year.
 struct CountedVisits {
-  std::vector<Day> starts;  // Sorted.
+  std::vector<Day> starts;        // Distinct start days, sorted.
+  std::vector<uint64_t> through;  // Visits started on starts[0..i].
   Spans days;
-};
-CountedVisits Counted(const in::AsCadre& cadre, absl::TimeZone tz) {
-  CountedVisits out;
-  for (const in::AsVisit* visit : LiveVisits(cadre)) {
-    if (!VisitCounts(cadre, *visit, tz)) continue;
-    const Day start = DayOfMs(visit->start_ms(), tz);
-    const Day end = std::max(start, DayOfMs(visit->end_ms(), tz));
-    out.starts.push_back(start);
-    out.days.emplace_back(start, end);
+  // Visits started in [from, to].
+  uint64_t StartedIn(Day from, Day to) const {
+    const size_t hi = std::upper_bound(starts.begin(), starts.end(), to) - starts.begin();
+    const size_t lo = std::lower_bound(starts.begin(), starts.end(), from) - starts.begin();
+    if (hi <= lo) return 0;
+    return through[hi - 1] - (lo > 0 ? through[lo - 1] : 0);
   }
-  std::sort(out.starts.begin(), out.starts.end());
+};
+CountedVisits Counted(const in::AsCadre& cadre) {
+  CountedVisits out;
+  std::map<Day, uint64_t> by_start;
+  for (const in::AsCounted& c : cadre.counted()) {
+    by_start[c.start_day()] += c.count();
+    out.days.emplace_back(c.start_day(), c.end_day());
+  }
+  uint64_t total = 0;
+  for (const auto& [day, n] : by_start) {
+    out.starts.push_back(day);
+    out.through.push_back(total += n);
+  }
   out.days = Normalized(std::move(out.days));
   return out;
 }
@@ -328,8 +375,7 @@ CadreYear Evaluate(const in::AsCadre& cadre, const CountedVisits& counted, int y
                                                    options.quota_provincial_leader_counties;
   }
   out.visits = static_cast<uint32_t>(
-      std::upper_bound(counted.starts.begin(), counted.starts.end(), as_of) -
-      std::lower_bound(counted.starts.begin(), counted.starts.end(), first));
+      std::min<uint64_t>(counted.StartedIn(first, as_of), UINT32_MAX));
   out.days_on_site = CountDays(Intersect(counted.days, {{first, as_of}}));
   out.visits_met = out.visits >= options.min_visits_per_year;
   out.days_met = out.days_on_site >= options.min_days_on_site;
@@ -340,11 +386,11 @@ CadreYear Evaluate(const in::AsCadre& cadre, const CountedVisits& counted, int y
 
 CadreYear EvaluateCadre(const in::AsCadre& cadre, int year, Day as_of,
                         const AssessmentOptions& options) {
-  return Evaluate(cadre, Counted(cadre, options.time_zone), year, as_of, options);
+  return Evaluate(cadre, Counted(cadre), year, as_of, options);
 }
 
 Spans MeetsAllSpans(const in::AsCadre& cadre, const AssessmentOptions& options) {
-  const CountedVisits counted = Counted(cadre, options.time_zone);
+  const CountedVisits counted = Counted(cadre);
   std::set<int> years;
   if (options.min_visits_per_year > 0 || options.min_days_on_site > 0) {
     for (const Span& span : counted.days) {

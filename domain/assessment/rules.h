@@ -113,10 +113,17 @@ Day GapOpenSince(const in::AsGap& gap, int year);
 std::vector<const in::AsVisit*> LiveVisits(const in::AsCadre& cadre);
 // True if the cadre held a link to the visit's subject on the visit's start day.
 bool VisitCounts(const in::AsCadre& cadre, const in::AsVisit& visit, absl::TimeZone tz);
+// The days a visit touches: (start day, end day), the end never before the start.
+Span VisitDays(const in::AsVisit& visit, absl::TimeZone tz);
+// Adds `delta` visits touching `days` to cadre.counted (kept sorted, no zero counts).
+void AdjustCounted(in::AsCadre& cadre, const Span& days, int delta);
+// Sets cadre.counted from cadre.visits (loaded whole) and its links.
+void CountVisits(in::AsCadre& cadre, absl::TimeZone tz);
 
 uint32_t HouseholdQuota(v1::CadreRank rank, const AssessmentOptions& options);
 
-// A cadre's year as of `as_of` (a day in `year`).
+// A cadre's year as of `as_of` (a day in `year`), from its links, rank and
+// counted visits (cadre.counted; cadre.visits is not read).
 struct CadreYear {
   uint32_t linked_households = 0;
   uint32_t linked_villages = 0;

@@ -10,40 +10,13 @@
 #include <memory>
 
 #include "storage/event_store.h"
+#include "sync/commit_view.h"
 #include "sync/store_reader.h"
 #include "tests/domain/assessment_world.h"
 #include "tests/storage/test_util.h"
 
 namespace fieldsync::domain::assessment {
 namespace {
-
-// A Merge's writes, kept apart until the Merge says whether it is accepted
-// (as the engine's BufferedView).
-class GroupView final : public sync::ProjectionView {
- public:
-  explicit GroupView(storage::CommitContext& context) : context_(context) {}
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-    if (auto it = writes_.find(key); it != writes_.end()) return it->second;
-    return context_.Get(key);
-  }
-  void Put(std::string_view key, std::string_view value) override {
-    writes_[std::string(key)] = std::string(value);
-  }
-  void Delete(std::string_view key) override { writes_[std::string(key)] = std::nullopt; }
-  void Flush() {
-    for (const auto& [key, value] : writes_) {
-      if (value) {
-        context_.Put(key, *value);
-      } else {
-        context_.Delete(key);
-      }
-    }
-  }
-
- private:
-  storage::CommitContext& context_;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
-};
 
 std::map<std::string, std::string> DomainProjections(const storage::EventStore& store) {
   std::map<std::string, std::string> out;
@@ -92,7 +65,7 @@ TEST(AssessmentGroupCommitTest, GroupCommitsKeepTheSameAggregatesAsOneEventAtATi
         entry.prepare = [&w, &event, &meta](storage::CommitContext& ctx) -> absl::Status {
           // The fold's offsets are the store's: both count from 1.
           EXPECT_EQ(ctx.offset(), meta.offset);
-          GroupView view(ctx);
+          sync::BufferedView view(ctx);
           absl::StatusOr<sync::MergeResult> result = w.policy.Merge(event, meta, view);
           if (!result.ok()) return result.status();
           EXPECT_FALSE(result->rejection.has_value()) << event.event_id();

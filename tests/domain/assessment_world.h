@@ -17,6 +17,7 @@
 #include "domain/assessment/report.h"
 #include "domain/shuanglian_policy.h"
 #include "gtest/gtest.h"
+#include "storage/write_overlay.h"
 #include "sync/event_codec.h"
 
 namespace fieldsync::domain::assessment {
@@ -34,10 +35,28 @@ class MemoryStore final : public sync::ProjectionView, public sync::ProjectionRe
     if (it == data_.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) override {
+    return storage::NearestThrough(pending_, prefix, key, forward, [&](std::string_view cursor) {
+      return StoredNearest(prefix, cursor, forward);
+    });
+  }
   void Put(std::string_view key, std::string_view value) override {
     pending_[std::string(key)] = std::string(value);
   }
   void Delete(std::string_view key) override { pending_[std::string(key)] = std::nullopt; }
+  // Nearest among the stored entries only.
+  storage::NearestEntry StoredNearest(std::string_view prefix, std::string_view cursor,
+                                      bool forward) const {
+    auto it = data_.upper_bound(std::string(cursor));
+    if (!forward) {
+      it = data_.lower_bound(std::string(cursor));
+      if (it == data_.begin()) return std::nullopt;
+      --it;
+    }
+    if (it == data_.end() || !std::string_view(it->first).starts_with(prefix)) return std::nullopt;
+    return *it;
+  }
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Scan(
       std::string_view prefix, std::string_view start_after, size_t limit) const override {
     std::vector<std::pair<std::string, std::string>> out;
@@ -63,11 +82,13 @@ class MemoryStore final : public sync::ProjectionView, public sync::ProjectionRe
     pending_.clear();
   }
   const std::map<std::string, std::string>& data() const { return data_; }
+  // Value bytes the merges read through View (Get and Nearest).
+  uint64_t read_bytes = 0;
 
  private:
   // Get during a merge must see pending writes.
   std::map<std::string, std::string> data_;
-  std::map<std::string, std::optional<std::string>> pending_;
+  storage::WriteOverlay pending_;
   friend class View;
 };
 
@@ -77,8 +98,16 @@ class View final : public sync::ProjectionView {
   explicit View(MemoryStore& store) : store_(store) {}
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
     auto it = store_.pending_.find(std::string(key));
-    if (it != store_.pending_.end()) return it->second;
-    return static_cast<const MemoryStore&>(store_).Get(key);
+    absl::StatusOr<std::optional<std::string>> out =
+        it != store_.pending_.end() ? it->second : static_cast<const MemoryStore&>(store_).Get(key);
+    if (out.ok() && out->has_value()) store_.read_bytes += (*out)->size();
+    return out;
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Nearest(
+      std::string_view prefix, std::string_view key, bool forward) override {
+    auto out = store_.Nearest(prefix, key, forward);
+    if (out.ok() && out->has_value()) store_.read_bytes += (*out)->second.size();
+    return out;
   }
   void Put(std::string_view key, std::string_view value) override { store_.Put(key, value); }
   void Delete(std::string_view key) override { store_.Delete(key); }
@@ -356,6 +385,18 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
   for (auto it = data.lower_bound("dom/as/c/"); it != data.end() && it->first.rfind("dom/as/c/", 0) == 0; ++it) {
     in::AsCadre c;
     ASSERT_TRUE(c.ParseFromString(it->second));
+    EXPECT_EQ(c.visits_size(), 0) << "visits stored in the cadre record " << it->first;
+    // Its visit records, in key order (= (start, offset) order).
+    const std::string prefix = keys::CadreVisits(c.user_id());
+    for (auto v = data.lower_bound(prefix); v != data.end() && v->first.rfind(prefix, 0) == 0; ++v) {
+      ASSERT_TRUE(c.add_visits()->ParseFromString(v->second));
+      EXPECT_EQ(v->first, keys::CadreVisit(c.user_id(), c.visits().rbegin()->start_ms(),
+                                           c.visits().rbegin()->offset()));
+    }
+    // The counted visits the commit maintains equal a recount under the final links.
+    in::AsCadre recounted = c;
+    CountVisits(recounted, options.time_zone);
+    EXPECT_EQ(c.DebugString(), recounted.DebugString()) << it->first;
     recomputed.push_back(CadreContributionOf(c, groups, options));
   }
   {

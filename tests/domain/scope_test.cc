@@ -13,6 +13,7 @@
 #include "domain/reference.h"
 #include "domain/scope.h"
 #include "gtest/gtest.h"
+#include "sync/commit_view.h"
 #include "sync/event_codec.h"
 #include "sync/store_reader.h"
 #include "tests/sync/sync_test_support.h"
@@ -50,18 +51,7 @@ class DomainScopeTest : public ::testing::Test {
     storage::AppendEntry entry = sync::ToAppendEntry(stored.stored, stored.parsed);
     const domain::ShuanglianPolicy* policy = &env_.policy();
     entry.prepare = [stored, policy](storage::CommitContext& ctx) -> absl::Status {
-      class View final : public sync::ProjectionView {
-       public:
-        explicit View(storage::CommitContext& ctx) : ctx_(ctx) {}
-        absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-          return ctx_.Get(key);
-        }
-        void Put(std::string_view key, std::string_view value) override { ctx_.Put(key, value); }
-        void Delete(std::string_view key) override { ctx_.Delete(key); }
-
-       private:
-        storage::CommitContext& ctx_;
-      } view(ctx);
+      sync::ContextView view(ctx);
       sync::EventMeta meta;
       meta.offset = ctx.offset();
       absl::StatusOr<sync::MergeResult> merged = policy->Merge(stored.event(), meta, view);

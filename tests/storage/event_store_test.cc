@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -1118,6 +1119,140 @@ TEST_F(EventStoreTest, PrepareHooksSeeEveryEarlierRecordUnderConcurrentAppends) 
     ASSERT_EQ(record.payload, absl::StrCat("count=", record.offset));
   }
   EXPECT_OK(store_->VerifyChain(1, head));
+}
+
+// Nearest over stored entries, earlier calls of the group, a failed call of
+// the group (invisible) and the call's own writes, both directions.
+TEST_F(EventStoreTest, NearestSeesWhatGetSeesInKeyOrder) {
+  AppendEntry seed = MakeEntry("seed", "p");
+  seed.projections = {{"v/a", "A"}, {"v/c", "C"}, {"v/e", "E"}, {"w/x", "X"}, {"u/z", "Z"}};
+  MustAppend({std::move(seed)});
+
+  CommitterBlocker blocker;
+  ASSERT_TRUE(blocker.Hold(*store_, "blocker"));
+  AppendEntry writer = MakeEntry("writer", "w");
+  writer.prepare = [](CommitContext& ctx) {
+    ctx.Put("v/b", "B");
+    ctx.Delete("v/c");
+    return absl::OkStatus();
+  };
+  AppendEntry failed = MakeEntry("failed", "f");
+  failed.prepare = [](CommitContext& ctx) {
+    ctx.Put("v/bb", "from-failed");
+    return absl::InvalidArgumentError("no");
+  };
+  std::vector<std::string> seen;  // Written by the committer.
+  AppendEntry reader = MakeEntry("reader", "r");
+  reader.prepare = [&seen](CommitContext& ctx) {
+    ctx.Put("v/d", "D");
+    ctx.Delete("v/e");
+    const std::vector<std::tuple<std::string, std::string, bool>> asks = {
+        {"v/", "v/", true},   {"v/", "v/a", true},  {"v/", "v/b", true},  {"v/", "v/d", true},
+        {"v/", "v/z", false}, {"v/", "v/d", false}, {"v/", "v/b", false}, {"v/", "v/a", false},
+        {"w/", "w/", true},   {"w/", "w/y", false}, {"v/", "v/c", false}};
+    for (const auto& [prefix, key, forward] : asks) {
+      absl::StatusOr<std::optional<std::pair<std::string, std::string>>> entry =
+          ctx.Nearest(prefix, key, forward);
+      if (!entry.ok()) return entry.status();
+      seen.push_back(*entry ? absl::StrCat((*entry)->first, "=", (*entry)->second) : "-");
+    }
+    return absl::OkStatus();
+  };
+  AsyncAppend wrote, failed_call, read;
+  store_->AppendAsync({std::move(writer)}, wrote.Callback());
+  store_->AppendAsync({std::move(failed)}, failed_call.Callback());
+  store_->AppendAsync({std::move(reader)}, read.Callback());
+  ASSERT_OK(blocker.Release());
+  ASSERT_TRUE(wrote.done.WaitForNotificationWithTimeout(kSafetyTimeout));
+  ASSERT_TRUE(failed_call.done.WaitForNotificationWithTimeout(kSafetyTimeout));
+  ASSERT_TRUE(read.done.WaitForNotificationWithTimeout(kSafetyTimeout));
+  ASSERT_OK(read.result);
+  EXPECT_THAT(seen, ElementsAre("v/a=A", "v/b=B", "v/d=D", "-", "v/d=D", "v/b=B", "v/a=A", "-",
+                                "w/x=X", "w/x=X", "v/b=B"));
+
+  // A later call sees the same through the stored entries alone.
+  seen.clear();
+  AppendEntry later = MakeEntry("later", "l");
+  later.prepare = [&seen](CommitContext& ctx) {
+    for (std::string_view key : {"v/", "v/a", "v/b", "v/d"}) {
+      absl::StatusOr<std::optional<std::pair<std::string, std::string>>> entry =
+          ctx.Nearest("v/", key, true);
+      if (!entry.ok()) return entry.status();
+      seen.push_back(*entry ? (*entry)->first : "-");
+    }
+    return absl::OkStatus();
+  };
+  MustAppend({std::move(later)});
+  EXPECT_THAT(seen, ElementsAre("v/a", "v/b", "v/d", "-"));
+}
+
+// Under concurrent calls (groups, and a group prepared while the one before
+// is written), every Nearest answers what a model of the projections, updated
+// in log order by the hooks themselves, answers.
+TEST_F(EventStoreTest, NearestMatchesAModelUnderConcurrentAppends) {
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 80;
+  std::map<std::string, std::string> model;  // Committer thread only.
+  std::atomic<int> mismatches{0};
+  std::atomic<int> asked{0};
+  auto entry_for = [&](std::string id, uint32_t seed) {
+    AppendEntry entry = MakeEntry(std::move(id), "n");
+    entry.prepare = [&, seed](CommitContext& ctx) {
+      std::mt19937 rng(seed);
+      auto key = [&] { return absl::StrCat("k/", rng() % 40); };
+      for (int op = 0; op < 6; ++op) {
+        const std::string k = key();
+        if (rng() % 3 == 0) {
+          ctx.Delete(k);
+          model.erase(k);
+        } else {
+          const std::string v = absl::StrCat(ctx.offset(), ".", op);
+          ctx.Put(k, v);
+          model[k] = v;
+        }
+        const std::string at = key();
+        const bool forward = rng() % 2 == 0;
+        absl::StatusOr<std::optional<std::pair<std::string, std::string>>> got =
+            ctx.Nearest("k/", at, forward);
+        if (!got.ok()) return got.status();
+        std::optional<std::pair<std::string, std::string>> want;
+        if (forward) {
+          auto it = model.upper_bound(at);
+          if (it != model.end()) want = *it;
+        } else {
+          auto it = model.lower_bound(at);
+          if (it != model.begin()) want = *std::prev(it);
+        }
+        ++asked;
+        if (*got != want) ++mismatches;
+      }
+      return absl::OkStatus();
+    };
+    return entry;
+  };
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> failures(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int call = 0; call < kCalls; ++call) {
+        std::vector<AppendEntry> entries;
+        for (int n = 0; n < 1 + (call % 3); ++n) {
+          entries.push_back(entry_for(absl::StrCat("t", t, "-", call, "-", n),
+                                      static_cast<uint32_t>(t * 100000 + call * 10 + n)));
+        }
+        absl::StatusOr<std::vector<AppendResult>> results = store_->Append(std::move(entries));
+        if (!results.ok()) {
+          failures[t] = results.status();
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& failure : failures) ASSERT_OK(failure);
+  EXPECT_GT(asked.load(), 1000);
+  EXPECT_EQ(mismatches.load(), 0);
+  for (const auto& [key, value] : model) EXPECT_EQ(Projection(key), value) << key;
 }
 
 // ---------------------------------------------------------------- VerifyChain
