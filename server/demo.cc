@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "base/uuid.h"
 #include "base/time.h"
 #include "domain/field_schema.h"
 #include "fieldsync/v1/admin_service.grpc.pb.h"
@@ -37,14 +38,7 @@ constexpr double kBaseLng = 103.95;
 std::string Uuid() {
   unsigned char bytes[16];
   RAND_bytes(bytes, sizeof bytes);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  std::string hex;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) hex += '-';
-    absl::StrAppend(&hex, absl::Hex(bytes[i], absl::kZeroPad2));
-  }
-  return hex;
+  return base::UuidV4(bytes);
 }
 
 // A valid 18-character resident ID number in the county.

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -1211,6 +1212,18 @@ int Cli::Report() {
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("report ", what, ": ", status.error_message(), hint));
   };
+  // Every page of a paged report, merged into `all` (lists append; the
+  // summary and as_of of GetAssessment take the last page's).
+  auto all_pages = [&](auto rpc, auto request, auto* all) -> absl::Status {
+    do {
+      std::remove_pointer_t<decltype(all)> page;
+      if (absl::Status s = call(rpc, request, &page); !s.ok()) return s;
+      request.set_page_token(page.next_page_token());
+      page.clear_next_page_token();
+      all->MergeFrom(page);
+    } while (!request.page_token().empty());
+    return absl::OkStatus();
+  };
 
   if (what == "assessment") {
     v1::GetAssessmentRequest request;
@@ -1218,14 +1231,8 @@ int Cli::Report() {
     request.set_year(year);
     request.set_page_size(page_size);
     v1::GetAssessmentResponse all;
-    do {
-      v1::GetAssessmentResponse page;
-      if (auto s = call(&v1::ReportService::Stub::GetAssessment, request, &page); !s.ok())
-        return Fail(s);
-      request.set_page_token(page.next_page_token());
-      page.clear_next_page_token();
-      all.MergeFrom(page);  // Lists append; summary and as_of take the last page's.
-    } while (!request.page_token().empty());
+    if (absl::Status s = all_pages(&v1::ReportService::Stub::GetAssessment, request, &all); !s.ok())
+      return Fail(s);
     if (settings_.json) {
       std::cout << ProtoJson(all) << "\n";
       return kExitOk;
@@ -1311,14 +1318,9 @@ int Cli::Report() {
       request.add_kinds(*parsed);
     }
     v1::GetEvidenceReportResponse all;
-    do {
-      v1::GetEvidenceReportResponse page;
-      if (auto s = call(&v1::ReportService::Stub::GetEvidenceReport, request, &page); !s.ok())
-        return Fail(s);
-      request.set_page_token(page.next_page_token());
-      page.clear_next_page_token();
-      all.MergeFrom(page);
-    } while (!request.page_token().empty());
+    if (absl::Status s = all_pages(&v1::ReportService::Stub::GetEvidenceReport, request, &all);
+        !s.ok())
+      return Fail(s);
     if (settings_.json) {
       std::cout << ProtoJson(all) << "\n";
       return kExitOk;
@@ -1369,14 +1371,8 @@ int Cli::Report() {
       request.set_kind(*parsed);
     }
     v1::ListFeedbackResponse all;
-    do {
-      v1::ListFeedbackResponse page;
-      if (auto s = call(&v1::ReportService::Stub::ListFeedback, request, &page); !s.ok())
-        return Fail(s);
-      request.set_page_token(page.next_page_token());
-      page.clear_next_page_token();
-      all.MergeFrom(page);
-    } while (!request.page_token().empty());
+    if (absl::Status s = all_pages(&v1::ReportService::Stub::ListFeedback, request, &all); !s.ok())
+      return Fail(s);
     if (settings_.json) {
       std::cout << ProtoJson(all) << "\n";
       return kExitOk;
@@ -1399,14 +1395,8 @@ int Cli::Report() {
   if (auto household = args_.Get("household"))
     *request.mutable_subject() = HouseholdRef(*household);
   v1::ListInspectionsResponse all;
-  do {
-    v1::ListInspectionsResponse page;
-    if (auto s = call(&v1::ReportService::Stub::ListInspections, request, &page); !s.ok())
-      return Fail(s);
-    request.set_page_token(page.next_page_token());
-    page.clear_next_page_token();
-    all.MergeFrom(page);
-  } while (!request.page_token().empty());
+  if (absl::Status s = all_pages(&v1::ReportService::Stub::ListInspections, request, &all); !s.ok())
+    return Fail(s);
   if (settings_.json) {
     std::cout << ProtoJson(all) << "\n";
     return kExitOk;
@@ -1558,8 +1548,8 @@ int Cli::Admin() {
          return cli.AdminRpc(admin, &Stub::ListUnits, request, [](const auto& r) {
            Table table({"ID", "NAME", "LEVEL", "AREA"});
            for (const v1::Unit& u : r.units()) {
-             table.Add({u.id(), u.name(), EnumWord(v1::UnitLevel_descriptor(), u.level(),
-                                                   "UNIT_LEVEL_"),
+             table.Add({u.id(), u.name(),
+                        EnumWord(v1::UnitLevel_descriptor(), u.level(), "UNIT_LEVEL_"),
                         u.area_code()});
            }
            return table.Render();
@@ -1655,9 +1645,9 @@ int Cli::Admin() {
          if (auto m = cli.Missing(admin.name, {"reason"}); !m.empty()) return cli.Usage(m, usage);
          v1::EndLinkRequest request;
          request.set_link_id(link_id);
-         auto reason = ParseEnum<v1::LinkEndReason>(v1::LinkEndReason_descriptor(),
-                                                    "LINK_END_REASON_", *cli.args_.Get("reason"),
-                                                    "reason");
+         auto reason =
+             ParseEnum<v1::LinkEndReason>(v1::LinkEndReason_descriptor(), "LINK_END_REASON_",
+                                          *cli.args_.Get("reason"), "reason");
          if (!reason.ok()) return cli.Usage(std::string(reason.status().message()), usage);
          request.set_reason(*reason);
          request.set_note(cli.args_.GetOr("note", ""));
@@ -1672,17 +1662,20 @@ int Cli::Admin() {
          // (the server checks that it matches the old holder).
          const bool cadre = cli.args_.Has("replacement");
          const bool unit = cli.args_.Has("replacement-unit");
-         if (cadre && unit) return cli.Usage("want one of --replacement, --replacement-unit", usage);
+         if (cadre && unit)
+           return cli.Usage("want one of --replacement, --replacement-unit", usage);
          if (!cadre && !unit &&
              (cli.args_.Has("replacement-from") || cli.args_.Has("replacement-reason"))) {
-           return cli.Usage("--replacement-from and --replacement-reason need --replacement USER "
-                            "or --replacement-unit UNIT",
-                            usage);
+           return cli.Usage(
+               "--replacement-from and --replacement-reason need --replacement USER "
+               "or --replacement-unit UNIT",
+               usage);
          }
          if (*reason == v1::LINK_END_REASON_REPLACED && !cadre && !unit) {
-           return cli.Usage("--reason replaced needs --replacement USER (or --replacement-unit "
-                            "UNIT): the target is never left unlinked",
-                            usage);
+           return cli.Usage(
+               "--reason replaced needs --replacement USER (or --replacement-unit "
+               "UNIT): the target is never left unlinked",
+               usage);
          }
          if (cadre || unit) {
            v1::LinkReplacement* r = request.mutable_replacement();
@@ -1705,10 +1698,10 @@ int Cli::Admin() {
            std::string text = absl::StrCat("link ", r.ended().id(), " ended\n");
            if (r.has_replacement()) {
              const v1::Link& next = r.replacement();
-             absl::StrAppend(&text, "link ", next.id(), " started: ",
-                             next.cadre_id().empty() ? next.unit_id() : next.cadre_id(),
-                             " takes over ", next.target().id(), " from ",
-                             DateText(next.valid_from()), "\n");
+             absl::StrAppend(
+                 &text, "link ", next.id(),
+                 " started: ", next.cadre_id().empty() ? next.unit_id() : next.cadre_id(),
+                 " takes over ", next.target().id(), " from ", DateText(next.valid_from()), "\n");
            }
            return text;
          });
@@ -1722,8 +1715,8 @@ int Cli::Admin() {
          return cli.AdminRpc(admin, &Stub::ListLinks, request, [](const auto& r) {
            Table table({"ID", "HOLDER", "TARGET", "ROLE", "FROM", "ACTIVE"});
            for (const v1::Link& l : r.links()) {
-             table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(),
-                        l.target().id(), EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
+             table.Add({l.id(), l.cadre_id().empty() ? l.unit_id() : l.cadre_id(), l.target().id(),
+                        EnumWord(v1::LinkRole_descriptor(), l.role(), "LINK_ROLE_"),
                         absl::StrCat(l.valid_from().year(), "-", l.valid_from().month(), "-",
                                      l.valid_from().day()),
                         l.active() ? "yes" : "no"});
@@ -1761,7 +1754,8 @@ int Cli::Admin() {
        }},
       {"device revoke", "ID --reason T", false,
        [](Cli& cli, AdminCall& admin, const std::string& usage) {
-         if (cli.Word(3).empty()) return cli.Usage("admin device revoke needs the device ID", usage);
+         if (cli.Word(3).empty())
+           return cli.Usage("admin device revoke needs the device ID", usage);
          if (auto m = cli.Missing(admin.name, {"reason"}); !m.empty()) return cli.Usage(m, usage);
          v1::RevokeDeviceRequest request;
          request.set_device_id(cli.Word(3));
@@ -1795,8 +1789,9 @@ int Cli::Admin() {
 
   std::string usage;
   for (const Command& command : kCommands) {
-    absl::StrAppend(&usage, usage.empty() ? "usage: fieldctl --token-file FILE admin " : "       ... admin ",
-                    command.path, *command.usage != '\0' ? " " : "", command.usage, "\n");
+    absl::StrAppend(
+        &usage, usage.empty() ? "usage: fieldctl --token-file FILE admin " : "       ... admin ",
+        command.path, *command.usage != '\0' ? " " : "", command.usage, "\n");
   }
   absl::StrAppend(&usage,
                   "  ROLE: cadre, township_staff, county_staff, hq_analyst, admin\n"

@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/uuid.h"
 
 namespace fieldsync::client {
 namespace {
@@ -80,17 +81,7 @@ std::string NewUuid() {
   (void)SodiumReady();  // randombytes_buf initialises on its own if needed.
   unsigned char bytes[16];
   randombytes_buf(bytes, sizeof bytes);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xf]);
-  }
-  return out;
+  return base::UuidV4(bytes);
 }
 
 }  // namespace fieldsync::client

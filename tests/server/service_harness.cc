@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "base/uuid.h"
 #include "base/time.h"
 #include "domain/field_schema.h"
 #include "domain/shuanglian_policy.h"
@@ -270,14 +271,7 @@ v1::Event TestDevice::Confirm(const std::string& household_id, const std::string
 std::string RandomUuid() {
   unsigned char bytes[16];
   randombytes_buf(bytes, sizeof bytes);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  std::string hex;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) hex += '-';
-    absl::StrAppend(&hex, absl::Hex(bytes[i], absl::kZeroPad2));
-  }
-  return hex;
+  return base::UuidV4(bytes);
 }
 
 std::string ResidentId(uint64_t n) {
