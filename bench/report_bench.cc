@@ -368,7 +368,7 @@ int Run(const Flags& flags) {
     e.set_area_code(area.code());
     v1::LinkStarted* l = e.mutable_link_started();
     l->set_link_id(absl::StrCat("L", ++links));
-    l->set_unit_id("U" + area.code().substr(0, 6));
+    l->set_unit_id(absl::StrCat("U", area.code().substr(0, 6)));
     l->set_role(v1::LINK_ROLE_VILLAGE_UNIT);
     l->mutable_valid_from()->set_year(2023);
     l->mutable_valid_from()->set_month(6);

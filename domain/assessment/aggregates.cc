@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "domain/domain_keys.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/time_util.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "sync/event_codec.h"
 #include "base/status_macros.h"
 
@@ -258,6 +260,36 @@ absl::StatusOr<in::AsVisit> ParseVisit(const std::string& key, const std::string
     return absl::DataLossError(absl::StrCat("assessment record ", key, " does not parse"));
   }
   return visit;
+}
+
+// The location of a stored v1::Household, read off its wire bytes without
+// parsing the rest (its fields map is most of the record, and a visit needs
+// the location only).
+absl::StatusOr<std::optional<v1::Location>> HouseholdLocation(const std::string& key,
+                                                              const std::string& bytes) {
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kLocationTag = WireFormatLite::MakeTag(
+      v1::Household::kLocationFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  std::optional<v1::Location> out;
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == kLocationTag) {
+      v1::Location location;
+      if (!WireFormatLite::ReadMessage(&in, &location)) break;
+      if (out) {
+        out->MergeFrom(location);  // Repeated occurrences merge, as a parser's would.
+      } else {
+        out = std::move(location);
+      }
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return absl::DataLossError(absl::StrCat("assessment record ", key, " does not parse"));
+    }
+  }
+  if (!in.ConsumedEntireMessage()) {
+    return absl::DataLossError(absl::StrCat("assessment record ", key, " does not parse"));
+  }
+  return out;
 }
 
 template <typename M>
@@ -683,13 +715,15 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
     }
     visit.set_hlc_flagged(meta.hlc_flagged);
     if (event.subject().kind() == v1::SUBJECT_KIND_HOUSEHOLD) {
-      ASSIGN_OR_RETURN(std::optional<v1::Household> household,
-                       Load<v1::Household>(view, domain::keys::Household(
-                                                     sync::SubjectKey(event.subject()))));
-      if (household && household->has_location()) {
-        visit.set_has_target_location(true);
-        visit.set_target_lat(household->location().lat());
-        visit.set_target_lng(household->location().lng());
+      const std::string key = domain::keys::Household(sync::SubjectKey(event.subject()));
+      ASSIGN_OR_RETURN(std::optional<std::string> household, view.Get(key));
+      if (household) {
+        ASSIGN_OR_RETURN(std::optional<v1::Location> location, HouseholdLocation(key, *household));
+        if (location) {
+          visit.set_has_target_location(true);
+          visit.set_target_lat(location->lat());
+          visit.set_target_lng(location->lng());
+        }
       }
     }
     by_id_key = keys::VisitById(cadre_id, event.event_id(), event.subject());
@@ -745,15 +779,20 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
 
   ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, cadre_id));
   in::AsCadre cadre_after = cadre;
+  bool counted_changed = false;
   if (before && VisitCounts(cadre, *before, options.time_zone)) {
     AdjustCounted(cadre_after, VisitDays(*before, options.time_zone), -1);
+    counted_changed = true;
   }
   if (after && VisitCounts(cadre, *after, options.time_zone)) {
     AdjustCounted(cadre_after, VisitDays(*after, options.time_zone), +1);
+    counted_changed = true;
   }
   Computed old_part, new_part;
-  AddCadreOwn(cadre, options, old_part);
-  AddCadreOwn(cadre_after, options, new_part);
+  if (counted_changed) {  // Else the own part is the same on both sides.
+    AddCadreOwn(cadre, options, old_part);
+    AddCadreOwn(cadre_after, options, new_part);
+  }
   RETURN_IF_ERROR(AddTermsNow(view, affected, groups_before, options, old_part));
 
   if (before) view.Delete(before_key);
