@@ -324,6 +324,11 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
       } else {
         *c->mutable_corrected()->mutable_start_time() = Ts(when);
         *c->mutable_corrected()->mutable_end_time() = Ts(when + absl::Hours(5));
+        // Sometimes the photo too: its uses move from one group to another
+        // in one event (a group may turn duplicate or back).
+        if (pick(3) == 0) {
+          c->mutable_corrected()->add_photo_sha256(std::string(32, static_cast<char>('a' + pick(3))));
+        }
       }
       w.Apply(e, original.cadre, v1::ROLE_CADRE, when);
     } else {
