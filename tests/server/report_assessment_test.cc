@@ -116,12 +116,14 @@ TEST_F(AssessmentTest, NeverLinkedGapIsInGraceFor30DaysThenOut) {
   EXPECT_EQ(r.coverage_gaps(0).status(), v1::HOUSEHOLD_STATUS_IDENTIFIED);
   EXPECT_TRUE(r.coverage_gaps(0).last_link_id().empty());
   harness().clock().Advance(absl::Hours(24 * 30));  // 31 March: 30 days, still in grace.
-  const v1::CoverageGap* gap = GapOf(MustAssess(kCountyA, 2024), kH2);
+  v1::GetAssessmentResponse later = MustAssess(kCountyA, 2024);
+  const v1::CoverageGap* gap = GapOf(later, kH2);
   ASSERT_NE(gap, nullptr);
   EXPECT_EQ(gap->days_open(), 30u);
   EXPECT_TRUE(gap->in_grace_period());
   harness().clock().Advance(absl::Hours(24));  // 1 April: 31 days, out.
-  gap = GapOf(MustAssess(kCountyA, 2024), kH2);
+  later = MustAssess(kCountyA, 2024);
+  gap = GapOf(later, kH2);
   ASSERT_NE(gap, nullptr);
   EXPECT_EQ(gap->days_open(), 31u);
   EXPECT_FALSE(gap->in_grace_period());
@@ -192,14 +194,15 @@ TEST_F(AssessmentTest, LinkQuotaByRankAndItsNearMiss) {
                      v1::LINK_ROLE_HOUSEHOLD_HELPER, D(2024, 1, 1)).ok());
   ASSERT_TRUE(LinkOn("L-d2", "dept1", v1::SUBJECT_KIND_HOUSEHOLD, kH2,
                      v1::LINK_ROLE_HOUSEHOLD_HELPER, D(2024, 1, 1)).ok());
-  const v1::CadreAssessment* c = CadreIn(MustAssess(kCountyA, 2024), "dept1");
+  v1::GetAssessmentResponse r = MustAssess(kCountyA, 2024);
+  const v1::CadreAssessment* c = CadreIn(r, "dept1");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->household_quota(), 3u);
   EXPECT_EQ(c->linked_households(), 2u);
   EXPECT_FALSE(c->link_quota_met());  // 2 < 3: one short.
   ASSERT_TRUE(LinkOn("L-d3", "dept1", v1::SUBJECT_KIND_HOUSEHOLD, kH3,
                      v1::LINK_ROLE_HOUSEHOLD_HELPER, D(2024, 1, 1)).ok());
-  v1::GetAssessmentResponse r = MustAssess(kCountyA, 2024);
+  r = MustAssess(kCountyA, 2024);
   EXPECT_TRUE(CadreIn(r, "dept1")->link_quota_met());
   // A link starting in the future covers nothing yet.
   ASSERT_TRUE(User("dept2", v1::CADRE_RANK_COUNTY_RANK).ok());

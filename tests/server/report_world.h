@@ -221,6 +221,9 @@ class ReportWorld : public SyncWorld {
     }
     return nullptr;
   }
+  // A pointer into `r`, kept past the statement: never into a temporary
+  // (ASan found two such uses of GapOf and CadreIn).
+  static const v1::CoverageGap* GapOf(v1::GetAssessmentResponse&&, const std::string&) = delete;
   static const v1::CoverageGap* GapOf(const v1::GetAssessmentResponse& r, const std::string& id) {
     for (const auto& g : r.coverage_gaps()) {
       if (g.subject().id() == id) return &g;
