@@ -75,6 +75,16 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return absl::InternalError(message);
 }
 
+// The least key greater than every key starting with `prefix`: its last
+// byte below 0xff incremented, the bytes after it dropped; empty if there is
+// none (every byte 0xff, or no prefix): then there is no upper bound.
+std::string PrefixUpperBound(std::string_view prefix) {
+  std::string out(prefix);
+  while (!out.empty() && static_cast<unsigned char>(out.back()) == 0xff) out.pop_back();
+  if (!out.empty()) out.back() = static_cast<char>(static_cast<unsigned char>(out.back()) + 1);
+  return out;
+}
+
 // The error every write answers while the store is read-only: the cause in
 // words a client may see, never RocksDB's message (it names server files).
 absl::Status ReadOnlyError(const rocksdb::Status& s) {
@@ -469,7 +479,15 @@ class RocksDbEventStore final : public EventStore {
       std::initializer_list<const Overlay*> overlays) const {
     absl::ReaderMutexLock db_lock(&db_mu_);
     RETURN_IF_ERROR(CheckOpen());
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), projections_));
+    // The iterator is bounded to the prefix, so a seek neither reads nor
+    // steps over the keys of other prefixes (a cadre with no visit after
+    // this one costs one bounded seek, not a walk into the next cadre's).
+    rocksdb::ReadOptions read;
+    const std::string upper = PrefixUpperBound(prefix);
+    const rocksdb::Slice lower_bound(prefix.data(), prefix.size()), upper_bound(upper);
+    read.iterate_lower_bound = &lower_bound;
+    if (!upper.empty()) read.iterate_upper_bound = &upper_bound;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, projections_));
     auto step = [&] { forward ? it->Next() : it->Prev(); };
     if (forward) {
       it->Seek(key);

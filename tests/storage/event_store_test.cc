@@ -1186,6 +1186,32 @@ TEST_F(EventStoreTest, NearestSeesWhatGetSeesInKeyOrder) {
   EXPECT_THAT(seen, ElementsAre("v/a", "v/b", "v/d", "-"));
 }
 
+// The seek is bounded to the prefix: keys just outside it (the prefix's own
+// successor, a prefix of 0xff bytes) are never answered, both directions.
+TEST_F(EventStoreTest, NearestStaysInsideItsPrefix) {
+  const std::string ff = "p\xff";
+  AppendEntry seed = MakeEntry("seed", "p");
+  seed.projections = {{"p", "bare"},          {ff + "a", "in"},  {ff + "\xff", "in-ff"},
+                      {"p\xff\xff\xff", "deep"}, {"q", "after"}, {"o\xff", "before"}};
+  MustAppend({std::move(seed)});
+  std::vector<std::string> seen;
+  AppendEntry reader = MakeEntry("reader", "r");
+  reader.prepare = [&](CommitContext& ctx) {
+    const std::vector<std::tuple<std::string, std::string, bool>> asks = {
+        {ff, ff, true},          {ff, ff + "a", true}, {ff, "p\xff\xff\xff", true},
+        {ff, "p\xff\xff\xff\xff", false}, {ff, ff, false},     {ff, ff + "a", false},
+        {"p\xff\xff", "p\xff\xff", true}, {"q", "q", false}, {"o\xff", "o\xff\xff", false}};
+    for (const auto& [prefix, key, forward] : asks) {
+      auto entry = ctx.Nearest(prefix, key, forward);
+      if (!entry.ok()) return entry.status();
+      seen.push_back(*entry ? (*entry)->second : "-");
+    }
+    return absl::OkStatus();
+  };
+  MustAppend({std::move(reader)});
+  EXPECT_THAT(seen, ElementsAre("in", "in-ff", "-", "deep", "-", "-", "deep", "-", "before"));
+}
+
 // Under concurrent calls (groups, and a group prepared while the one before
 // is written), every Nearest answers what a model of the projections, updated
 // in log order by the hooks themselves, answers.
