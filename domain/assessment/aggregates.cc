@@ -190,14 +190,15 @@ Computed ComputeSubject(const in::AsSubject& s, const AssessmentOptions&) {
 // kFlaggedVisits and its "f" entries: functions of the visit, the live visit
 // just before it and the photo groups of its photos). The commit step uses
 // the split to recompute only the terms an event can change.
-void AddCadreOwn(const in::AsCadre& cadre, const AssessmentOptions& options, Computed& out) {
+// `meets`: MeetsAllSpans(cadre, options), the one input of the own part
+// that depends on the counted visits.
+void AddCadreOwn(const in::AsCadre& cadre, const Spans& meets, Computed& out) {
   std::set<std::string> prefixes;
   for (const in::AsLink& link : cadre.links()) {
     if (!link.cadre()) continue;
     for (const std::string& prefix : LevelPrefixes(link.area_code())) prefixes.insert(prefix);
   }
   if (prefixes.empty()) return;
-  const Spans meets = MeetsAllSpans(cadre, options);
   const std::string nul(1, '\0');
   for (const std::string& prefix : prefixes) {
     const Spans in_scope = CadreInScopeSpans(cadre, prefix);
@@ -246,7 +247,7 @@ Computed ComputeCadre(const in::AsCadre& cadre,
                       const std::map<std::string, in::AsPhotoGroup>& groups,
                       const AssessmentOptions& options) {
   Computed out;
-  AddCadreOwn(cadre, options, out);
+  AddCadreOwn(cadre, MeetsAllSpans(cadre, options), out);
   const std::vector<const in::AsVisit*> live = LiveVisits(cadre);
   for (size_t i = 0; i < live.size(); ++i) {
     AddVisitTerm(cadre.user_id(), *live[i], i > 0 ? live[i - 1] : nullptr, groups, options, out);
@@ -308,46 +309,97 @@ void Save(sync::ProjectionView& view, std::string_view key,
   view.Put(key, sync::DeterministicBytes(message));
 }
 
-// Adds `diff` (deltas by scope, counter and day) to the counter buckets.
+// Adds `diff` (deltas by scope, counter and day) to the counter buckets:
+// each bucket touched is read, edited in place and written once (its
+// entries stay sorted by counter, then day; a zero entry is dropped).
 absl::Status AddToCounters(sync::ProjectionView& view,
                            const std::map<std::tuple<std::string, int, Day>, int64_t>& diff) {
-  // Counter buckets: (level prefix, bucket) -> deltas to add.
-  std::map<std::pair<std::string, uint32_t>, std::map<std::pair<int, Day>, int64_t>> buckets;
+  struct Add {
+    std::string prefix;
+    uint32_t bucket;
+    int counter;
+    Day day;
+    int64_t delta;
+  };
+  std::vector<Add> adds;
   for (const auto& [key, delta] : diff) {
     if (delta == 0) continue;
     const auto& [scope, counter, day] = key;
-    std::vector<std::string> prefixes;
+    const uint32_t bucket = static_cast<uint32_t>(day) / kBucketDays;
     if (!scope.empty() && scope[0] == '=') {
-      prefixes.push_back(scope.substr(1));
+      adds.push_back({scope.substr(1), bucket, counter, day, delta});
     } else {
-      prefixes = LevelPrefixes(scope);
-    }
-    for (const std::string& prefix : prefixes) {
-      buckets[{prefix, static_cast<uint32_t>(day) / kBucketDays}][{counter, day}] += delta;
+      for (size_t level : kLevels) {
+        if (scope.size() < level) break;
+        adds.push_back({scope.substr(0, level), bucket, counter, day, delta});
+      }
     }
   }
-  for (const auto& [where, deltas] : buckets) {
-    const std::string key = absl::StrCat(keys::LevelRoot("n", where.first), keys::Hex8(where.second));
-    ASSIGN_OR_RETURN(std::optional<in::AsCounterBucket> bucket,
-                     Load<in::AsCounterBucket>(view, key));
-    std::map<std::pair<int, Day>, int64_t> merged;
-    if (bucket) {
-      for (const in::AsDelta& d : bucket->deltas()) merged[{d.counter(), d.day()}] += d.delta();
+  std::sort(adds.begin(), adds.end(), [](const Add& a, const Add& b) {
+    return std::tie(a.prefix, a.bucket, a.counter, a.day) <
+           std::tie(b.prefix, b.bucket, b.counter, b.day);
+  });
+  // Scopes of one level (two villages of a county) add to the same entry.
+  size_t kept = 0;
+  for (size_t i = 0; i < adds.size(); ++i) {
+    if (kept > 0 && adds[kept - 1].prefix == adds[i].prefix &&
+        adds[kept - 1].bucket == adds[i].bucket && adds[kept - 1].counter == adds[i].counter &&
+        adds[kept - 1].day == adds[i].day) {
+      adds[kept - 1].delta += adds[i].delta;
+    } else {
+      if (kept != i) adds[kept] = std::move(adds[i]);
+      ++kept;
     }
-    for (const auto& [counter_day, delta] : deltas) merged[counter_day] += delta;
+  }
+  adds.resize(kept);
+  for (size_t run = 0; run < adds.size();) {
+    size_t end = run;
+    while (end < adds.size() && adds[end].prefix == adds[run].prefix &&
+           adds[end].bucket == adds[run].bucket) {
+      ++end;
+    }
+    const std::string key =
+        absl::StrCat(keys::LevelRoot("n", adds[run].prefix), keys::Hex8(adds[run].bucket));
+    ASSIGN_OR_RETURN(std::optional<in::AsCounterBucket> stored,
+                     Load<in::AsCounterBucket>(view, key));
+    // Merge the stored entries (sorted) with the run's (sorted).
     in::AsCounterBucket out;
-    for (const auto& [counter_day, delta] : merged) {
-      if (delta == 0) continue;
+    const int stored_size = stored ? stored->deltas_size() : 0;
+    int i = 0;
+    size_t j = run;
+    auto emit = [&](int counter, Day day, int64_t delta) {
+      if (delta == 0) return;
       in::AsDelta* d = out.add_deltas();
-      d->set_counter(counter_day.first);
-      d->set_day(counter_day.second);
+      d->set_counter(counter);
+      d->set_day(day);
       d->set_delta(delta);
+    };
+    while (i < stored_size || j < end) {
+      const in::AsDelta* have = i < stored_size ? &stored->deltas(i) : nullptr;
+      const Add* add = j < end ? &adds[j] : nullptr;
+      if (add == nullptr ||
+          (have != nullptr &&
+           std::make_pair(have->counter(), static_cast<Day>(have->day())) <
+               std::make_pair(add->counter, add->day))) {
+        emit(have->counter(), have->day(), have->delta());
+        ++i;
+      } else if (have == nullptr || std::make_pair(add->counter, add->day) <
+                                        std::make_pair(have->counter(),
+                                                       static_cast<Day>(have->day()))) {
+        emit(add->counter, add->day, add->delta);
+        ++j;
+      } else {
+        emit(add->counter, add->day, have->delta() + add->delta);
+        ++i;
+        ++j;
+      }
     }
     if (out.deltas_size() == 0) {
-      view.Delete(key);
+      if (stored) view.Delete(key);
     } else {
       Save(view, key, out);
     }
+    run = end;
   }
   return absl::OkStatus();
 }
@@ -445,8 +497,8 @@ namespace {
 absl::Status ApplyCadreOwnChange(sync::ProjectionView& view, const in::AsCadre& before,
                                  const in::AsCadre& after, const AssessmentOptions& options) {
   Computed old_part, new_part;
-  AddCadreOwn(before, options, old_part);
-  AddCadreOwn(after, options, new_part);
+  AddCadreOwn(before, MeetsAllSpans(before, options), old_part);
+  AddCadreOwn(after, MeetsAllSpans(after, options), new_part);
   return ApplyDifference(view, old_part, new_part);
 }
 
@@ -471,6 +523,18 @@ absl::StatusOr<std::optional<std::pair<std::string, in::AsVisit>>> VisitNextTo(
   return std::make_optional(std::make_pair(std::move(entry->first), std::move(visit)));
 }
 
+// Adds to `groups` the stored groups of the visit's photos it lacks.
+absl::Status LoadGroups(sync::ProjectionView& view, const in::AsVisit& visit,
+                        std::map<std::string, in::AsPhotoGroup>& groups) {
+  for (const std::string& photo : visit.photos()) {
+    if (groups.count(photo)) continue;
+    ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
+                     Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
+    groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
+  }
+  return absl::OkStatus();
+}
+
 // Adds the terms of the visits at `visit_keys` as the view holds them now
 // (a key with no visit adds none): each a function of the visit, the live
 // visit before it and its photos' groups, `changed` overriding the stored
@@ -483,12 +547,7 @@ absl::Status AddTermsNow(sync::ProjectionView& view, const std::set<std::string>
     ASSIGN_OR_RETURN(std::optional<in::AsVisit> visit, Load<in::AsVisit>(view, key));
     if (!visit) continue;
     ASSIGN_OR_RETURN(auto earlier, VisitNextTo(view, key, /*forward=*/false));
-    for (const std::string& photo : visit->photos()) {
-      if (groups.count(photo)) continue;
-      ASSIGN_OR_RETURN(std::optional<in::AsPhotoGroup> group,
-                       Load<in::AsPhotoGroup>(view, keys::PhotoGroup(photo)));
-      groups[photo] = group ? *std::move(group) : in::AsPhotoGroup();
-    }
+    RETURN_IF_ERROR(LoadGroups(view, *visit, groups));
     AddVisitTerm(CadreOfVisitKey(key), *visit, earlier ? &earlier->second : nullptr, groups,
                  options, out);
   }
@@ -692,6 +751,13 @@ void SetFix(in::AsVisit& visit, const v1::Event& event) {
 // a group only through IsDuplicate). The own part changes with `counted`. So
 // a visit reads its cadre, its neighbours and its photos' groups, never the
 // cadre's history (docs/assessment.md "Cost at commit").
+//
+// When the record keeps one key (recorded, withdrawn, or corrected without
+// moving its start: nearly every event), its neighbours P (before the key)
+// and N (after it) are the same on both sides, so both sides' terms of the
+// key and of N follow from the two visits read once: term(visit | P) and
+// term(N | visit, or P without one). Two seeks; a moved start reads both
+// sides through the view (AddTermsNow), four.
 absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
                         sync::ProjectionView& view, const AssessmentOptions& options) {
   const std::string& cadre_id = meta.author.actor;
@@ -760,22 +826,50 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
   if (before) EditPhotoUses(groups_after, cadre_id, *before, /*add=*/false);
   if (after) EditPhotoUses(groups_after, cadre_id, *after, /*add=*/true);
 
+  // The one key and its neighbours (see above), else `affected` holds both
+  // keys and the visits after them. `affected`: the terms read through the
+  // view on both sides.
+  const bool one_key = before_key.empty() || after_key.empty() || before_key == after_key;
+  const std::string& key = after_key.empty() ? before_key : after_key;
+  std::optional<std::pair<std::string, in::AsVisit>> prev, next;
   std::set<std::string> affected;
-  for (const std::string* key : {&before_key, &after_key}) {
-    if (key->empty()) continue;
-    affected.insert(*key);
-    ASSIGN_OR_RETURN(auto next, VisitNextTo(view, *key, /*forward=*/true));
-    if (next) affected.insert(next->first);
+  if (one_key) {
+    ASSIGN_OR_RETURN(prev, VisitNextTo(view, key, /*forward=*/false));
+    ASSIGN_OR_RETURN(next, VisitNextTo(view, key, /*forward=*/true));
+  } else {
+    for (const std::string* at : {&before_key, &after_key}) {
+      affected.insert(*at);
+      ASSIGN_OR_RETURN(auto after_it, VisitNextTo(view, *at, /*forward=*/true));
+      if (after_it) affected.insert(after_it->first);
+    }
   }
   for (const auto& [photo, group] : groups_before) {
     const in::AsPhotoGroup& now = groups_after[photo];
     if (IsDuplicate(group) == IsDuplicate(now)) continue;
     for (const in::AsPhotoGroup* g : {&group, &now}) {
       for (const in::AsPhotoUse& use : g->uses()) {
-        affected.insert(keys::CadreVisit(use.cadre_id(), use.start_ms(), use.offset()));
+        std::string use_key = keys::CadreVisit(use.cadre_id(), use.start_ms(), use.offset());
+        if (one_key && (use_key == key || (next && use_key == next->first))) continue;
+        affected.insert(std::move(use_key));
       }
     }
   }
+  // The terms of the key and of N on one side: `mine` is the event's visit
+  // on that side (none: absent there), `groups` that side's changed groups.
+  auto add_neighbourhood = [&](const std::optional<in::AsVisit>& mine,
+                               std::map<std::string, in::AsPhotoGroup> groups,
+                               Computed& out) -> absl::Status {
+    const in::AsVisit* earlier = prev ? &prev->second : nullptr;
+    if (mine) {
+      RETURN_IF_ERROR(LoadGroups(view, *mine, groups));
+      AddVisitTerm(cadre_id, *mine, earlier, groups, options, out);
+    }
+    if (next) {
+      RETURN_IF_ERROR(LoadGroups(view, next->second, groups));
+      AddVisitTerm(cadre_id, next->second, mine ? &*mine : earlier, groups, options, out);
+    }
+    return absl::OkStatus();
+  };
 
   ASSIGN_OR_RETURN(in::AsCadre cadre, LoadOrNewCadre(view, cadre_id));
   in::AsCadre cadre_after = cadre;
@@ -789,10 +883,17 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
     counted_changed = true;
   }
   Computed old_part, new_part;
-  if (counted_changed) {  // Else the own part is the same on both sides.
-    AddCadreOwn(cadre, options, old_part);
-    AddCadreOwn(cadre_after, options, new_part);
+  if (counted_changed) {
+    // The two records differ in their counted visits only, which the own
+    // part reads through MeetsAllSpans: the same spans, the same part.
+    Spans meets_before = MeetsAllSpans(cadre, options);
+    Spans meets_after = MeetsAllSpans(cadre_after, options);
+    if (meets_before != meets_after) {
+      AddCadreOwn(cadre, meets_before, old_part);
+      AddCadreOwn(cadre_after, meets_after, new_part);
+    }
   }
+  if (one_key) RETURN_IF_ERROR(add_neighbourhood(before, groups_before, old_part));
   RETURN_IF_ERROR(AddTermsNow(view, affected, groups_before, options, old_part));
 
   if (before) view.Delete(before_key);
@@ -811,6 +912,7 @@ absl::Status ApplyVisit(const v1::Event& event, const sync::EventMeta& meta,
     }
   }
   Save(view, keys::Cadre(cadre_id), cadre_after);
+  if (one_key) RETURN_IF_ERROR(add_neighbourhood(after, groups_after, new_part));
   RETURN_IF_ERROR(AddTermsNow(view, affected, groups_after, options, new_part));
   return ApplyDifference(view, old_part, new_part);
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <string_view>
+#include <vector>
 
 #include "absl/time/civil_time.h"
 
@@ -348,24 +350,34 @@ CadreYear Evaluate(const in::AsCadre& cadre, const CountedVisits& counted, int y
                    const AssessmentOptions& options) {
   CadreYear out;
   const Day first = FirstDay(year);
-  std::set<std::string> households, villages, counties;
-  std::set<std::string> village_counties;
+  // Distinct ids as sorted views into the links (Evaluate runs a few times
+  // per commit of a visit: MeetsAllSpans bisects over it).
+  std::vector<std::string_view> households, villages, counties, village_counties;
   for (const in::AsLink& link : cadre.links()) {
     if (!link.cadre() || !ActiveIn(link, first, as_of)) continue;
     if (link.target_kind() == v1::SUBJECT_KIND_HOUSEHOLD) {
-      households.insert(link.target_id());
+      households.push_back(link.target_id());
     } else if (link.target_kind() == v1::SUBJECT_KIND_VILLAGE) {
-      villages.insert(link.target_id());
-      village_counties.insert(link.area_code().substr(0, 6));
+      villages.push_back(link.target_id());
+      village_counties.push_back(std::string_view(link.area_code()).substr(0, 6));
     } else if (link.target_kind() == v1::SUBJECT_KIND_AREA &&
                link.role() == v1::LINK_ROLE_COUNTY_LEADER) {
-      counties.insert(link.target_id().substr(0, 6));
+      counties.push_back(std::string_view(link.target_id()).substr(0, 6));
     }
   }
-  out.linked_households = static_cast<uint32_t>(households.size());
-  out.linked_villages = static_cast<uint32_t>(villages.size());
-  for (const std::string& county : counties) {
-    if (village_counties.count(county)) ++out.linked_counties_with_village;
+  auto distinct = [](std::vector<std::string_view>& ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids.size();
+  };
+  out.linked_households = static_cast<uint32_t>(distinct(households));
+  out.linked_villages = static_cast<uint32_t>(distinct(villages));
+  distinct(counties);
+  distinct(village_counties);
+  for (std::string_view county : counties) {
+    if (std::binary_search(village_counties.begin(), village_counties.end(), county)) {
+      ++out.linked_counties_with_village;
+    }
   }
   const v1::CadreRank rank = static_cast<v1::CadreRank>(cadre.rank());
   out.household_quota = HouseholdQuota(rank, options);

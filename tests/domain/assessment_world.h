@@ -233,6 +233,7 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
   auto hh = [&](int h) { return absl::StrCat("11111111-1111-4111-8111-0000000000", 10 + h); };
   struct Visit {
     std::string event_id, cadre, household, village;
+    absl::Time start;  // As the last accepted correction left it.
   };
   std::vector<Visit> visits;
   std::vector<std::pair<std::string, v1::Date>> open_links;
@@ -308,10 +309,10 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
       }
       const absl::Duration skew = absl::Minutes(pick(3) == 0 ? 15 : 1);
       if (w.Apply(e, cadre, v1::ROLE_CADRE, when + absl::Hours(2), skew)) {
-        visits.push_back({e.event_id(), cadre, hh(h), hh_village[h]});
+        visits.push_back({e.event_id(), cadre, hh(h), hh_village[h], when});
       }
     } else if (what == 8 && !visits.empty()) {
-      const Visit& original = visits[rng() % visits.size()];
+      Visit& original = visits[rng() % visits.size()];
       v1::Event e;
       e.set_event_id(absl::StrCat("x", step));
       *e.mutable_subject() = Ref(v1::SUBJECT_KIND_HOUSEHOLD, original.household);
@@ -322,15 +323,25 @@ v1::SubjectRef Ref(v1::SubjectKind kind, const std::string& id) {
       if (pick(2)) {
         c->set_withdrawn(true);
       } else {
-        *c->mutable_corrected()->mutable_start_time() = Ts(when);
-        *c->mutable_corrected()->mutable_end_time() = Ts(when + absl::Hours(5));
+        // Half the corrections move the visit (a new start, a new record
+        // key); the others keep its start and change its end, fix or photo.
+        const absl::Time start = pick(2) ? when : original.start;
+        *c->mutable_corrected()->mutable_start_time() = Ts(start);
+        *c->mutable_corrected()->mutable_end_time() = Ts(start + absl::Hours(1 + pick(5)));
+        if (pick(2)) {
+          e.mutable_location()->set_lat(36.0 + 0.5 * pick(3));
+          e.mutable_location()->set_lng(103.8);
+        }
         // Sometimes the photo too: its uses move from one group to another
         // in one event (a group may turn duplicate or back).
         if (pick(3) == 0) {
           c->mutable_corrected()->add_photo_sha256(std::string(32, static_cast<char>('a' + pick(3))));
         }
       }
-      w.Apply(e, original.cadre, v1::ROLE_CADRE, when);
+      const absl::Time corrected_start =
+          c->has_corrected() ? absl::FromUnixSeconds(c->corrected().start_time().seconds())
+                             : original.start;
+      if (w.Apply(e, original.cadre, v1::ROLE_CADRE, when)) original.start = corrected_start;
     } else {
       v1::Event e;
       *e.mutable_subject() = Ref(v1::SUBJECT_KIND_HOUSEHOLD, hh(h));
