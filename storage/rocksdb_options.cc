@@ -61,7 +61,7 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const StoreOptions& options,
   // under a small pinned top level: a lookup loads the one partition it needs.
   // A whole-file filter of a large file (megabytes) does not stay in its cache
   // shard, so without partitions every Get re-read and re-checksummed it from
-  // the file (a 1 GB store spent 88% of its commit time there).
+  // the file (a 0.6 GB store spent 88% of its commit time there).
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;

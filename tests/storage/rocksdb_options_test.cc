@@ -127,7 +127,7 @@ TEST(RocksDbOptionsTest, TuningChangesWhatTheStoreOpensWith) {
 // Regression (session 6): the point-lookup families kept one whole-file
 // bloom filter per SST in the block cache. A large file's filter (megabytes)
 // does not stay in its cache shard, so every Get read it from the file again
-// and verified its checksum: report_bench's 1 GB store spent 88% of its
+// and verified its checksum: report_bench's 0.6 GB store spent 88% of its
 // commit time in FilterBlockReaderCommon::GetOrReadFilterBlock. Filters are
 // now partitioned: a Get loads the small partition it needs, which stays
 // cached. Here: one SST of 1.2 M keys (a ~1.5 MB filter) behind a 4 MiB cache
