@@ -222,6 +222,23 @@ class RawDb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
+// Appends each entry as its own call while `blocker` holds the committer (so
+// that the calls form one group, in order), releases it and waits for every
+// call's answer.
+::testing::AssertionResult AppendBehind(EventStore& store, CommitterBlocker& blocker,
+                                        std::vector<std::pair<AppendEntry, AsyncAppend*>> calls) {
+  for (auto& [entry, call] : calls) store.AppendAsync({std::move(entry)}, call->Callback());
+  if (absl::Status released = blocker.Release().status(); !released.ok()) {
+    return ::testing::AssertionFailure() << released;
+  }
+  for (auto& [entry, call] : calls) {
+    if (!call->done.WaitForNotificationWithTimeout(kSafetyTimeout)) {
+      return ::testing::AssertionFailure() << "a call never finished";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 class EventStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(Open()); }
@@ -1033,13 +1050,9 @@ TEST_F(EventStoreTest, PrepareSeesEarlierCallsOfTheSameGroupButNotFailedOnes) {
     return absl::OkStatus();
   };
   AsyncAppend wrote, failed_call, read;
-  store_->AppendAsync({std::move(writer)}, wrote.Callback());
-  store_->AppendAsync({std::move(failed)}, failed_call.Callback());
-  store_->AppendAsync({std::move(reader)}, read.Callback());
-  ASSERT_OK(blocker.Release());
-  ASSERT_TRUE(wrote.done.WaitForNotificationWithTimeout(kSafetyTimeout));
-  ASSERT_TRUE(failed_call.done.WaitForNotificationWithTimeout(kSafetyTimeout));
-  ASSERT_TRUE(read.done.WaitForNotificationWithTimeout(kSafetyTimeout));
+  ASSERT_TRUE(AppendBehind(*store_, blocker, {{std::move(writer), &wrote},
+                                               {std::move(failed), &failed_call},
+                                               {std::move(reader), &read}}));
 
   ASSERT_OK(wrote.result);
   EXPECT_EQ(Describe(*wrote.result), "3");
@@ -1159,13 +1172,9 @@ TEST_F(EventStoreTest, NearestSeesWhatGetSeesInKeyOrder) {
     return absl::OkStatus();
   };
   AsyncAppend wrote, failed_call, read;
-  store_->AppendAsync({std::move(writer)}, wrote.Callback());
-  store_->AppendAsync({std::move(failed)}, failed_call.Callback());
-  store_->AppendAsync({std::move(reader)}, read.Callback());
-  ASSERT_OK(blocker.Release());
-  ASSERT_TRUE(wrote.done.WaitForNotificationWithTimeout(kSafetyTimeout));
-  ASSERT_TRUE(failed_call.done.WaitForNotificationWithTimeout(kSafetyTimeout));
-  ASSERT_TRUE(read.done.WaitForNotificationWithTimeout(kSafetyTimeout));
+  ASSERT_TRUE(AppendBehind(*store_, blocker, {{std::move(writer), &wrote},
+                                               {std::move(failed), &failed_call},
+                                               {std::move(reader), &read}}));
   ASSERT_OK(read.result);
   EXPECT_THAT(seen, ElementsAre("v/a=A", "v/b=B", "v/d=D", "-", "v/d=D", "v/b=B", "v/a=A", "-",
                                 "w/x=X", "w/x=X", "v/b=B"));
