@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/stubs/logging.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <mutex>
@@ -190,7 +191,8 @@ using grpc::experimental::ServerRpcInfo;
 thread_local std::string t_invalid_utf8_field;
 google::protobuf::LogHandler* g_previous_log_handler = nullptr;
 
-// Records the field of a UTF-8 failure, then logs as before.
+// Records the field of a UTF-8 failure instead of logging it (NewMalformedRequestFactory);
+// logs anything else as before.
 void CaptureInvalidUtf8(google::protobuf::LogLevel level, const char* filename, int line,
                         const std::string& message) {
   constexpr std::string_view kHead = "String field '";
@@ -200,8 +202,16 @@ void CaptureInvalidUtf8(google::protobuf::LogLevel level, const char* filename, 
     if (end != std::string::npos) {
       t_invalid_utf8_field = message.substr(kHead.size(), end - kHead.size());
     }
+    return;
   }
   if (g_previous_log_handler != nullptr) g_previous_log_handler(level, filename, line, message);
+}
+
+void InstallUtf8Capture() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_previous_log_handler = google::protobuf::SetLogHandler(&CaptureInvalidUtf8);
+  });
 }
 
 // The path of the field `full_name` from `type` ("unit.name"), or empty.
@@ -234,6 +244,23 @@ const google::protobuf::Descriptor* RequestTypeOf(std::string_view path) {
   return method == nullptr ? nullptr : method->input_type();
 }
 
+// INVALID_ARGUMENT's message for a request of `type` (nullptr: unknown) that did
+// not parse; `invalid_utf8_field` the full name protobuf reported, if any.
+std::string DescribeMalformed(const google::protobuf::Descriptor* type,
+                              const std::string& invalid_utf8_field) {
+  const std::string type_name = type == nullptr ? "the method's request" : type->full_name();
+  if (!invalid_utf8_field.empty()) {
+    std::string path = type == nullptr ? "" : FieldPath(type, invalid_utf8_field);
+    if (path.empty()) path = invalid_utf8_field;
+    return absl::StrCat("request field ", path, " (", invalid_utf8_field,
+                        ") is not valid UTF-8: the request does not parse as ", type_name,
+                        "; send strings as whole UTF-8 characters (bytes fields take any bytes)");
+  }
+  return absl::StrCat("the request does not parse as ", type_name,
+                      ": the bytes are not a protobuf encoding of it (truncated, or a field "
+                      "with the wrong wire type)");
+}
+
 class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
  public:
   explicit MalformedRequestInterceptor(ServerRpcInfo* info)
@@ -260,18 +287,7 @@ class MalformedRequestInterceptor final : public grpc::experimental::Interceptor
 
  private:
   std::string Describe() const {
-    const google::protobuf::Descriptor* type = RequestTypeOf(method_);
-    const std::string type_name = type == nullptr ? "the method's request" : type->full_name();
-    if (!invalid_utf8_field_.empty()) {
-      std::string path = type == nullptr ? "" : FieldPath(type, invalid_utf8_field_);
-      if (path.empty()) path = invalid_utf8_field_;
-      return absl::StrCat("request field ", path, " (", invalid_utf8_field_,
-                          ") is not valid UTF-8: the request does not parse as ", type_name,
-                          "; send strings as whole UTF-8 characters (bytes fields take any bytes)");
-    }
-    return absl::StrCat("the request does not parse as ", type_name,
-                        ": the bytes are not a protobuf encoding of it (truncated, or a field "
-                        "with the wrong wire type)");
+    return DescribeMalformed(RequestTypeOf(method_), invalid_utf8_field_);
   }
 
   const std::string method_;
@@ -282,12 +298,7 @@ class MalformedRequestInterceptor final : public grpc::experimental::Interceptor
 class MalformedRequestFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  MalformedRequestFactory() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-      g_previous_log_handler = google::protobuf::SetLogHandler(&CaptureInvalidUtf8);
-    });
-  }
+  MalformedRequestFactory() { InstallUtf8Capture(); }
   grpc::experimental::Interceptor* CreateServerInterceptor(ServerRpcInfo* info) override {
     return new MalformedRequestInterceptor(info);
   }
@@ -298,6 +309,16 @@ class MalformedRequestFactory final
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 NewMalformedRequestFactory() {
   return std::make_unique<MalformedRequestFactory>();
+}
+
+absl::Status ParseRawRequest(const grpc::ByteBuffer& bytes, google::protobuf::Message& message) {
+  InstallUtf8Capture();
+  t_invalid_utf8_field.clear();
+  grpc::ByteBuffer copy(bytes);
+  grpc::ProtoBufferReader reader(&copy);
+  if (message.ParseFromZeroCopyStream(&reader)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      DescribeMalformed(message.GetDescriptor(), std::exchange(t_invalid_utf8_field, "")));
 }
 
 absl::Status NotReadable(const Principal& principal, const sync::Scope& scope,

@@ -242,8 +242,17 @@ using FinishedReader = FinishedStream<grpc::ServerReadReactor<Request>>;
 // handler installed once by the first factory records it for the thread that
 // parsed). One place for every service and unary or server-streaming RPC;
 // install it first in ServerBuilder::experimental().SetInterceptorCreators.
+// Protobuf's own log line for a string that is not UTF-8 is dropped, not
+// passed on: the caller's answer names the field, and a phone must not be able
+// to write a server log line per string it sends (every other protobuf log
+// line goes on as before).
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 NewMalformedRequestFactory();
+
+// Parses a request a handler takes as raw bytes (StreamService.Subscribe) into
+// `message`: INVALID_ARGUMENT in the interceptor's words when it does not parse
+// (naming the field of a string that is not valid UTF-8).
+absl::Status ParseRawRequest(const grpc::ByteBuffer& bytes, google::protobuf::Message& message);
 
 // PERMISSION_DENIED for a request outside the caller's scope.
 absl::Status OutOfScope(const Principal& principal, std::string_view what);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "server/auth.h"
 #include "storage/sha256.h"
 #include "sync/scope.h"
 
@@ -109,14 +110,22 @@ absl::Status BlobUploads::CheckAllowance(const std::string& device_id, std::stri
   uint64_t holding = 0;
   for (const auto& [sha, size] : held) holding += size;
   const uint64_t bound = settings_.max_partial_bytes_per_device;
-  if (total_size > bound || holding > bound - total_size) {
-    return absl::ResourceExhaustedError(
+  constexpr char kLimit[] = "limits.max_partial_blob_bytes_per_device";
+  if (total_size > bound) {
+    // Never passes, whatever the device finishes first.
+    return OverSizeLimit(absl::StrCat("a blob of ", total_size, " bytes is over ", kLimit, "=",
+                                      bound, ": it can never be uploaded to this server"),
+                         kLimit, bound, total_size);
+  }
+  if (holding > bound - total_size) {
+    return RetryLater(
         absl::StrCat("device ", device_id, " holds ", holding, " bytes in ", held.size(),
-                     " unfinished upload(s); a blob of ", total_size,
-                     " more bytes would pass limits.max_partial_blob_bytes_per_device=", bound,
+                     " unfinished upload(s); a blob of ", total_size, " more bytes would pass ",
+                     kLimit, "=", bound,
                      " (finish those uploads, or wait for them to expire after "
                      "limits.partial_blob_ttl_seconds=",
-                     absl::ToInt64Seconds(settings_.partial_ttl), ")"));
+                     absl::ToInt64Seconds(settings_.partial_ttl), ")"),
+        kLimit, bound, absl::ZeroDuration());
   }
   return absl::OkStatus();
 }
@@ -229,10 +238,14 @@ absl::Status BlobUploads::BeforeChunk(const Principal& caller, uint64_t bytes) {
   const double needed = static_cast<double>(bytes);
   if (bucket.tokens < needed) {
     const double wait_seconds = std::ceil((needed - bucket.tokens) * 3600.0 / per_hour);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "device ", caller.device_id(), " uploaded more than ",
-        "limits.blob_upload_bytes_per_device_per_hour=", settings_.upload_bytes_per_device_per_hour,
-        " bytes in the last hour; retry this chunk in ", static_cast<int64_t>(wait_seconds), " s"));
+    return RetryLater(
+        absl::StrCat("device ", caller.device_id(), " uploaded more than ",
+                     "limits.blob_upload_bytes_per_device_per_hour=",
+                     settings_.upload_bytes_per_device_per_hour,
+                     " bytes in the last hour; retry this chunk in ",
+                     static_cast<int64_t>(wait_seconds), " s"),
+        "limits.blob_upload_bytes_per_device_per_hour", settings_.upload_bytes_per_device_per_hour,
+        absl::Seconds(wait_seconds));
   }
   bucket.tokens -= needed;
   return absl::OkStatus();

@@ -49,14 +49,18 @@ absl::Status StreamHub::TryAdd(SubscribeReactor* reactor) {
       if (other->user_id() == reactor->user_id()) ++of_user;
     }
     if (open >= ctx_->settings.max_concurrent_streams) {
-      status = absl::ResourceExhaustedError(
+      status = RetryLater(
           absl::StrCat("limits.max_concurrent_streams=", ctx_->settings.max_concurrent_streams,
-                       " streams are open; retry later"));
+                       " streams are open; retry later"),
+          "limits.max_concurrent_streams", ctx_->settings.max_concurrent_streams,
+          absl::ZeroDuration());
     } else if (of_user >= ctx_->settings.max_streams_per_user) {
-      status = absl::ResourceExhaustedError(
+      status = RetryLater(
           absl::StrCat("user ", reactor->user_id(), " has ", of_user,
                        " Subscribe streams open, its share limits.max_streams_per_user=",
-                       ctx_->settings.max_streams_per_user, "; close one or retry later"));
+                       ctx_->settings.max_streams_per_user, "; close one or retry later"),
+          "limits.max_streams_per_user", ctx_->settings.max_streams_per_user,
+          absl::ZeroDuration());
     } else {
       reactors_.insert(reactor);
     }

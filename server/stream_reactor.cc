@@ -35,7 +35,8 @@ void SubscribeReactor::Drive() {
       if (action.resume_offset) {
         call_->AddTrailingMetadata(kResumeTrailer, absl::StrCat(*action.resume_offset));
       }
-      Finish(action.status);
+      AddErrorTrailers(call_, action.status);
+      Finish(ToGrpc(action.status));
     } else {
       StartWrite(&current_);
     }
@@ -81,13 +82,15 @@ bool SubscribeReactor::CutIfStalled(absl::Time now, absl::Duration idle) {
   // take it. It may still arrive, so the consumer resumes from the larger
   // of this offset and its last one.
   RequestFinishLocked(
-      absl::ResourceExhaustedError(absl::StrCat(
-          "the consumer has not read for ", absl::FormatDuration(now - write_started_),
-          " (limits.stream_idle_timeout_ms=", absl::ToInt64Milliseconds(idle),
-          "): the stream is closed to free its slot; resubscribe with from_offset = ",
-          sent_through_, " or the offset of the last event received if larger (the server "
-          "sent everything through ",
-          sent_through_, ")")),
+      RetryLater(absl::StrCat(
+                     "the consumer has not read for ", absl::FormatDuration(now - write_started_),
+                     " (limits.stream_idle_timeout_ms=", absl::ToInt64Milliseconds(idle),
+                     "): the stream is closed to free its slot; resubscribe with from_offset = ",
+                     sent_through_, " or the offset of the last event received if larger (the "
+                     "server sent everything through ",
+                     sent_through_, ")"),
+                 "limits.stream_idle_timeout_ms",
+                 static_cast<uint64_t>(absl::ToInt64Milliseconds(idle)), absl::ZeroDuration()),
       sent_through_, /*after_write=*/false);
   return true;
 }
@@ -149,11 +152,12 @@ void SubscribeReactor::QueueLocked(const LiveRecords& records, uint64_t through)
     // nothing and repeats nothing.
     const uint64_t resume = write_in_flight_ ? sending_through_ : sent_through_;
     RequestFinishLocked(
-        absl::ResourceExhaustedError(absl::StrCat(
-            "the consumer is too slow: ", pending_bytes_,
-            " bytes of events wait for it, over limits.subscriber_buffer_bytes=", buffer_limit_,
-            "; resubscribe with from_offset = ", resume,
-            " (the server sent everything through ", resume, ")")),
+        RetryLater(absl::StrCat("the consumer is too slow: ", pending_bytes_,
+                                " bytes of events wait for it, over "
+                                "limits.subscriber_buffer_bytes=",
+                                buffer_limit_, "; resubscribe with from_offset = ", resume,
+                                " (the server sent everything through ", resume, ")"),
+                   "limits.subscriber_buffer_bytes", buffer_limit_, absl::ZeroDuration()),
         resume, /*after_write=*/true);
   }
 }

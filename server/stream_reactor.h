@@ -172,7 +172,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     bool write = false;
     bool finish = false;
     bool read = false;
-    grpc::Status status;
+    absl::Status status;
     std::optional<uint64_t> resume_offset;
   };
 
@@ -186,7 +186,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     if (finished_ || finish_requested_) return;
     finish_requested_ = true;
     finish_after_write_ = after_write;
-    finish_status_ = ToGrpc(status);
+    finish_status_ = status;
     resume_offset_ = resume;
     ready_.clear();
     pending_.clear();
@@ -233,7 +233,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   int holds_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  // Kept as an absl::Status: its ErrorDetail (RESOURCE_EXHAUSTED) becomes the
+  // fieldsync-error-bin trailer at Finish.
+  absl::Status finish_status_ ABSL_GUARDED_BY(mu_);
   std::optional<uint64_t> resume_offset_ ABSL_GUARDED_BY(mu_);
   // Catch-up batches (and, on going live, the gap and the marker), in order.
   std::deque<Message> ready_ ABSL_GUARDED_BY(mu_);

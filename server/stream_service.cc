@@ -38,13 +38,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamServiceImpl::Subscribe(
   v1::SubscribeRequest request_message;
   const v1::SubscribeRequest* request = &request_message;
   absl::Status status = admission.status;
-  if (status.ok()) {
-    grpc::ByteBuffer copy(*raw_request);
-    grpc::ProtoBufferReader reader(&copy);
-    if (!request_message.ParseFromZeroCopyStream(&reader)) {
-      status = absl::InvalidArgumentError("the SubscribeRequest does not parse");
-    }
-  }
+  if (status.ok()) status = ParseRawRequest(*raw_request, request_message);
   if (status.ok()) {
     status = [&]() -> absl::Status {
       for (int kind : request->kinds()) {

@@ -44,7 +44,8 @@ uint64_t DiskBytes(const std::string& dir) {
 // [from, to) in chunks of `chunk` bytes, and half-closes.
 grpc::Status Upload(v1::SyncService::Stub& stub, const std::string& token, const std::string& sha,
                     uint64_t total_size, const std::string& content, size_t from, size_t to,
-                    size_t chunk, v1::UploadBlobResponse* response) {
+                    size_t chunk, v1::UploadBlobResponse* response,
+                    std::optional<v1::ErrorDetail>* detail = nullptr) {
   auto context = ServiceHarness::Context(token);
   auto writer = stub.UploadBlob(context.get(), response);
   v1::UploadBlobRequest header;
@@ -59,13 +60,16 @@ grpc::Status Upload(v1::SyncService::Stub& stub, const std::string& token, const
     open = writer->Write(request);
   }
   writer->WritesDone();
-  return writer->Finish();
+  grpc::Status status = writer->Finish();
+  if (detail != nullptr) *detail = ErrorDetailIn(*context);
+  return status;
 }
 
 grpc::Status UploadAll(v1::SyncService::Stub& stub, const std::string& token,
-                       const std::string& content, v1::UploadBlobResponse* response) {
+                       const std::string& content, v1::UploadBlobResponse* response,
+                       std::optional<v1::ErrorDetail>* detail = nullptr) {
   return Upload(stub, token, Sha(content), content.size(), content, 0, content.size(), 64 << 10,
-                response);
+                response, detail);
 }
 
 v1::GetBlobStatusResponse Status(v1::SyncService::Stub& stub, const std::string& token,
@@ -190,11 +194,17 @@ TEST_F(BlobAllowanceTest, ADevicesUnfinishedUploadsAreBoundedWithAPreciseMessage
   ASSERT_TRUE(Upload(sync(), phone().token(), Sha(first), first.size(), first, 0, 64 << 10,
                      64 << 10, &response)
                   .ok());
-  grpc::Status over = UploadAll(sync(), phone().token(), second, &response);
+  std::optional<v1::ErrorDetail> detail;
+  grpc::Status over = UploadAll(sync(), phone().token(), second, &response, &detail);
   EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << Describe(over);
   EXPECT_TRUE(
       absl::StrContains(over.error_message(), "limits.max_partial_blob_bytes_per_device=262144"))
       << over.error_message();
+  // Told apart without the message: wait (finish or let expire the others).
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.max_partial_blob_bytes_per_device");
+  EXPECT_EQ(detail->limit_value(), 256u << 10);
   EXPECT_FALSE(harness().store().GetBlob(Sha(second)).ok());
 
   // Once the first is finished the second fits.
@@ -204,6 +214,25 @@ TEST_F(BlobAllowanceTest, ADevicesUnfinishedUploadsAreBoundedWithAPreciseMessage
   ASSERT_TRUE(UploadAll(sync(), phone().token(), second, &response).ok());
   EXPECT_TRUE(Stored(first));
   EXPECT_TRUE(Stored(second));
+}
+
+TEST_F(BlobAllowanceTest, ABlobOverTheWholeAllowanceIsToldItCanNeverPass) {
+  // Under max_blob_bytes, over what a device may hold unfinished: no wait helps.
+  const std::string big = Photo(300 << 10, 11);
+  PushVisitWithPhotos({big});
+  v1::UploadBlobResponse response;
+  std::optional<v1::ErrorDetail> detail;
+  grpc::Status over = UploadAll(sync(), phone().token(), big, &response, &detail);
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << Describe(over);
+  EXPECT_TRUE(
+      absl::StrContains(over.error_message(), "limits.max_partial_blob_bytes_per_device=262144"))
+      << over.error_message();
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_MAKE_SMALLER);
+  EXPECT_EQ(detail->limit(), "limits.max_partial_blob_bytes_per_device");
+  EXPECT_EQ(detail->limit_value(), 256u << 10);
+  EXPECT_EQ(detail->requested(), big.size());
+  EXPECT_FALSE(harness().store().GetBlob(Sha(big)).ok());
 }
 
 class BlobRateTest : public BlobOwnershipTest {
@@ -219,11 +248,19 @@ TEST_F(BlobRateTest, ADeviceUploadsAtMostItsHourlyAllowance) {
   PushVisitWithPhotos({first, second});
   v1::UploadBlobResponse response;
   ASSERT_TRUE(UploadAll(sync(), phone().token(), first, &response).ok());
-  grpc::Status over = UploadAll(sync(), phone().token(), second, &response);
+  std::optional<v1::ErrorDetail> detail;
+  grpc::Status over = UploadAll(sync(), phone().token(), second, &response, &detail);
   EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << Describe(over);
   EXPECT_TRUE(absl::StrContains(over.error_message(),
                                 "limits.blob_upload_bytes_per_device_per_hour=262144"))
       << over.error_message();
+  // The wait rides in the trailer: at most the hour the allowance refills in.
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.blob_upload_bytes_per_device_per_hour");
+  EXPECT_EQ(detail->limit_value(), 256u << 10);
+  EXPECT_GT(detail->retry_after_ms(), 0u);
+  EXPECT_LE(detail->retry_after_ms(), 3600u * 1000u);
   // An hour later the rest goes through, resuming where it stopped.
   harness().clock().Advance(absl::Hours(1));
   const uint64_t from = Status(sync(), phone().token(), Sha(second)).received_bytes();

@@ -121,11 +121,24 @@ TEST_F(MalformedRequestTest, InvalidUtf8InAStringIsInvalidArgumentNamingTheField
 }
 
 // StreamService.Subscribe takes its request as raw bytes (server/stream_service.cc) and
-// parses it itself, after the guard: its own INVALID_ARGUMENT, not the interceptor's.
-TEST_F(MalformedRequestTest, ASubscribeRequestThatDoesNotParseIsInvalidArgument) {
+// parses it itself, after the guard (server::ParseRawRequest): the same words as the
+// interceptor's, naming the field.
+TEST_F(MalformedRequestTest, ASubscribeRequestThatDoesNotParseIsInvalidArgumentNamingTheField) {
   grpc::Status status = CallWithBytes(harness_->channel(), "/fieldsync.v1.StreamService/Subscribe",
                                       Field(3, kCutEmoji), harness_->admin_token());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "field scope_prefixes "))
+      << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "fieldsync.v1.SubscribeRequest"))
+      << status.error_message();
+
+  const std::string truncated = std::string("\x1a\x05ok", 4);
+  status = CallWithBytes(harness_->channel(), "/fieldsync.v1.StreamService/Subscribe", truncated,
+                         harness_->admin_token());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(),
+                                "does not parse as fieldsync.v1.SubscribeRequest"))
+      << status.error_message();
 }
 
 TEST_F(MalformedRequestTest, BytesThatAreNoProtobufAreInvalidArgumentNamingTheRequestType) {

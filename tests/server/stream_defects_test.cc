@@ -189,6 +189,11 @@ TEST_F(StreamDefectsTest, OneUserGetsItsShareOfStreamsAndTheAdminStillGetsOne) {
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.max_streams_per_user=2"))
       << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "user hq1")) << status.error_message();
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(*over.context);
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.max_streams_per_user");
+  EXPECT_EQ(detail->limit_value(), 2u);
 
   Stream admin_stream = Open(admin_token());
   admin_stream.CatchUp();  // Admitted: the cap (8) is not the user's to take.
@@ -249,6 +254,11 @@ TEST_F(StreamDefectsTest, AConsumerThatStopsReadingIsCutWithTheOffsetToResumeFro
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.stream_idle_timeout_ms=30000"))
       << status.error_message();
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(*stalled.context);
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.stream_idle_timeout_ms");
+  EXPECT_EQ(detail->limit_value(), 30000u);
   ASSERT_FALSE(received.empty());
   EXPECT_LT(received.back().offset(), Head());  // Cut in the middle of its catch-up.
   EXPECT_TRUE(absl::StrContains(status.error_message(), "from_offset")) << status.error_message();

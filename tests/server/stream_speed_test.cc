@@ -234,6 +234,10 @@ TEST_F(StreamSpeedTest, ASlowLiveConsumerIsCutWithTheResumeOffsetAndResumingLose
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.subscriber_buffer_bytes"))
       << status.error_message();
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(*stream.context);
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.subscriber_buffer_bytes");
   const auto& trailers = stream.context->GetServerTrailingMetadata();
   auto trailer = trailers.find("fieldsync-resume-offset");
   ASSERT_NE(trailer, trailers.end()) << "no resume trailer";

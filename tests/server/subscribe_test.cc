@@ -218,6 +218,11 @@ TEST_F(SubscribeTest, OneStreamOverTheLimitIsRefused) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(absl::StrContains(status.error_message(), "limits.max_concurrent_streams"))
       << status.error_message();
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(*d.context);
+  ASSERT_TRUE(detail.has_value()) << "no fieldsync-error-bin trailer";
+  EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
+  EXPECT_EQ(detail->limit(), "limits.max_concurrent_streams");
+  EXPECT_EQ(detail->limit_value(), 3u);
 }
 
 TEST_F(SubscribeTest, DrainingEndsLiveStreamsWithUnavailable) {

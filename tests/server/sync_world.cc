@@ -25,6 +25,17 @@ constexpr char kAreasCsv[] =
 
 }  // namespace
 
+std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("fieldsync-error-bin");
+  if (it == trailers.end()) return std::nullopt;
+  v1::ErrorDetail detail;
+  if (!detail.ParseFromArray(it->second.data(), static_cast<int>(it->second.size()))) {
+    return std::nullopt;
+  }
+  return detail;
+}
+
 std::string OutcomeOf(const v1::PushResult& result) {
   switch (result.outcome_case()) {
     case v1::PushResult::kAccepted:

@@ -19,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,5 +118,9 @@ class SyncWorld : public ::testing::Test {
 // The outcome of a PushResult as a short word, for test messages:
 // "accepted", "duplicate", "conflict", or the rejection code's name.
 std::string OutcomeOf(const v1::PushResult& result);
+
+// The v1.ErrorDetail a finished call carried in its trailer fieldsync-error-bin
+// (docs/protocol.md); nullopt if none, or if it does not parse.
+std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context);
 
 }  // namespace fieldsync::testing

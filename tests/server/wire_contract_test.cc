@@ -122,6 +122,28 @@ TEST_F(WireContractTest, InvalidUtf8InsideTheEventBytesIsMalformedAndTheRestOfTh
   EXPECT_TRUE(response.results(2).has_accepted()) << response.results(2).ShortDebugString();
 }
 
+// Protobuf logs an ERROR line for every string that is not UTF-8 it parses; the
+// server drops that line (server/auth.h, NewMalformedRequestFactory): a phone
+// must not write a line of the server's log per string it sends.
+TEST_F(WireContractTest, EventsWithInvalidUtf8WriteNoServerLogLine) {
+  std::vector<v1::SignedEvent> batch;
+  for (int i = 0; i < 20; ++i) {
+    const std::string bytes =
+        TestEventBytes(phone().Visit(kH1, kV1)) + std::string("\x42\x02\xc3\x28", 4);
+    batch.push_back(phone().SignBytes(bytes));
+  }
+  v1::PushResponse response;
+  ::testing::internal::CaptureStderr();
+  grpc::Status status = PushSigned(phone(), batch, &response);
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 20);
+  for (const v1::PushResult& result : response.results()) {
+    EXPECT_EQ(result.rejected().code(), v1::REJECTION_CODE_MALFORMED) << result.ShortDebugString();
+  }
+  EXPECT_FALSE(absl::StrContains(logged, "invalid UTF-8")) << logged;
+}
+
 TEST_F(WireContractTest, ABadSignatureMidBatchIsRefusedAndTheEventsBehindItAreHeldWithTheNumber) {
   v1::Event first = phone().Visit(kH1, kV1);
   v1::Event bad = phone().Visit(kH1, kV1);
