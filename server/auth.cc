@@ -244,14 +244,15 @@ const google::protobuf::Descriptor* RequestTypeOf(std::string_view path) {
   return method == nullptr ? nullptr : method->input_type();
 }
 
-// INVALID_ARGUMENT's message for a request of `type` (nullptr: unknown) that did
-// not parse; `invalid_utf8_field` the full name protobuf reported, if any.
+}  // namespace
+
 std::string DescribeMalformed(const google::protobuf::Descriptor* type,
                               const std::string& invalid_utf8_field) {
   const std::string type_name = type == nullptr ? "the method's request" : type->full_name();
-  if (!invalid_utf8_field.empty()) {
-    std::string path = type == nullptr ? "" : FieldPath(type, invalid_utf8_field);
-    if (path.empty()) path = invalid_utf8_field;
+  // A field the request cannot hold was left by an earlier parse on this
+  // thread (an event's bytes in a push): not this request's failure.
+  std::string path = type == nullptr ? invalid_utf8_field : FieldPath(type, invalid_utf8_field);
+  if (!invalid_utf8_field.empty() && !path.empty()) {
     return absl::StrCat("request field ", path, " (", invalid_utf8_field,
                         ") is not valid UTF-8: the request does not parse as ", type_name,
                         "; send strings as whole UTF-8 characters (bytes fields take any bytes)");
@@ -260,6 +261,8 @@ std::string DescribeMalformed(const google::protobuf::Descriptor* type,
                       ": the bytes are not a protobuf encoding of it (truncated, or a field "
                       "with the wrong wire type)");
 }
+
+namespace {
 
 class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
  public:

@@ -249,6 +249,14 @@ using FinishedReader = FinishedStream<grpc::ServerReadReactor<Request>>;
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 NewMalformedRequestFactory();
 
+// INVALID_ARGUMENT's message for a request of `type` (nullptr: unknown) that
+// does not parse. `invalid_utf8_field`: the full name of the string field
+// protobuf last reported as not UTF-8 on this thread ("fieldsync.v1.Unit.name"),
+// named by its path from `type` ("unit.name"); ignored when `type` cannot
+// hold it (an earlier parse on the thread left it: an event's bytes).
+std::string DescribeMalformed(const google::protobuf::Descriptor* type,
+                              const std::string& invalid_utf8_field);
+
 // Parses a request a handler takes as raw bytes (StreamService.Subscribe) into
 // `message`: INVALID_ARGUMENT in the interceptor's words when it does not parse
 // (naming the field of a string that is not valid UTF-8).

@@ -15,7 +15,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "fieldsync/v1/admin_service.pb.h"
 #include "gtest/gtest.h"
+#include "server/auth.h"
 #include "tests/server/service_harness.h"
 
 namespace fieldsync::testing {
@@ -149,6 +151,19 @@ TEST_F(MalformedRequestTest, BytesThatAreNoProtobufAreInvalidArgumentNamingTheRe
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "fieldsync.v1.GetHouseholdRequest"))
       << status.error_message();
+}
+
+// The field protobuf reported last on a thread may be another message's (an
+// event's bytes parsed in a push on that thread): it is not this request's.
+TEST(DescribeMalformedTest, AFieldTheRequestCannotHoldIsNotNamed) {
+  const google::protobuf::Descriptor* type = v1::UpsertUnitRequest::descriptor();
+  EXPECT_TRUE(absl::StrContains(server::DescribeMalformed(type, "fieldsync.v1.Unit.name"),
+                                "request field unit.name (fieldsync.v1.Unit.name) is not valid"));
+  const std::string stale = server::DescribeMalformed(type, "fieldsync.v1.Event.area_code");
+  EXPECT_FALSE(absl::StrContains(stale, "area_code")) << stale;
+  EXPECT_TRUE(absl::StrContains(stale, "does not parse as fieldsync.v1.UpsertUnitRequest: the "
+                                       "bytes are not a protobuf encoding"))
+      << stale;
 }
 
 TEST_F(MalformedRequestTest, AnUnknownMethodStaysUnimplemented) {

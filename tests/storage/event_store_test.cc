@@ -239,6 +239,28 @@ class RawDb {
   return ::testing::AssertionSuccess();
 }
 
+// Runs `threads` threads at once, each making `calls` Append calls of
+// make(thread, call); the first error of each thread, OK if none.
+std::vector<absl::Status> AppendFromThreads(
+    EventStore& store, int threads, int calls,
+    const std::function<std::vector<AppendEntry>(int thread, int call)>& make) {
+  std::vector<absl::Status> failures(threads);
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      for (int call = 0; call < calls; ++call) {
+        absl::StatusOr<std::vector<AppendResult>> results = store.Append(make(t, call));
+        if (!results.ok()) {
+          failures[t] = results.status();
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : running) thread.join();
+  return failures;
+}
+
 class EventStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(Open()); }
@@ -544,26 +566,17 @@ TEST_F(EventStoreTest, AppendsLargerThanTheGroupLimitsAreCommittedWhole) {
     big.push_back(MakeEntry(absl::StrCat("big", i), std::string(300, 'b')));
   EXPECT_EQ(Describe(MustAppend(std::move(big))), "1 2 3 4 5 6 7 8 9 10");
 
-  std::vector<std::thread> threads;
-  std::vector<absl::Status> failures(4);
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([this, t, &failures] {
-      std::mt19937 rng(t);
-      for (int call = 0; call < 20; ++call) {
+  std::vector<std::mt19937> rngs;
+  for (int t = 0; t < 4; ++t) rngs.emplace_back(t);
+  std::vector<absl::Status> failures =
+      AppendFromThreads(*store_, 4, 20, [&rngs](int t, int call) {
         std::vector<AppendEntry> entries;
-        for (int n = 1 + rng() % 6; n > 0; --n) {
+        for (int n = 1 + rngs[t]() % 6; n > 0; --n) {
           entries.push_back(
               MakeEntry(absl::StrCat("t", t, "-", call, "-", n), std::string(300, 'c')));
         }
-        absl::StatusOr<std::vector<AppendResult>> results = store_->Append(std::move(entries));
-        if (!results.ok()) {
-          failures[t] = results.status();
-          return;
-        }
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+        return entries;
+      });
   for (const absl::Status& failure : failures) ASSERT_OK(failure);
 
   const uint64_t head = store_->Head();
@@ -1265,25 +1278,15 @@ TEST_F(EventStoreTest, NearestMatchesAModelUnderConcurrentAppends) {
     };
     return entry;
   };
-  std::vector<std::thread> threads;
-  std::vector<absl::Status> failures(kThreads);
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int call = 0; call < kCalls; ++call) {
+  std::vector<absl::Status> failures =
+      AppendFromThreads(*store_, kThreads, kCalls, [&entry_for](int t, int call) {
         std::vector<AppendEntry> entries;
         for (int n = 0; n < 1 + (call % 3); ++n) {
           entries.push_back(entry_for(absl::StrCat("t", t, "-", call, "-", n),
                                       static_cast<uint32_t>(t * 100000 + call * 10 + n)));
         }
-        absl::StatusOr<std::vector<AppendResult>> results = store_->Append(std::move(entries));
-        if (!results.ok()) {
-          failures[t] = results.status();
-          return;
-        }
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+        return entries;
+      });
   for (const absl::Status& failure : failures) ASSERT_OK(failure);
   EXPECT_GT(asked.load(), 1000);
   EXPECT_EQ(mismatches.load(), 0);
