@@ -65,6 +65,45 @@ absl::StatusOr<std::unique_ptr<RawDb>> OpenRawDb(const std::string& path,
   return raw;
 }
 
+}  // namespace
+
+absl::StatusOr<double> SettleCompactions(const std::string& path,
+                                         const storage::StoreOptions& store_options,
+                                         std::chrono::seconds timeout) {
+  absl::StatusOr<std::unique_ptr<RawDb>> raw = OpenRawDb(path, store_options);
+  if (!raw.ok()) return raw.status();
+  const Clock::time_point start = Clock::now();
+  // Two quiet polls in a row: a finished flush can schedule a compaction.
+  for (int quiet = 0; quiet < 2;) {
+    uint64_t busy = 0;
+    for (rocksdb::ColumnFamilyHandle* family : (*raw)->handles) {
+      for (const char* property : {"rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+        uint64_t value = 0;
+        if (!(*raw)->db->GetIntProperty(family, property, &value)) {
+          return absl::InternalError(absl::StrCat("rocksdb property ", property, " unavailable"));
+        }
+        busy += value;
+      }
+    }
+    for (const char* property : {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes"}) {
+      uint64_t value = 0;
+      if (!(*raw)->db->GetIntProperty(property, &value)) {
+        return absl::InternalError(absl::StrCat("rocksdb property ", property, " unavailable"));
+      }
+      busy += value;
+    }
+    quiet = busy == 0 ? quiet + 1 : 0;
+    if (Clock::now() - start > timeout) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("RocksDB still compacting after ", timeout.count(), " s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+namespace {
+
 class RawWorker {
  public:
   RawWorker(RawDb* raw, std::atomic<uint64_t>* next_offset, const std::vector<size_t>* prefixes,
