@@ -19,14 +19,6 @@ namespace {
 
 constexpr char kDetailTrailer[] = "fieldsync-error-bin";
 
-std::optional<v1::ErrorDetail> DetailOf(const std::multimap<std::string, std::string>& trailers) {
-  auto it = trailers.find(kDetailTrailer);
-  if (it == trailers.end()) return std::nullopt;
-  v1::ErrorDetail detail;
-  if (!detail.ParseFromString(it->second)) return std::nullopt;
-  return detail;
-}
-
 std::multimap<std::string, std::string> TrailersOf(const grpc::ClientContext& context) {
   std::multimap<std::string, std::string> out;
   for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
@@ -52,7 +44,7 @@ TEST_F(PushLimitDetailTest, APushOverMaxPushEventsSaysMakeItSmallerWithTheLimit)
   std::multimap<std::string, std::string> trailers;
   grpc::Status status = Push(phone(), events, &response, &trailers);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  std::optional<v1::ErrorDetail> detail = DetailOf(trailers);
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(trailers);
   ASSERT_TRUE(detail.has_value()) << "no " << kDetailTrailer << " trailer";
   EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_MAKE_SMALLER);
   EXPECT_EQ(detail->limit(), "limits.max_push_events");
@@ -73,7 +65,7 @@ TEST_F(PushLimitDetailTest, APushOverMaxPushBytesSaysMakeItSmallerWithTheBytes) 
   std::multimap<std::string, std::string> trailers;
   grpc::Status status = Push(phone(), events, &response, &trailers);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  std::optional<v1::ErrorDetail> detail = DetailOf(trailers);
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(trailers);
   ASSERT_TRUE(detail.has_value());
   EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_MAKE_SMALLER);
   EXPECT_EQ(detail->limit(), "limits.max_push_bytes");
@@ -93,7 +85,7 @@ TEST_F(PushLimitDetailTest, ABlobOverMaxBlobBytesSaysMakeItSmaller) {
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  std::optional<v1::ErrorDetail> detail = DetailOf(TrailersOf(*context));
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(*context);
   ASSERT_TRUE(detail.has_value());
   EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_MAKE_SMALLER);
   EXPECT_EQ(detail->limit(), "limits.max_blob_bytes");
@@ -140,7 +132,7 @@ TEST_F(RateLimitDetailTest, TheDeviceRateLimitSaysRetryLaterWithTheWait) {
     if (!status.ok()) break;
   }
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  std::optional<v1::ErrorDetail> detail = DetailOf(trailers);
+  std::optional<v1::ErrorDetail> detail = ErrorDetailIn(trailers);
   ASSERT_TRUE(detail.has_value());
   EXPECT_EQ(detail->action(), v1::ErrorDetail::ACTION_RETRY_LATER);
   EXPECT_EQ(detail->limit(), "limits.device_requests_per_second");

@@ -25,8 +25,10 @@ constexpr char kAreasCsv[] =
 
 }  // namespace
 
-std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context) {
-  const auto& trailers = context.GetServerTrailingMetadata();
+namespace {
+
+template <typename Trailers>
+std::optional<v1::ErrorDetail> DetailIn(const Trailers& trailers) {
   auto it = trailers.find("fieldsync-error-bin");
   if (it == trailers.end()) return std::nullopt;
   v1::ErrorDetail detail;
@@ -34,6 +36,17 @@ std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context)
     return std::nullopt;
   }
   return detail;
+}
+
+}  // namespace
+
+std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context) {
+  return DetailIn(context.GetServerTrailingMetadata());
+}
+
+std::optional<v1::ErrorDetail> ErrorDetailIn(
+    const std::multimap<std::string, std::string>& trailers) {
+  return DetailIn(trailers);
 }
 
 std::string OutcomeOf(const v1::PushResult& result) {

@@ -122,5 +122,8 @@ std::string OutcomeOf(const v1::PushResult& result);
 // The v1.ErrorDetail a finished call carried in its trailer fieldsync-error-bin
 // (docs/protocol.md); nullopt if none, or if it does not parse.
 std::optional<v1::ErrorDetail> ErrorDetailIn(const grpc::ClientContext& context);
+// The same from trailers as Push returns them.
+std::optional<v1::ErrorDetail> ErrorDetailIn(
+    const std::multimap<std::string, std::string>& trailers);
 
 }  // namespace fieldsync::testing
