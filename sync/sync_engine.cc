@@ -51,6 +51,59 @@
 namespace fieldsync::sync {
 namespace {
 
+// `s` with every byte that starts no well-formed UTF-8 sequence replaced by
+// U+FFFD.
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t code_point = 0;
+    const size_t length = base::Utf8SequenceLength(s, i, &code_point);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
+// Makes every string field of `message` (nested, repeated, map entries) valid
+// UTF-8. A rejection record copies claims out of bytes that may not parse
+// (ParseEventBytes's envelope): protobuf serializes a string that is not
+// UTF-8 but refuses to parse it back, so the record would be unreadable and
+// the replay of the same bytes, or ListRejections, DATA_LOSS.
+void RepairUtf8(google::protobuf::Message& message) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+          const std::string value = reflection->GetRepeatedString(message, field, i);
+          if (!base::IsValidUtf8(value)) {
+            reflection->SetRepeatedString(&message, field, i, ValidUtf8(value));
+          }
+        }
+      } else {
+        const std::string value = reflection->GetString(message, field);
+        if (!base::IsValidUtf8(value)) reflection->SetString(&message, field, ValidUtf8(value));
+      }
+    } else if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+          RepairUtf8(*reflection->MutableRepeatedMessage(&message, field, i));
+        }
+      } else {
+        RepairUtf8(*reflection->MutableMessage(&message, field));
+      }
+    }
+  }
+}
+
 constexpr size_t kSignatureBytes = crypto_sign_BYTES;
 constexpr size_t kPublicKeyBytes = crypto_sign_PUBLICKEYBYTES;
 constexpr size_t kMaxEventIdBytes = 128;
@@ -776,6 +829,7 @@ storage::AppendEntry SyncEngine::PushRun::RejectionEntry(size_t index) {
 void SyncEngine::PushRun::WriteRejection(storage::CommitContext& context, Item& item,
                                          const v1::Event& event) {
   const uint64_t offset = context.offset();
+  RepairUtf8(item.rejection);
   const v1::RejectionRecord& record = item.rejection;
   context.Put(sync_keys::Rejection(offset), record.SerializeAsString());
   context.Put(sync_keys::RejectionHash(item.content_hash), base::Be64(offset));
